@@ -1,0 +1,38 @@
+# The README's two commands are `make demo` and `make test`; both set up everything they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+
+.PHONY: venv system-packages test test-fast demo demo-clean bench crds clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml $(PLUGINS)
+	scripts/install-system-packages.sh python
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e . $(foreach p,$(PLUGINS),-e $(dir $(p))) \
+		"pytest>=8" "pytest-aiohttp>=1.0" "jsonschema>=4"
+	touch $@
+
+system-packages:
+	scripts/install-system-packages.sh zfs
+
+test: venv system-packages
+	$(BIN)/pytest
+
+demo: venv system-packages
+	scripts/demo.sh
+
+demo-clean:
+	scripts/demo.sh clean
+
+bench: venv system-packages
+	$(BIN)/python bench/zfs_converge.py
+
+crds: venv
+	$(BIN)/python -m nasd.crds crds
+
+clean:
+	rm -rf $(VENV) build *.egg-info plugins/*/src/*.egg-info

@@ -1,0 +1,119 @@
+"""The async bridge over pluggy, and a typed method per hook so callers never touch ``pm.hook``.
+
+pluggy calls implementations synchronously; an ``async def`` implementation returns a
+coroutine, which we await here. Hooks that need an owner are broadcast: every
+implementation answers, ``None`` means "not mine", and exactly one answer is required.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Mapping
+
+import pluggy
+
+from .context import Context
+from .errors import OwnerError
+from .feed import DesiredFeed
+from .models import NASShare, Resource, ZDataset, ZPool
+from .planning import Plan
+
+
+async def _await_all(results: list[Any]) -> list[Any]:
+    out = []
+    pending = list(results)
+    try:
+        while pending:
+            item = pending.pop(0)
+            out.append(await item if inspect.isawaitable(item) else item)
+    finally:
+        for item in pending:  # an earlier one raised: do not leak never-awaited coroutines
+            if inspect.iscoroutine(item):
+                item.close()
+    return out
+
+
+class Hooks:
+    """Typed, awaitable access to every core hook of one plugin manager."""
+
+    def __init__(self, pm: pluggy.PluginManager):
+        self.pm = pm
+
+    async def _call(self, name: str, **kwargs: Any) -> list[Any]:
+        return await _await_all(getattr(self.pm.hook, name)(**kwargs))
+
+    async def _owned(self, name: str, what: str, **kwargs: Any) -> Any:
+        answers = [a for a in await self._call(name, **kwargs) if a is not None]
+        if not answers:
+            raise OwnerError(f"no installed plugin handles {what}")
+        if len(answers) > 1:
+            raise OwnerError(f"{len(answers)} plugins claim {what}")
+        return answers[0]
+
+    async def startup(self, ctx: Context) -> None:
+        await self._call("startup", ctx=ctx)
+
+    async def shutdown(self, ctx: Context) -> None:
+        await self._call("shutdown", ctx=ctx)
+
+    async def supply_desired_state(self, ctx: Context, feed: DesiredFeed) -> None:
+        await self._call("supply_desired_state", ctx=ctx, feed=feed)
+
+    async def observe(self, ctx: Context, desired: list[Resource]) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for part in await self._call("observe", ctx=ctx, desired=desired):
+            if part:
+                merged.update(part)
+        return merged
+
+    async def ensure(
+        self,
+        ctx: Context,
+        resource: Resource,
+        dependencies: Mapping[tuple[str, str], Resource],
+        observed: Mapping[str, Any],
+    ) -> Plan:
+        what = f"{resource.kind} {resource.name}"
+        if isinstance(resource, ZPool):
+            return await self._owned("ensure_pool", what, ctx=ctx, pool=resource, observed=observed)
+        if isinstance(resource, ZDataset):
+            pool = dependencies.get(("ZPool", resource.spec.pool))
+            return await self._owned(
+                "ensure_dataset", what, ctx=ctx, dataset=resource, pool=pool, observed=observed
+            )
+        if isinstance(resource, NASShare):
+            dataset = dependencies[("ZDataset", resource.spec.dataset)]
+            return await self._owned(
+                "ensure_share",
+                f"{resource.spec.protocol} share {resource.name}",
+                ctx=ctx,
+                share=resource,
+                dataset=dataset,
+                observed=observed,
+            )
+        return await self._owned(
+            "ensure_resource", what, ctx=ctx, resource=resource, dependencies=dependencies, observed=observed
+        )
+
+    async def ensure_absent(self, ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan:
+        return await self._owned(
+            "ensure_absent", f"the deletion of {resource.kind} {resource.name}", ctx=ctx, resource=resource,
+            observed=observed,
+        )
+
+    async def take_snapshot(
+        self, ctx: Context, datasets: list[str], name: str, recursive: bool = False,
+        properties: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        return await self._owned(
+            "take_snapshot", "snapshots", ctx=ctx, datasets=datasets, name=name, recursive=recursive,
+            properties=dict(properties or {}),
+        )
+
+    async def clone(self, ctx: Context, snapshot: str, target: str, properties: Mapping[str, str] | None = None) -> str:
+        return await self._owned(
+            "clone", "clones", ctx=ctx, snapshot=snapshot, target=target, properties=dict(properties or {})
+        )
+
+    async def status_changed(self, ctx: Context, resource: Resource) -> None:
+        await self._call("status_changed", ctx=ctx, resource=resource)

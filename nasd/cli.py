@@ -1,0 +1,378 @@
+"""The ``nasd`` command line, with kubectl-like habits.
+
+Daemon and one-shot: ``serve``, ``reconcile``, ``plan``. Against a running daemon:
+``apply``, ``get``, ``describe``, ``delete``. About the installation: ``plugins``, ``crds``.
+Bad input ends with a message naming the field and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import yaml
+
+from . import __version__
+from .config import DEFAULT_SOCKET, Config, ConfigError, load_config
+from .manifests import load_paths
+from .models import ManifestError, Resource, kind_for
+
+EXIT_INVALID = 2
+
+
+def fail(message: str, code: int = EXIT_INVALID) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _config(ctx_obj: dict, **overrides: Any) -> Config:
+    try:
+        return load_config(ctx_obj.get("config"), **overrides)
+    except ConfigError as e:
+        fail(str(e))
+        raise AssertionError
+
+
+@click.group()
+@click.version_option(__version__, prog_name="nasd")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              envvar="NASD_CONFIG", help="YAML configuration file.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, log_level: str) -> None:
+    """nasd: declarative ZFS storage and file shares."""
+    from .logs import setup_logging
+
+    setup_logging(log_level)
+    ctx.obj = {"config": config_path}
+
+
+# -- daemon -------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--manifests", "manifests", multiple=True, type=click.Path(path_type=Path),
+              help="A folder (or file) of manifests, watched for changes. Repeatable.")
+@click.option("--state-dir", type=click.Path(path_type=Path), help="Where nasd keeps its state [/var/lib/nasd].")
+@click.option("--socket", type=click.Path(path_type=Path), help=f"Unix socket of the API [{DEFAULT_SOCKET}].")
+@click.option("--listen", help="HOST:PORT to serve the API on TCP as well (needs --token-file).")
+@click.option("--token-file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.pass_obj
+def serve(obj: dict, manifests: tuple[Path, ...], state_dir: Path | None, socket: Path | None, listen: str | None,
+          token_file: Path | None) -> None:
+    """Run the daemon: reconcile continuously, serve the API."""
+    config = _config(obj, manifests=list(manifests) or None, stateDir=state_dir, socket=socket, listen=listen,
+                     tokenFile=token_file)
+    token = None
+    if config.listen:
+        if config.tokenFile is None:
+            fail("--listen needs --token-file: the TCP API is never served without a bearer token")
+        assert config.tokenFile is not None
+        token = config.tokenFile.read_text().strip()
+        if len(token) < 16:
+            fail(f"{config.tokenFile}: the token must be at least 16 characters")
+    try:
+        asyncio.run(_serve(config, token))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve(config: Config, token: str | None) -> None:
+    from aiohttp import web
+
+    from .daemon import Nasd
+    from .web.app import make_app
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Nasd(config, watch=True) as nasd:
+        runners = []
+        sock = config.socket
+        sock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if sock.exists():
+            sock.unlink()
+        unix_runner = web.AppRunner(make_app(nasd))
+        await unix_runner.setup()
+        old_umask = os.umask(0o177)  # the socket is created 0600: only root can open it
+        try:
+            await web.UnixSite(unix_runner, str(sock)).start()
+        finally:
+            os.umask(old_umask)
+        runners.append(unix_runner)
+        if config.listen:
+            host, _, port = config.listen.rpartition(":")
+            tcp_runner = web.AppRunner(make_app(nasd, token=token))
+            await tcp_runner.setup()
+            await web.TCPSite(tcp_runner, host or "127.0.0.1", int(port)).start()
+            runners.append(tcp_runner)
+        nasd.ctx.log.info("nasd serving", extra={"socket": str(sock), "listen": config.listen})
+        loop_task = asyncio.create_task(nasd.reconciler.loop(), name="reconciler")
+        await stop.wait()
+        loop_task.cancel()
+        try:
+            await loop_task
+        except asyncio.CancelledError:
+            pass
+        for r in runners:
+            await r.cleanup()
+        if sock.exists():
+            sock.unlink()
+
+
+def _print_table(resources: list[Resource], wide: bool = False) -> None:
+    rows = [["KIND", "NAME", "READY", "REASON"] + (["MESSAGE"] if wide else [])]
+    for r in resources:
+        c = r.condition("Ready")
+        row = [r.kind, r.name, c.status if c else "Unknown", c.reason if c else ""]
+        if wide:
+            row.append((c.message if c else "").replace("\n", " ")[:100])
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _load(files: tuple[Path, ...]) -> list[Resource]:
+    try:
+        return load_paths(files)
+    except ManifestError as e:
+        fail("invalid manifests:\n  " + "\n  ".join(e.problems))
+        raise AssertionError
+
+
+@main.command()
+@click.option("-f", "--filename", "files", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="A manifest file or folder. Repeatable.")
+@click.option("--state-dir", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Choice(["table", "wide", "yaml", "json"]), default="wide")
+@click.pass_obj
+def reconcile(obj: dict, files: tuple[Path, ...], state_dir: Path | None, output: str) -> None:
+    """Converge once, without a daemon; exit 0 only when every resource is Ready."""
+    _load(files)  # all files valid, or nothing is applied
+    config = _config(obj, manifests=list(files), stateDir=state_dir)
+    resources = asyncio.run(_reconcile(config))
+    _emit(resources, output)
+    sys.exit(0 if all(r.ready for r in resources) else 1)
+
+
+async def _reconcile(config: Config) -> list[Resource]:
+    from .daemon import Nasd
+
+    async with Nasd(config) as nasd:
+        for _ in range(5):  # converge; a pass that changed something is followed by one that verifies
+            report = await nasd.reconciler.run_pass(ignore_backoff=True)
+            if not report.mutated:
+                break
+        desired, _ = nasd.feed.snapshot()
+        return [nasd.reconciler.current[k] for k in sorted(desired, key=lambda k: (kind_for(k[0]).phase, k[1]))
+                if k in nasd.reconciler.current]
+
+
+def _emit(resources: list[Resource], output: str) -> None:
+    if output in ("table", "wide"):
+        _print_table(resources, wide=output == "wide")
+    else:
+        items = [r.to_manifest() for r in resources]
+        _dump(items if len(items) != 1 else items[0], output)
+
+
+def _dump(data: Any, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+
+
+@main.command()
+@click.option("-f", "--filename", "files", multiple=True, required=True, type=click.Path(path_type=Path))
+@click.option("--state-dir", type=click.Path(path_type=Path))
+@click.pass_obj
+def plan(obj: dict, files: tuple[Path, ...], state_dir: Path | None) -> None:
+    """Print the commands a reconcile would run; run nothing that changes the system."""
+    _load(files)
+    config = _config(obj, manifests=list(files), stateDir=state_dir)
+    lines = asyncio.run(_plan(config))
+    for line in lines:
+        click.echo(line)
+
+
+async def _plan(config: Config) -> list[str]:
+    from .daemon import Nasd
+
+    async with Nasd(config, read_only=True) as nasd:
+        report = await nasd.reconciler.run_pass(dry_run=True)
+    lines = []
+    for outcome in report.outcomes:
+        if outcome.actions or outcome.reason not in ("Planned",):
+            head = f"# {outcome.key[0]}/{outcome.key[1]}"
+            if outcome.reason not in ("Planned",):
+                head += f": {outcome.reason} {outcome.message}".rstrip()
+            lines.append(head)
+        lines += [a.render() for a in outcome.actions]
+    if not any(o.actions for o in report.outcomes):
+        lines.append("# nothing to do: everything is as the manifests say")
+    return lines
+
+
+# -- client commands ----------------------------------------------------------------
+
+
+def _client_options(f: Callable) -> Callable:
+    f = click.option("--socket", type=click.Path(path_type=Path), envvar="NASD_SOCKET", default=str(DEFAULT_SOCKET),
+                     show_default=True)(f)
+    f = click.option("--server", envvar="NASD_SERVER", help="http://HOST:PORT of a TCP API instead of the socket")(f)
+    f = click.option("--token", envvar="NASD_TOKEN", help="Bearer token for --server")(f)
+    return f
+
+
+def _client(socket: Path, server: str | None, token: str | None) -> Any:
+    from .client import Client
+
+    return Client(socket=str(socket), server=server, token=token)
+
+
+def _call(coro: Any) -> Any:
+    from aiohttp import ClientConnectionError
+
+    from .client import APIError
+
+    try:
+        return asyncio.run(coro)
+    except APIError as e:
+        fail(str(e), 1)
+    except (ClientConnectionError, FileNotFoundError, ConnectionError) as e:
+        fail(f"cannot reach nasd: {e} (is `nasd serve` running? check --socket/--server)", 1)
+
+
+def _plural(kind: str) -> str:
+    try:
+        return kind_for(kind).plural
+    except KeyError as e:
+        fail(str(e.args[0]))
+        raise AssertionError
+
+
+@main.command()
+@click.option("-f", "--filename", "files", multiple=True, required=True, type=click.Path(path_type=Path))
+@_client_options
+def apply(files: tuple[Path, ...], socket: Path, server: str | None, token: str | None) -> None:
+    """Create or update resources in a running daemon."""
+    resources = _load(files)
+    client = _client(socket, server, token)
+
+    async def go() -> None:
+        for r in resources:
+            result = await client.apply(r.plural, r.to_manifest(with_status=False))
+            click.echo(f"{r.kind.lower()}/{result['metadata']['name']} applied")
+
+    _call(go())
+
+
+@main.command()
+@click.argument("kind")
+@click.argument("name", required=False)
+@click.option("-o", "--output", type=click.Choice(["table", "wide", "yaml", "json"]), default="table")
+@_client_options
+def get(kind: str, name: str | None, output: str, socket: Path, server: str | None, token: str | None) -> None:
+    """Show resources of KIND (or one, by NAME) with their Ready condition."""
+    plural = _plural(kind)
+    client = _client(socket, server, token)
+    items = _call(client.get(plural, name)) if name else _call(client.list(plural))
+    items = [items] if name else items
+    if output in ("yaml", "json"):
+        _dump(items[0] if name else {"items": items}, output)
+        return
+    cls = kind_for(kind)
+    rows = [["NAME", "READY", "REASON"] + ([cls.key_column[0].upper()] if cls.key_column else [])
+            + (["MESSAGE"] if output == "wide" else [])]
+    for item in items:
+        conds = {c["type"]: c for c in item.get("status", {}).get("conditions", [])}
+        ready = conds.get("Ready", {})
+        row = [item["metadata"]["name"], ready.get("status", "Unknown"), ready.get("reason", "")]
+        if cls.key_column:
+            row.append(str(_jsonpath(item, cls.key_column[1]) or ""))
+        if output == "wide":
+            row.append(ready.get("message", "").replace("\n", " ")[:100])
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def _jsonpath(item: dict, path: str) -> Any:
+    value: Any = item
+    for part in path.strip(".").split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+@main.command()
+@click.argument("kind")
+@click.argument("name")
+@_client_options
+def describe(kind: str, name: str, socket: Path, server: str | None, token: str | None) -> None:
+    """Show one resource in full: spec, status and conditions."""
+    item = _call(_client(socket, server, token).get(_plural(kind), name))
+    meta, status = item["metadata"], item.get("status", {})
+    click.echo(f"Name:        {meta['name']}\nKind:        {item['kind']}\nGeneration:  {meta.get('generation')}")
+    click.echo("Spec:")
+    click.echo("  " + yaml.safe_dump(item.get("spec", {}), sort_keys=False).rstrip().replace("\n", "\n  "))
+    fields = {k: v for k, v in status.items() if k != "conditions"}
+    if fields:
+        click.echo("Status:")
+        click.echo("  " + yaml.safe_dump(fields, sort_keys=False).rstrip().replace("\n", "\n  "))
+    click.echo("Conditions:")
+    for c in status.get("conditions", []):
+        click.echo(f"  {c['type']}={c['status']}  {c['reason']}  (generation {c.get('observedGeneration')}, "
+                   f"since {c.get('lastTransitionTime')})")
+        if c.get("message"):
+            click.echo("    " + c["message"].replace("\n", "\n    "))
+
+
+@main.command()
+@click.argument("kind")
+@click.argument("name")
+@_client_options
+def delete(kind: str, name: str, socket: Path, server: str | None, token: str | None) -> None:
+    """Delete a resource applied through the API (the data stays unless its spec says Destroy)."""
+    _call(_client(socket, server, token).delete(_plural(kind), name))
+    click.echo(f"{kind.lower()}/{name} deleted")
+
+
+# -- about the installation ---------------------------------------------------------
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+def plugins(output: str) -> None:
+    """List installed plugins, their versions and the hooks each implements."""
+    from .plugins import describe_plugins, make_plugin_manager
+
+    infos = describe_plugins(make_plugin_manager())
+    if output == "json":
+        click.echo(json.dumps([vars(i) for i in infos], indent=2))
+        return
+    for info in infos:
+        click.echo(f"{info.name}  {info.distribution} {info.version}")
+        click.echo(f"    hooks: {', '.join(info.hooks) or '(none)'}")
+
+
+@main.command()
+def crds() -> None:
+    """Print the CustomResourceDefinitions generated from the models."""
+    from .crds import render_crds
+
+    click.echo(render_crds(), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,55 @@
+"""Daemon configuration: where state lives, where manifests come from, program paths, plugin settings.
+
+Read from an optional YAML file (``--config``), then overridden by command-line options.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .models import format_validation_error
+
+DEFAULT_STATE_DIR = Path("/var/lib/nasd")
+DEFAULT_SOCKET = Path("/run/nasd/nasd.sock")
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stateDir: Path = DEFAULT_STATE_DIR
+    manifests: list[Path] = Field(default_factory=list, description="Folders or files of manifests")
+    socket: Path = DEFAULT_SOCKET
+    listen: str | None = Field(default=None, description="HOST:PORT for TCP; needs a token")
+    tokenFile: Path | None = None
+    resyncSeconds: float = Field(default=60.0, gt=0, description="Periodic re-observation that corrects drift")
+    manifestPollSeconds: float = Field(default=1.0, gt=0)
+    maxBackoffSeconds: float = Field(default=300.0, gt=0)
+    programs: dict[str, str] = Field(default_factory=dict, description="Program name -> path (default: PATH)")
+    plugins: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-plugin settings by plugin name")
+
+    def plugin_settings(self, name: str) -> dict[str, Any]:
+        return self.plugins.get(name, {})
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_config(path: Path | None, **overrides: Any) -> Config:
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"{path}: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the configuration must be a mapping")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{path or 'configuration'}: " + "; ".join(format_validation_error(e))) from None

@@ -1,0 +1,53 @@
+"""What every hook receives: configuration, the command runner, the state directory, a logger,
+and a way to ask for another reconcile pass."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Coroutine
+
+from .config import Config
+from .runner import Runner
+
+
+@dataclass
+class Context:
+    config: Config
+    runner: Runner
+    #: True in ``nasd serve`` (sources keep watching); False in one-shot commands
+    watch: bool = False
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("nasd"))
+    _wake: Callable[[str], None] = field(default=lambda why: None)
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+    #: plugins may keep per-process caches here, under their own name
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config.stateDir
+
+    def settings(self, plugin: str) -> dict[str, Any]:
+        return self.config.plugin_settings(plugin)
+
+    def request_reconcile(self, why: str) -> None:
+        """Ask the daemon for a reconcile pass soon (bursts collapse into one)."""
+        self._wake(why)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task:
+        """Start a background task that lives as long as the daemon (cancelled at shutdown)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.append(task)
+        return task
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks.clear()

@@ -1,0 +1,64 @@
+"""The desired state, as the sources (manifest folder, API, Kubernetes watcher) supply it.
+
+Each source replaces or edits its own slice; the reconciler reads the merged view.
+Two sources declaring the same kind/name is a conflict, reported on that resource.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from .models import Resource
+
+Key = tuple[str, str]
+
+
+class DesiredFeed:
+    def __init__(self, on_change: Callable[[str], None] = lambda why: None):
+        self._sources: dict[str, dict[Key, Resource]] = {}
+        self._errors: dict[str, list[str]] = {}
+        self._on_change = on_change
+
+    def replace(self, source: str, resources: Iterable[Resource], errors: Iterable[str] = ()) -> bool:
+        """Set everything ``source`` declares; return whether anything changed."""
+        new = {r.key: r for r in resources}
+        old = self._sources.get(source)
+        self._errors[source] = list(errors)
+        if old is not None and _same(old, new):
+            return False
+        self._sources[source] = new
+        self._on_change(f"{source} changed")
+        return True
+
+    def put(self, source: str, resource: Resource) -> None:
+        self._sources.setdefault(source, {})[resource.key] = resource
+        self._on_change(f"{source}: {resource.kind}/{resource.name} applied")
+
+    def remove(self, source: str, key: Key) -> bool:
+        removed = self._sources.get(source, {}).pop(key, None) is not None
+        if removed:
+            self._on_change(f"{source}: {key[0]}/{key[1]} deleted")
+        return removed
+
+    def source_of(self, key: Key) -> list[str]:
+        return [name for name, items in self._sources.items() if key in items]
+
+    def errors(self) -> dict[str, list[str]]:
+        return {k: v for k, v in self._errors.items() if v}
+
+    def snapshot(self) -> tuple[dict[Key, Resource], dict[Key, list[str]]]:
+        """The merged desired state, and the keys declared by more than one source."""
+        merged: dict[Key, Resource] = {}
+        owners: dict[Key, list[str]] = {}
+        for source, items in sorted(self._sources.items()):
+            for key, resource in items.items():
+                owners.setdefault(key, []).append(source)
+                merged.setdefault(key, resource)
+        conflicts = {k: v for k, v in owners.items() if len(v) > 1}
+        return merged, conflicts
+
+
+def _same(a: dict[Key, Resource], b: dict[Key, Resource]) -> bool:
+    if a.keys() != b.keys():
+        return False
+    return all(a[k].to_manifest(with_status=False) == b[k].to_manifest(with_status=False) for k in a)

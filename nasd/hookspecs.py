@@ -1,0 +1,240 @@
+"""The contract between the nasd core and its plugins.
+
+Every hook is called with keyword arguments only, by the core, through
+``nasd.calling``. An implementation may be ``async def``: the core awaits it.
+Hooks are grouped by the phase of a daemon's life in which they run:
+
+1. setup: ``addhooks``, ``startup``, ``supply_desired_state``
+2. each reconcile pass: ``observe``, then one ``ensure_*`` per resource in
+   dependency order (pools, datasets, directories/groups/users, shares,
+   schedules, restores), then ``ensure_absent`` for deleted resources
+3. on demand: ``take_snapshot``, ``clone``
+4. reporting: ``status_changed``
+5. teardown: ``shutdown``
+
+Planning hooks (``ensure_*``) are *pure*: they look at the resource and at what
+``observe`` found, and return a :class:`nasd.planning.Plan`. They never run a
+command themselves; the core runs the plan's actions (or, for ``nasd plan``,
+prints them). A plan with no actions means "already converged".
+
+Ownership: for each resource exactly one plugin must return a plan. The others
+return ``None`` ("not mine"). No owner gives ``Ready=False, reason: NoPlugin``;
+two owners give ``reason: PluginConflict``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .context import Context
+    from .feed import DesiredFeed
+    from .models import NASShare, Resource, ZDataset, ZPool
+    from .planning import Plan
+
+hookspec = pluggy.HookspecMarker("nasd")
+hookimpl = pluggy.HookimplMarker("nasd")
+
+
+# -- 1. setup ---------------------------------------------------------------
+
+
+@hookspec(historic=True)
+def addhooks(pluginmanager: pluggy.PluginManager) -> None:
+    """Let a plugin declare hook specs of its own, for other plugins to implement.
+
+    Called when the plugin is registered (historic: plugins registered later see it
+    too). The SMB plugin uses it to offer "add options to a share" to the
+    snapshots and Time Machine plugins without them importing it.
+
+    Return value: ignored. Must never: register or block other plugins.
+    """
+
+
+@hookspec
+def startup(ctx: Context) -> None:
+    """Prepare the plugin before the first reconcile pass.
+
+    Called once per daemon or one-shot command, after every plugin is registered.
+    Typical work: find the programs the plugin drives and detect what they support
+    (the ZFS plugin detects the zfs dialect here), using ``ctx.runner`` for
+    read-only commands only.
+
+    Return value: ignored (``None``). Raising stops the daemon with the error, so
+    only raise when the plugin cannot work at all; a missing optional program
+    should instead be reported later on the resources that need it.
+    Must never: change the system (create, set, destroy, write config files).
+    """
+
+
+@hookspec
+def supply_desired_state(ctx: Context, feed: DesiredFeed) -> None:
+    """Feed desired state (resources) to the core.
+
+    Called once at start, after ``startup``. A source plugin loads what it has now
+    and calls ``feed.replace(source_name, resources, errors)`` before returning, so
+    a one-shot ``nasd reconcile`` sees it. When ``ctx.watch`` is true (``nasd
+    serve``) it may keep watching with ``ctx.spawn(coro, name)`` and call
+    ``feed.replace``/``feed.put``/``feed.remove`` on every change; the feed wakes
+    the reconciler. The manifest folder, the REST API store and the Kubernetes
+    watcher are all such plugins.
+
+    Return value: ignored. ``None`` from a plugin that is no source is the norm.
+    Must never: drop resources because a file failed to parse (keep the last good
+    version and report the error instead: a vanished resource can mean a deletion).
+    """
+
+
+# -- 2. reconcile pass ----------------------------------------------------------
+
+
+@hookspec
+def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
+    """Read the current state of the system that this plugin manages.
+
+    Called at the start of every reconcile pass with every desired resource.
+    Read as little as possible: the ZFS plugin reads all pools and datasets in two
+    commands whatever their number.
+
+    Return value: a mapping of keys this plugin owns (by convention its own name)
+    to whatever it needs when planning; it is merged with other plugins' mappings
+    and given back as ``observed`` to the ``ensure_*`` hooks. ``None`` means the
+    plugin observes nothing. Must never: change the system; read another plugin's
+    key.
+    """
+
+
+@hookspec
+def ensure_pool(ctx: Context, pool: ZPool, observed: Mapping[str, Any]) -> Plan | None:
+    """Plan how to make the ZFS pool ``pool`` exist as its spec says.
+
+    Called once per ZPool per pass, before any dataset. A pool that exists with a
+    different layout is reported (``plan.problem``), never recreated.
+
+    Return value: a :class:`~nasd.planning.Plan` (empty when converged) with the
+    pool's status fields; ``None`` means "not mine". Must never: run a command,
+    destroy or recreate a pool, force (``-f``) anything.
+    """
+
+
+@hookspec
+def ensure_dataset(
+    ctx: Context, dataset: ZDataset, pool: ZPool | None, observed: Mapping[str, Any]
+) -> Plan | None:
+    """Plan how to make the ZFS dataset ``dataset`` exist with its spec's properties.
+
+    Called once per ZDataset per pass, after its pool is Ready (the core reports
+    ``PoolNotReady`` otherwise), parents before children. ``pool`` is the pool's
+    resource. Properties that differ are set back (drift is logged through
+    ``plan.events``); a change to a create-only property is refused with
+    ``plan.problem``; a dataset nasd does not manage is never touched.
+
+    Return value: a Plan with the dataset's status (mountpoint, used, ...);
+    ``None`` means "not mine". Must never: run a command; touch an unmanaged
+    dataset; destroy anything.
+    """
+
+
+@hookspec
+def ensure_share(
+    ctx: Context, share: NASShare, dataset: ZDataset, observed: Mapping[str, Any]
+) -> Plan | None:
+    """Plan how to serve ``share`` over its protocol.
+
+    Called once per NASShare per pass, after its dataset is Ready; ``dataset``
+    carries the dataset's status (its mountpoint is the share's path). Protocol
+    plugins answer only for their ``spec.protocol``.
+
+    Return value: a Plan with the share's status (path, UNC or export line);
+    ``None`` means "not my protocol". Must never: run a command; write outside the
+    plugin's own config files; change the dataset.
+    """
+
+
+@hookspec
+def ensure_resource(
+    ctx: Context, resource: Resource, dependencies: Mapping[tuple[str, str], Resource], observed: Mapping[str, Any]
+) -> Plan | None:
+    """Plan any kind that has no dedicated hook (directories, users, groups, schedules, restores).
+
+    Called once per such resource per pass, after its dependencies are Ready;
+    ``dependencies`` maps (kind, name) to those resources with their status.
+
+    Return value: a Plan; ``None`` means "not mine". Must never: run a command.
+    """
+
+
+@hookspec
+def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
+    """Plan what deleting ``resource`` from the desired state means on the system.
+
+    Called in each pass for every resource that was reconciled before and is no
+    longer desired, in reverse dependency order (shares before datasets before
+    pools). The default is to keep the data: only ``deletionPolicy: Destroy``
+    destroys, and a destroy that would take children or snapshots along is
+    refused (``plan.problem``) unless the spec asks for it.
+
+    Return value: a Plan whose actions complete the deletion (empty when there is
+    nothing to do; the core then forgets the resource), or with a ``problem`` to
+    keep it pending; ``None`` means "not mine". Must never: run a command; destroy
+    data the spec did not ask to destroy.
+    """
+
+
+# -- 3. on demand ---------------------------------------------------------------
+
+
+@hookspec
+def take_snapshot(
+    ctx: Context, datasets: list[str], name: str, recursive: bool, properties: Mapping[str, str]
+) -> list[str] | None:
+    """Take the snapshot ``name`` of every dataset in ``datasets`` (ZFS names) now, together.
+
+    Called by the snapshot scheduler and by tools, outside the plan/apply flow.
+    Uses as few commands as the ZFS dialect allows (one for several datasets on
+    OpenZFS, ``-r`` for a subtree). ``properties`` are user properties set on the
+    snapshots as they are made.
+
+    Return value: the full names of the snapshots made; ``None`` means "not mine".
+    Must never: destroy or rename anything.
+    """
+
+
+@hookspec
+def clone(ctx: Context, snapshot: str, target: str, properties: Mapping[str, str]) -> str | None:
+    """Clone the snapshot ``snapshot`` (``pool/ds@name``) into the new dataset ``target``.
+
+    Called by restores. Refuses (raises PermanentError) when ``target`` exists.
+
+    Return value: the clone's mountpoint; ``None`` means "not mine". Must never:
+    touch the source dataset or overwrite an existing dataset.
+    """
+
+
+# -- 4. reporting ---------------------------------------------------------------
+
+
+@hookspec
+def status_changed(ctx: Context, resource: Resource) -> None:
+    """Tell plugins that ``resource``'s status (conditions or fields) changed.
+
+    Called after a pass for every resource whose status differs from before. The
+    Kubernetes watcher writes it back through the status subresource.
+
+    Return value: ignored. Must never: modify ``resource`` or block the pass for
+    long (queue slow work on a task).
+    """
+
+
+# -- 5. teardown ----------------------------------------------------------------
+
+
+@hookspec
+def shutdown(ctx: Context) -> None:
+    """Release what ``startup`` took (processes the plugin started, open files).
+
+    Called once when the daemon or one-shot command ends, even after an error.
+    Return value: ignored. Must never: change managed resources (datasets, shares).
+    """

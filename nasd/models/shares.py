@@ -1,0 +1,186 @@
+"""NASShare: a dataset exposed over SMB or NFS.
+
+Only the schema lives here; the protocol plugins render it. Every value that can
+reach smb.conf or an exports line is checked against a strict pattern first.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
+
+from .base import Resource, ResourceName, Status, StrictModel
+from .quantity import parse_quantity
+from .zfs import SIZE_JSON_SCHEMA
+
+_SHARE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.$-]{0,79}$")
+_RESERVED_SHARES = {"global", "homes", "printers", "print$", "ipc$"}
+_HOST = re.compile(
+    r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?:/[0-9]{1,2})?"  # IPv4, optional prefix
+    r"|[0-9A-Fa-f:]+(?:/[0-9]{1,3})?"  # IPv6, optional prefix
+    r"|\*?[A-Za-z0-9][A-Za-z0-9.-]*"  # host name, optional leading wildcard
+    r"|@[A-Za-z0-9_.-]+)$"  # netgroup
+)
+_MODE = re.compile(r"^0?[0-7]{3,4}$")
+_SMB_PARAM = re.compile(r"^[a-z][a-z0-9 :_-]*[a-z0-9]$")
+_SAFE_VALUE = re.compile(r"^[^\n\r\[\];#%\\\0]*$")
+
+#: vetted extra smb.conf parameters a share may set; everything else is refused
+SMB_EXTRA_PARAMETERS = frozenset(
+    {
+        "veto files",
+        "hide dot files",
+        "hide files",
+        "follow symlinks",
+        "wide links",
+        "store dos attributes",
+        "map archive",
+        "map hidden",
+        "map system",
+        "inherit permissions",
+        "inherit acls",
+        "strict sync",
+        "level2 oplocks",
+        "kernel share modes",
+        "posix locking",
+        "smb encrypt",
+        "max connections",
+        "preserve case",
+        "short preserve case",
+        "default case",
+    }
+)
+
+
+def _share_name(value: str) -> str:
+    if not _SHARE_NAME.match(value) or value.lower() in _RESERVED_SHARES:
+        raise ValueError(
+            f"{value!r} is not a valid share name: letters, digits, '_', '-', '.', '$', at most 80, "
+            "not global/homes/printers/ipc$"
+        )
+    return value
+
+
+def _host(value: str) -> str:
+    if not _HOST.match(value):
+        raise ValueError(f"{value!r} is not a host: use an IP address, a CIDR, a host name or *.domain")
+    return value
+
+
+def _mode(value: str) -> str:
+    if not _MODE.match(value):
+        raise ValueError(f"{value!r} is not an octal mode such as 0644 or 0775")
+    return value
+
+
+def _extra(params: dict[str, str]) -> dict[str, str]:
+    for key, value in params.items():
+        if key not in SMB_EXTRA_PARAMETERS:
+            raise ValueError(f"{key!r} is not an allowed extra parameter; allowed: {', '.join(sorted(SMB_EXTRA_PARAMETERS))}")
+        if not isinstance(value, str) or not _SAFE_VALUE.match(value) or value != value.strip():
+            raise ValueError(f"{key}: the value may not contain newlines, '[', ']', ';', '#', '%' or '\\'")
+    return params
+
+
+ShareName = Annotated[str, AfterValidator(_share_name)]
+Host = Annotated[str, AfterValidator(_host)]
+Mode = Annotated[str, AfterValidator(_mode)]
+Size = Annotated[int, BeforeValidator(parse_quantity), WithJsonSchema(SIZE_JSON_SCHEMA)]
+
+
+class TimeMachineOptions(StrictModel):
+    enabled: bool = False
+    maxSize: Size | None = None
+    perUserDatasets: bool = False
+
+
+class SMBShareOptions(StrictModel):
+    name: ShareName | None = Field(default=None, description="The share name clients see; defaults to metadata.name")
+    readOnly: bool = False
+    browseable: bool = True
+    guestOk: bool = False
+    validUsers: list[ResourceName] = Field(default_factory=list)
+    validGroups: list[ResourceName] = Field(default_factory=list)
+    adminUsers: list[ResourceName] = Field(default_factory=list)
+    writeList: list[ResourceName] = Field(default_factory=list)
+    hostsAllow: list[Host] = Field(default_factory=list)
+    hostsDeny: list[Host] = Field(default_factory=list)
+    createMask: Mode | None = None
+    directoryMask: Mode | None = None
+    forceUser: ResourceName | None = None
+    forceGroup: ResourceName | None = None
+    accessBasedShareEnum: bool = False
+    caseSensitive: Literal["auto", "yes", "no"] = "auto"
+    oplocks: bool = True
+    extraParameters: Annotated[dict[str, str], AfterValidator(_extra)] = Field(default_factory=dict)
+    timeMachine: TimeMachineOptions | None = None
+
+
+class NFSClientRule(StrictModel):
+    hosts: list[Host] = Field(min_length=1)
+    access: Literal["ro", "rw"] = "ro"
+    squash: Literal["root", "all", "none"] = "root"
+    anonuid: int | None = Field(default=None, ge=0, le=4294967294)
+    anongid: int | None = Field(default=None, ge=0, le=4294967294)
+    security: list[Literal["sys", "krb5", "krb5i", "krb5p"]] = Field(default_factory=lambda: ["sys"])
+    sync: bool = True
+
+
+class NFSShareOptions(StrictModel):
+    clients: list[NFSClientRule] = Field(min_length=1)
+    fsid: int | None = Field(default=None, ge=0, le=4294967295, description="Required for FUSE-backed paths")
+    allowWorld: bool = Field(default=False, description="Must be true for a rule with hosts '*' or 0.0.0.0/0")
+
+    @model_validator(mode="after")
+    def _world(self) -> "NFSShareOptions":
+        if not self.allowWorld:
+            for rule in self.clients:
+                if any(h in ("*", "0.0.0.0/0", "::/0") for h in rule.hosts):
+                    raise ValueError("clients: exporting to everyone ('*', 0.0.0.0/0) needs allowWorld: true")
+        return self
+
+
+class NASShareSpec(StrictModel):
+    protocol: Literal["smb", "nfs"]
+    dataset: ResourceName = Field(description="The ZDataset (its metadata.name) the share exposes")
+    smb: SMBShareOptions | None = None
+    nfs: NFSShareOptions | None = None
+
+    @model_validator(mode="after")
+    def _options_match_protocol(self) -> "NASShareSpec":
+        if self.protocol == "smb":
+            if self.nfs is not None:
+                raise ValueError("nfs: options given for an smb share; remove them or set protocol: nfs")
+            if self.smb is None:
+                self.smb = SMBShareOptions()
+        else:
+            if self.smb is not None:
+                raise ValueError("smb: options given for an nfs share; remove them or set protocol: smb")
+            if self.nfs is None:
+                raise ValueError("nfs: an nfs share needs nfs.clients (who may mount it)")
+        return self
+
+
+class NASShareStatus(Status):
+    path: str | None = None
+    unc: str | None = None
+    allowedUsers: list[str] | None = None
+    allowedGroups: list[str] | None = None
+    exportLine: str | None = None
+    mountCommand: str | None = None
+
+
+class NASShare(Resource):
+    plural: ClassVar[str] = "nasshares"
+    short_names: ClassVar[tuple[str, ...]] = ("nsh",)
+    phase: ClassVar[int] = 40
+    key_column: ClassVar[tuple[str, str] | None] = ("Protocol", ".spec.protocol")
+
+    kind: Literal["NASShare"] = "NASShare"
+    spec: NASShareSpec
+    status: NASShareStatus = Field(default_factory=NASShareStatus)
+
+    def dependencies(self) -> list[tuple[str, str, str]]:
+        return [("ZDataset", self.spec.dataset, "DatasetNotReady")]

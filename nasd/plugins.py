@@ -1,0 +1,100 @@
+"""Building the plugin manager: built-in plugins and installed ones, registered the same way.
+
+There is no module-global manager: every daemon, command and test builds its own
+with :func:`make_plugin_manager`. ``NASD_DISABLED_PLUGINS`` (comma-separated
+names) blocks plugins by name, built-in or installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from types import ModuleType
+from typing import Iterable
+
+import pluggy
+
+from . import hookspecs
+
+ENTRY_POINT_GROUP = "nasd"
+DISABLE_ENV = "NASD_DISABLED_PLUGINS"
+
+#: the core's own plugins: (name, module), registered exactly like installed ones
+BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("manifests", "nasd.sources.manifests"),
+    ("api-store", "nasd.sources.api_store"),
+)
+
+
+def blocked_from_env() -> set[str]:
+    return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+
+
+def make_plugin_manager(
+    *,
+    load_entrypoints: bool = True,
+    builtins: bool = True,
+    blocked: Iterable[str] = (),
+    extra: Iterable[tuple[str, object]] = (),
+) -> pluggy.PluginManager:
+    """A fresh manager with the hook specs, the built-ins, the installed plugins and ``extra``."""
+    pm = pluggy.PluginManager("nasd")
+    pm.add_hookspecs(hookspecs)
+    for name in set(blocked) | blocked_from_env():
+        pm.set_blocked(name)
+    candidates: list[tuple[str, object]] = []
+    distributions: dict[str, tuple[str, str]] = {}
+    if builtins:
+        candidates += [(name, importlib.import_module(mod)) for name, mod in BUILTIN_PLUGINS]
+    if load_entrypoints:
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
+                continue
+            candidates.append((ep.name, ep.load()))
+            if ep.dist is not None:
+                distributions[ep.name] = (ep.dist.name, ep.dist.version)
+    candidates += list(extra)
+    for name, plugin in candidates:
+        register(pm, name, plugin)
+    pm.check_pending()
+    pm.nasd_distributions = distributions  # type: ignore[attr-defined]
+    return pm
+
+
+def register(pm: pluggy.PluginManager, name: str, plugin: object) -> None:
+    """The one registration call, for built-in and external plugins alike."""
+    if pm.is_blocked(name) or pm.has_plugin(name):
+        return
+    pm.register(plugin, name=name)
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+    hooks: list[str]
+
+
+def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    distributions: dict[str, tuple[str, str]] = getattr(pm, "nasd_distributions", {})
+    out = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        if plugin is None:
+            continue
+        if name in distributions:
+            dist_name, version = distributions[name]
+        else:
+            from . import __version__
+
+            dist_name, version = "nasd (built-in)", __version__
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        out.append(PluginInfo(name, dist_name, version, hooks))
+    return out
+
+
+def plugin_module(pm: pluggy.PluginManager, name: str) -> ModuleType | None:
+    plugin = pm.get_plugin(name)
+    return plugin if isinstance(plugin, ModuleType) else None

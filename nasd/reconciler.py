@@ -1,0 +1,307 @@
+"""The reconcile loop: observe the system once, plan each resource as a pure diff, apply in
+dependency order, and write the outcome into Conditions.
+
+One pass:
+  1. take the merged desired state from the feed and give each resource its generation;
+  2. ``observe`` (each plugin reads what it manages, in as few commands as it can);
+  3. for every resource, pools first, then datasets (parents first), then the rest:
+     check its dependencies are Ready, ask its owner plugin for a plan, run the plan;
+  4. for every resource reconciled before but no longer desired: plan and run its deletion;
+  5. save status (atomically) and tell plugins what changed.
+
+A failing resource does not stop the others. Failures back off exponentially; a
+periodic resync re-observes everything, which is what corrects drift. Nothing here
+marks a resource "in progress", so a ``kill -9`` at any point leaves nothing the next
+pass cannot converge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .calling import Hooks
+from .conditions import set_condition
+from .context import Context
+from .errors import CommandError, OwnerError, PermanentError, TemporaryError
+from .feed import DesiredFeed, Key
+from .metrics import Metrics
+from .models import Resource, ZDataset
+from .planning import Action, Plan
+from .state import StatusStore
+
+log = logging.getLogger("nasd.reconciler")
+
+
+@dataclass
+class Outcome:
+    key: Key
+    ready: bool
+    reason: str
+    message: str
+    actions: list[Action] = field(default_factory=list)
+
+
+@dataclass
+class PassReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    deleted: list[Key] = field(default_factory=list)
+    mutated: bool = False
+    seconds: float = 0.0
+
+    @property
+    def all_ready(self) -> bool:
+        return all(o.ready for o in self.outcomes)
+
+    def planned(self) -> list[tuple[Key, Action]]:
+        return [(o.key, a) for o in self.outcomes for a in o.actions]
+
+
+def _order(resource: Resource) -> tuple[int, int, str]:
+    depth = resource.spec.path.count("/") if isinstance(resource, ZDataset) else 0
+    return (resource.phase, depth, resource.name)
+
+
+class Reconciler:
+    def __init__(self, ctx: Context, hooks: Hooks, feed: DesiredFeed, store: StatusStore, metrics: Metrics):
+        self.ctx = ctx
+        self.hooks = hooks
+        self.feed = feed
+        self.store = store
+        self.metrics = metrics
+        self.current: dict[Key, Resource] = dict(store.known())
+        self._backoff: dict[Key, tuple[int, float, int]] = {}  # attempts, retry-at, generation
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._next_followup: float | None = None
+
+    # -- one pass -------------------------------------------------------------
+
+    async def run_pass(self, *, dry_run: bool = False, ignore_backoff: bool = False) -> PassReport:
+        async with self._lock:
+            start = time.monotonic()
+            report = await self._pass(dry_run=dry_run, ignore_backoff=ignore_backoff or dry_run)
+            report.seconds = time.monotonic() - start
+            if not dry_run:
+                self.metrics.observe_pass(report.seconds)
+                self.metrics.set_resources(self.current.values())
+            return report
+
+    async def _pass(self, *, dry_run: bool, ignore_backoff: bool) -> PassReport:
+        report = PassReport()
+        desired_raw, conflicts = self.feed.snapshot()
+        desired: dict[Key, Resource] = {}
+        for key, incoming in desired_raw.items():
+            resource = incoming.model_copy(deep=True)
+            resource.metadata.generation = self.store.generation_for(resource)
+            previous = self.current.get(key)
+            resource.status = (
+                previous.status.model_copy(deep=True)
+                if previous is not None and type(previous.status) is type(resource.status)
+                else type(resource.status)()
+            )
+            desired[key] = resource
+        before = {k: r.status.model_dump(mode="json") for k, r in self.current.items()}
+
+        try:
+            observed = await self.hooks.observe(self.ctx, list(desired.values()))
+        except Exception as e:  # a plugin failing to observe: its plans will say so
+            log.error("observe failed: %s", e)
+            observed = {"_observe_error": str(e)}
+
+        for resource in sorted(desired.values(), key=_order):
+            outcome = await self._one(resource, desired, conflicts, observed, dry_run, ignore_backoff)
+            report.outcomes.append(outcome)
+            if outcome.actions and not dry_run:
+                report.mutated = True
+
+        gone = [r for k, r in self.current.items() if k not in desired]
+        for resource in sorted(gone, key=_order, reverse=True):
+            done, actions = await self._delete(resource, observed, dry_run)
+            if dry_run:
+                report.outcomes.append(Outcome(resource.key, True, "Deleting", "", actions))
+                continue
+            report.mutated = report.mutated or bool(actions)
+            if done:
+                report.deleted.append(resource.key)
+
+        if dry_run:
+            return report
+        for key in report.deleted:
+            self.current.pop(key, None)
+            self.store.forget(key)
+            self._backoff.pop(key, None)
+        for key, resource in desired.items():
+            self.current[key] = resource
+            self.store.save(resource)
+            if before.get(key) != resource.status.model_dump(mode="json"):
+                await self._notify(resource)
+        if report.mutated:
+            # re-observe shortly: verifies convergence and fills in status (used, available, ...)
+            self._next_followup = time.monotonic() + 0.3
+        return report
+
+    async def _one(
+        self,
+        resource: Resource,
+        desired: dict[Key, Resource],
+        conflicts: dict[Key, list[str]],
+        observed: dict[str, Any],
+        dry_run: bool,
+        ignore_backoff: bool,
+    ) -> Outcome:
+        key, gen = resource.key, resource.metadata.generation
+        status = resource.status
+
+        def finish(ok: bool, reason: str, message: str, actions: list[Action] | None = None) -> Outcome:
+            if not dry_run:
+                set_condition(status, "Ready", ok, reason, message, gen)
+                status.observedGeneration = gen
+            return Outcome(key, ok, reason, message, actions or [])
+
+        if key in conflicts:
+            return finish(False, "Conflict", f"declared by more than one source: {', '.join(conflicts[key])}")
+
+        attempts, retry_at, failed_gen = self._backoff.get(key, (0, 0.0, gen or 0))
+        if attempts and failed_gen == gen and not ignore_backoff and time.monotonic() < retry_at:
+            ready = resource.condition("Ready")
+            return Outcome(key, False, ready.reason if ready else "Retrying", ready.message if ready else "")
+
+        dependencies: dict[Key, Resource] = {}
+        for kind, name, reason in resource.dependencies():
+            dep = desired.get((kind, name))
+            if dep is None:
+                return finish(False, reason, f"{kind} {name} is not declared")
+            if not dep.ready:
+                why = dep.condition("Ready")
+                detail = f" ({why.reason}: {why.message})" if why and why.message else ""
+                return finish(False, reason, f"waiting for {kind} {name} to be Ready{detail}")
+            dependencies[(kind, name)] = dep
+
+        try:
+            plan: Plan = await self.hooks.ensure(self.ctx, resource, dependencies, observed)
+        except OwnerError as e:
+            reason = "NoPlugin" if "no installed plugin" in str(e) else "PluginConflict"
+            return finish(False, reason, str(e))
+        except (TemporaryError, PermanentError) as e:
+            self._fail(key, gen, e)
+            return finish(False, e.reason, str(e))
+        except Exception as e:  # a plugin bug must not stop the other resources
+            log.exception("planning %s/%s failed", *key)
+            self._fail(key, gen, e)
+            return finish(False, "PlanFailed", f"{type(e).__name__}: {e}")
+
+        if dry_run:
+            return Outcome(key, plan.problem is None, plan.problem.reason if plan.problem else "Planned", "",
+                           plan.actions)
+
+        for event in plan.events:
+            log.warning("%s/%s: %s", resource.kind, resource.name, event, extra={"resource": f"{key[0]}/{key[1]}"})
+        try:
+            await self._apply(plan.actions)
+        except CommandError as e:
+            self._fail(key, gen, TemporaryError(str(e)) if e.transient else e)
+            return finish(False, "Busy" if e.transient else "CommandFailed", f"{e}\n{e.stderr.strip()}"[:1024],
+                          plan.actions)
+        except (TemporaryError, PermanentError) as e:
+            self._fail(key, gen, e)
+            return finish(False, e.reason, str(e), plan.actions)
+
+        for field_name, value in plan.status.items():
+            setattr(status, field_name, value)
+        for type_, ok, reason, message in plan.conditions:
+            set_condition(status, type_, ok, reason, message, gen)
+        self._backoff.pop(key, None)
+        if plan.problem:
+            return finish(False, plan.problem.reason, plan.problem.message, plan.actions)
+        message = "; ".join(a.description for a in plan.actions) if plan.actions else ""
+        if not plan.actions:
+            previous = resource.condition("Ready")
+            if previous is not None and previous.status == "True":
+                message = previous.message
+        return finish(True, "Ready", message, plan.actions)
+
+    async def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            log.info("apply: %s", action.render(), extra={"action": action.description})
+            if action.argv is not None:
+                await self.ctx.runner.run(action.argv, mutating=True)
+            else:
+                assert action.func is not None
+                await action.func(self.ctx)
+
+    async def _delete(self, resource: Resource, observed: dict[str, Any], dry_run: bool) -> tuple[bool, list[Action]]:
+        key = resource.key
+        try:
+            plan = await self.hooks.ensure_absent(self.ctx, resource, observed)
+        except OwnerError:
+            return True, []  # nobody manages it any more: nothing on the system to undo
+        except Exception as e:
+            self._set_deleting(resource, False, "DeleteFailed", str(e))
+            return False, []
+        if dry_run:
+            return False, plan.actions
+        if plan.problem:
+            self._set_deleting(resource, False, plan.problem.reason, plan.problem.message)
+            return False, []
+        try:
+            await self._apply(plan.actions)
+        except (CommandError, TemporaryError, PermanentError) as e:
+            self._set_deleting(resource, False, "DeleteFailed", str(e))
+            return False, plan.actions
+        log.info("deleted %s/%s", *key)
+        return True, plan.actions
+
+    def _set_deleting(self, resource: Resource, ok: bool, reason: str, message: str) -> None:
+        if set_condition(resource.status, "Ready", ok, reason, message, resource.metadata.generation):
+            self.store.save(resource)
+        log.warning("deleting %s/%s: %s: %s", resource.kind, resource.name, reason, message)
+
+    def _fail(self, key: Key, gen: int | None, error: Exception) -> None:
+        attempts = self._backoff.get(key, (0, 0.0, 0))[0] + 1
+        base = error.delay if isinstance(error, TemporaryError) else 1.0
+        delay = min(base * 2 ** (attempts - 1), self.ctx.config.maxBackoffSeconds)
+        self._backoff[key] = (attempts, time.monotonic() + delay, gen or 0)
+
+    async def _notify(self, resource: Resource) -> None:
+        try:
+            await self.hooks.status_changed(self.ctx, resource)
+        except Exception:
+            log.exception("status_changed hook failed for %s/%s", resource.kind, resource.name)
+
+    # -- the daemon loop ------------------------------------------------------
+
+    def wake(self, why: str = "") -> None:
+        log.debug("wake: %s", why)
+        self._wake.set()
+
+    def next_retry(self) -> float | None:
+        times = [t for _, t, _ in self._backoff.values()]
+        if self._next_followup is not None:
+            times.append(self._next_followup)
+        return min(times) if times else None
+
+    async def loop(self) -> None:
+        """Reconcile on every change, every retry due, and every ``resyncSeconds``; never returns."""
+        resync_at = 0.0
+        while True:
+            now = time.monotonic()
+            deadline = min([resync_at] + ([self.next_retry()] if self.next_retry() else []))
+            if deadline > now:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), deadline - now)
+                    await asyncio.sleep(0.05)  # a burst of changes makes one pass
+                except asyncio.TimeoutError:
+                    pass
+            self._wake.clear()
+            self._next_followup = None
+            if time.monotonic() >= resync_at:
+                resync_at = time.monotonic() + self.ctx.config.resyncSeconds
+            try:
+                await self.run_pass()
+            except Exception:
+                log.exception("reconcile pass failed")
+                await asyncio.sleep(1.0)

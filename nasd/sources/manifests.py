@@ -1,0 +1,97 @@
+"""The manifest-folder source: the files under ``--manifests`` are desired state.
+
+In ``nasd serve`` the folder is polled (mtime and size, then content); a changed file
+is re-read. A file that fails to parse keeps its last good resources and the error
+is logged, because a resource vanishing means a deletion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from ..context import Context
+from ..feed import DesiredFeed
+from ..hookspecs import hookimpl
+from ..manifests import manifest_files, parse_documents
+from ..models import ManifestError, Resource
+
+log = logging.getLogger("nasd.sources.manifests")
+SOURCE = "manifests"
+
+
+class ManifestFolder:
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+        self._stamps: dict[Path, tuple[float, int]] = {}
+        self._good: dict[Path, list[Resource]] = {}
+        self._errors: dict[Path, list[str]] = {}
+
+    def scan(self) -> bool:
+        """Re-read changed files; return whether anything changed."""
+        try:
+            files = manifest_files(self.paths)
+        except ManifestError as e:
+            log.error("%s", e)
+            return False
+        changed = False
+        for f in list(self._stamps):
+            if f not in files:  # a removed file: its resources are no longer desired
+                del self._stamps[f]
+                self._good.pop(f, None)
+                self._errors.pop(f, None)
+                changed = True
+        for f in files:
+            try:
+                st = f.stat()
+            except FileNotFoundError:
+                continue
+            stamp = (st.st_mtime, st.st_size)
+            if self._stamps.get(f) == stamp:
+                continue
+            self._stamps[f] = stamp
+            changed = True
+            try:
+                self._good[f] = parse_documents(f.read_text(), str(f))
+                self._errors.pop(f, None)
+            except (ManifestError, OSError) as e:
+                problems = e.problems if isinstance(e, ManifestError) else [str(e)]
+                self._errors[f] = problems
+                for p in problems:
+                    log.error("manifest rejected, keeping its last good version: %s", p)
+        return changed
+
+    def resources(self) -> list[Resource]:
+        merged: dict[tuple[str, str], Resource] = {}
+        for f in sorted(self._good):
+            for r in self._good[f]:
+                if r.key in merged:
+                    self._errors.setdefault(f, []).append(f"{r.kind}/{r.name} is also declared in another file")
+                    continue
+                merged[r.key] = r
+        return list(merged.values())
+
+    def errors(self) -> list[str]:
+        return [p for problems in self._errors.values() for p in problems]
+
+    def publish(self, feed: DesiredFeed) -> None:
+        feed.replace(SOURCE, self.resources(), self.errors())
+
+    async def watch(self, feed: DesiredFeed, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self.scan():
+                self.publish(feed)
+
+
+@hookimpl
+def supply_desired_state(ctx: Context, feed: DesiredFeed) -> None:
+    if not ctx.config.manifests:
+        return None
+    folder = ManifestFolder(list(ctx.config.manifests))
+    folder.scan()
+    folder.publish(feed)
+    if ctx.watch:
+        ctx.spawn(folder.watch(feed, ctx.config.manifestPollSeconds), name="manifest-folder")
+    return None

@@ -1,0 +1,120 @@
+"""Real ZFS for tests: zfs-fuse in a private mount namespace, one pool per test on sparse files.
+
+The test process moves itself into a new mount namespace (``unshare(CLONE_NEWNS)``),
+makes every mount private, puts tmpfs over zfs-fuse's fixed socket/lock/cache folders
+and starts its own zfs-fuse. Nothing it mounts is seen outside; at the end every pool
+the tests made is destroyed and the daemon stopped, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLONE_NEWNS = 0x00020000
+ZFS_FUSE_DIRS = ("/run/zfs", "/run/lock/zfs", "/var/lib/zfs")
+
+
+class ZFSUnavailable(RuntimeError):
+    pass
+
+
+def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, check=check)
+
+
+def _enter_private_mount_namespace() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        raise ZFSUnavailable(f"unshare(CLONE_NEWNS) failed: {os.strerror(ctypes.get_errno())} (run as root)")
+    run("mount", "--make-rprivate", "/")
+
+
+@dataclass
+class ZFSFuse:
+    """A private zfs-fuse daemon (or the kernel's ZFS when /dev/zfs exists)."""
+
+    workdir: Path
+    pid: int | None = None
+    kernel: bool = False
+    pools: set[str] = field(default_factory=set)
+
+    def start(self) -> None:
+        if os.geteuid() != 0:
+            raise ZFSUnavailable("real ZFS tests need root")
+        if Path("/dev/zfs").exists() and not shutil.which("zfs-fuse"):
+            self.kernel = True
+            return
+        if not shutil.which("zfs-fuse"):
+            raise ZFSUnavailable("zfs-fuse is not installed (make test installs it)")
+        _enter_private_mount_namespace()
+        for line in reversed(Path("/proc/self/mounts").read_text().splitlines()):
+            _, mountpoint, fstype, *_ = line.split()
+            if fstype == "fuse.zfs" or fstype == "fuse":
+                run("umount", "-l", mountpoint, check=False)
+        for d in ZFS_FUSE_DIRS:
+            Path(d).mkdir(parents=True, exist_ok=True)
+            run("mount", "-t", "tmpfs", "tmpfs", d)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        pidfile = self.workdir / "zfs-fuse.pid"
+        pidfile.unlink(missing_ok=True)  # a stale pidfile makes zfs-fuse exit silently
+        run("zfs-fuse", "--pidfile", str(pidfile))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if pidfile.exists() and run("zpool", "list", check=False).returncode == 0:
+                self.pid = int(pidfile.read_text().strip())
+                return
+            time.sleep(0.05)
+        raise ZFSUnavailable("zfs-fuse did not become ready within 15 s")
+
+    def destroy_pool(self, name: str) -> None:
+        if run("zpool", "list", "-H", "-o", "name", name, check=False).returncode != 0:
+            self.pools.discard(name)
+            return
+        datasets = run("zfs", "list", "-H", "-o", "name", "-r", "-t", "filesystem", name, check=False).stdout.split()
+        for ds in sorted(datasets, key=len, reverse=True):
+            run("zfs", "umount", ds, check=False)
+        for _ in range(50):  # "pool is busy" races right after unmounts
+            if run("zpool", "destroy", name, check=False).returncode == 0:
+                break
+            time.sleep(0.15)
+        else:
+            raise RuntimeError(f"could not destroy test pool {name}")
+        self.pools.discard(name)
+
+    def all_pools(self) -> list[str]:
+        out = run("zpool", "list", "-H", "-o", "name", check=False).stdout
+        return [p for p in out.split() if p]
+
+    def stop(self) -> None:
+        for pool in self.all_pools() if not self.kernel else list(self.pools):
+            self.destroy_pool(pool)
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+            for _ in range(100):
+                try:
+                    os.kill(self.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            else:
+                os.kill(self.pid, signal.SIGKILL)
+
+
+def fuse_mounts_under(path: Path) -> list[str]:
+    prefix = str(path).rstrip("/") + "/"
+    out = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        mountpoint = line.split()[1]
+        if (mountpoint + "/").startswith(prefix):
+            out.append(mountpoint)
+    return out

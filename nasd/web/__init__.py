@@ -1,0 +1,1 @@
+"""The REST API: Kubernetes-shaped paths over a root-only unix socket, or TCP with a bearer token."""

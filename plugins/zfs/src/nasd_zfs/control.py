@@ -1,0 +1,126 @@
+"""Everything the ZFS plugin runs: dialect detection, the two-command observation, and the
+on-demand snapshot and clone commands. All through the core's runner."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable
+
+from nasd.context import Context
+from nasd.errors import CommandError, PermanentError
+from nasd.models import Resource, ZPool
+from nasd.models.zfs_properties import CHECKS
+from nasd.state import write_json
+
+from .dialect import Dialect, parse_dialect
+from .parse import parse_zfs_get, parse_zpool_import, parse_zpool_status
+from .plan import MANAGED, STATUS_PROPERTIES, ZfsObservation
+
+CACHE_KEY = "zfs"
+
+
+def _binary_stamp(ctx: Context, program: str) -> list[Any]:
+    path = ctx.runner.resolve(program)
+    try:
+        st = os.stat(path)
+        return [path, st.st_size, int(st.st_mtime)]
+    except OSError:
+        return [path, None, None]
+
+
+async def detect_dialect(ctx: Context) -> Dialect:
+    """Read the usage texts of zfs, `zfs get` and zpool once; cached on disk per binary."""
+    stamp = [_binary_stamp(ctx, "zfs"), _binary_stamp(ctx, "zpool")]
+    cache_file = ctx.state_dir / "cache" / "zfs-dialect.json"
+    try:
+        cached = json.loads(cache_file.read_text())
+        if cached.get("stamp") == stamp:
+            return Dialect.from_json(cached["dialect"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    zfs = await ctx.runner.run(["zfs"], mutating=False, check=False)
+    if zfs.returncode == 127:
+        raise PermanentError(zfs.stderr, reason="ZFSNotInstalled")
+    get = await ctx.runner.run(["zfs", "get"], mutating=False, check=False)
+    zpool = await ctx.runner.run(["zpool"], mutating=False, check=False)
+    texts = [zfs.stdout + zfs.stderr, get.stdout + get.stderr, zpool.stdout + zpool.stderr]
+    if any("failed to initialize ZFS library" in t or "zfs-fuse daemon is running" in t for t in texts):
+        raise PermanentError("the ZFS daemon is not running (zfs-fuse) or the module is not loaded",
+                             reason="ZFSNotRunning")
+    dialect = parse_dialect(*texts)
+    write_json(cache_file, {"stamp": stamp, "dialect": dialect.to_json()})
+    return dialect
+
+
+def _read_properties(dialect: Dialect, desired: Iterable[Resource]) -> list[str]:
+    wanted = set(STATUS_PROPERTIES)
+    for r in desired:
+        props = getattr(r.spec, "properties", None)
+        if isinstance(props, dict):
+            wanted |= set(props)
+    wanted |= {p for p in CHECKS if p in ("compression", "quota", "atime")}
+    if dialect.properties:
+        wanted = {p for p in wanted if ":" in p or p in dialect.properties}
+    return sorted(wanted)
+
+
+async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount_root: str) -> ZfsObservation:
+    """Two reads whatever the number of datasets: `zpool status` and one `zfs get`."""
+    obs = ZfsObservation(dialect=dialect, mount_root=mount_root)
+    status = await ctx.runner.run(["zpool", "status", *(["-P"] if dialect.status_full_paths else [])], mutating=False)
+    obs.pools = parse_zpool_status(status.stdout)
+    if obs.pools:
+        argv = ["zfs", "get", "-H", "-p", "-o", "name,property,value,source"]
+        if dialect.get_types:
+            argv += ["-t", "filesystem"]
+        argv.append(",".join(_read_properties(dialect, desired)))
+        result = await ctx.runner.run(argv, mutating=False)
+        obs.datasets, obs.snapshot_counts = parse_zfs_get(result.stdout)
+    pools = [r for r in desired if isinstance(r, ZPool)]
+    for pool in pools:
+        for vdev in pool.spec.vdevs:
+            obs.existing_files |= {d for d in vdev.devices if os.path.exists(d)}
+    missing_with_devices = [
+        p for p in pools if p.name not in obs.pools and any(
+            d in obs.existing_files for v in p.spec.vdevs for d in v.devices
+        )
+    ]
+    if missing_with_devices:  # only then: is there an exported pool to import instead of creating one?
+        dirs = sorted({os.path.dirname(d) for p in missing_with_devices for v in p.spec.vdevs for d in v.devices})
+        result = await ctx.runner.run(
+            ["zpool", "import"] + [x for d in dirs for x in ("-d", d)], mutating=False, check=False
+        )
+        obs.importable = set(parse_zpool_import(result.stdout))
+    return obs
+
+
+async def take_snapshot(
+    ctx: Context, dialect: Dialect, datasets: list[str], name: str, recursive: bool, properties: dict[str, str]
+) -> list[str]:
+    opts: list[str] = []
+    for k, v in properties.items():
+        opts += ["-o", f"{k}={v}"]
+    flags = ["-r"] if recursive else []
+    targets = [f"{ds}@{name}" for ds in datasets]
+    if dialect.multi_snapshot or len(targets) == 1:
+        await ctx.runner.run(["zfs", "snapshot", *flags, *opts, *targets], mutating=True)
+    else:
+        for t in targets:
+            await ctx.runner.run(["zfs", "snapshot", *flags, *opts, t], mutating=True)
+    return targets
+
+
+async def clone(ctx: Context, snapshot: str, target: str, properties: dict[str, str]) -> str:
+    exists = await ctx.runner.run(["zfs", "list", "-H", "-o", "name", target], mutating=False, check=False)
+    if exists.returncode == 0:
+        raise PermanentError(f"{target} already exists; a clone never overwrites a dataset", reason="TargetExists")
+    argv = ["zfs", "clone", "-o", f"{MANAGED}=true"]
+    for k, v in properties.items():
+        argv += ["-o", f"{k}={v}"]
+    try:
+        await ctx.runner.run([*argv, snapshot, target], mutating=True)
+    except CommandError as e:
+        raise PermanentError(str(e), reason="CloneFailed") from e
+    result = await ctx.runner.run(["zfs", "get", "-H", "-o", "value", "mountpoint", target], mutating=False)
+    return result.stdout.strip()

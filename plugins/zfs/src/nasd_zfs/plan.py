@@ -1,0 +1,339 @@
+"""Pure planning: from a pool's or dataset's spec and what was observed, the commands that converge it.
+
+Nothing here runs a command or reads a file; every function takes models and an
+observation and returns a :class:`nasd.planning.Plan`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from nasd.errors import TemporaryError
+from nasd.models import ZDataset, ZPool
+from nasd.models.zfs_properties import CREATE_ONLY, SIZE_PROPERTIES, normalize
+from nasd.planning import Action, Plan, Problem
+
+from .dialect import Dialect
+from .parse import PoolInfo, Props, VdevInfo
+
+MANAGED = "nasd.io:managed"
+ADOPT_ANNOTATION = "nasd.io/adopt"
+#: properties read for status, besides those a spec sets
+STATUS_PROPERTIES = ("mountpoint", "used", "available", "referenced", "compressratio", MANAGED)
+
+
+@dataclass
+class ZfsObservation:
+    dialect: Dialect
+    pools: dict[str, PoolInfo] = field(default_factory=dict)
+    datasets: dict[str, Props] = field(default_factory=dict)
+    snapshot_counts: dict[str, int] = field(default_factory=dict)
+    importable: set[str] = field(default_factory=set)
+    existing_files: set[str] = field(default_factory=set)
+    mount_root: str = "/mnt"
+
+
+def observation(observed: Any) -> ZfsObservation:
+    obs = observed.get("zfs") if hasattr(observed, "get") else None
+    if obs is None:
+        error = observed.get("zfs_error") or observed.get("_observe_error") or "ZFS state was not observed"
+        raise TemporaryError(f"cannot read ZFS state: {error}", reason="ObserveFailed", delay=2.0)
+    return obs
+
+
+def _managed(props: Props) -> bool:
+    value, source = props.get(MANAGED, ("-", "-"))
+    return value == "true" and source == "local"
+
+
+def _same(name: str, desired: str, observed: str) -> bool:
+    if name in SIZE_PROPERTIES:
+        norm = {"none": "0", "-": "0"}
+        return norm.get(desired, desired) == norm.get(observed, observed)
+    return desired == observed
+
+
+def _unsupported(props: dict[str, str], dialect: Dialect) -> list[str]:
+    out = []
+    for name, value in props.items():
+        if ":" in name:
+            continue
+        if dialect.properties and name not in dialect.properties:
+            out.append(f"{name} (this ZFS, {dialect.name}, has no such property)")
+        elif name == "compression" and dialect.compression and value not in dialect.compression:
+            out.append(f"compression={value} (this ZFS, {dialect.name}, accepts {', '.join(sorted(dialect.compression))})")
+    return out
+
+
+def _set_actions(target: str, changes: dict[str, str], dialect: Dialect) -> list[Action]:
+    if not changes:
+        return []
+    pairs = [f"{k}={v}" for k, v in changes.items()]
+    what = f"set {', '.join(pairs)} on {target}"
+    if dialect.multi_set:
+        return [Action(what, argv=["zfs", "set", *pairs, target])]
+    return [Action(f"set {p} on {target}", argv=["zfs", "set", p, target]) for p in pairs]
+
+
+def _as_int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def dataset_status(name: str, props: Props | None) -> dict[str, Any]:
+    status: dict[str, Any] = {"name": name}
+    if props:
+        status["mountpoint"] = props.get("mountpoint", (None, ""))[0]
+        for key in ("used", "available", "referenced"):
+            status[key] = _as_int(props.get(key, (None, ""))[0])
+        status["compressratio"] = props.get("compressratio", (None, ""))[0]
+    return status
+
+
+# -- pools -----------------------------------------------------------------------
+
+
+def _spec_layout(pool: ZPool) -> list[tuple[str, tuple[str, ...]]]:
+    layout = []
+    for vdev in pool.spec.vdevs:
+        if vdev.type == "stripe":
+            layout += [("disk", (os.path.normpath(d),)) for d in vdev.devices]
+        else:
+            layout.append((vdev.type, tuple(sorted(os.path.normpath(d) for d in vdev.devices))))
+    return sorted(layout)
+
+
+def _observed_layout(vdevs: list[VdevInfo]) -> list[tuple[str, tuple[str, ...]]]:
+    return sorted(
+        (v.type, tuple(sorted(os.path.normpath(d) for d in v.devices)) if v.type != "disk" else tuple(v.devices))
+        for v in vdevs
+    )
+
+
+def _describe_layout(layout: list[tuple[str, tuple[str, ...]]]) -> str:
+    return "; ".join(f"{t} {' '.join(devs)}" for t, devs in layout) or "(none)"
+
+
+def _vdev_args(pool: ZPool) -> list[str]:
+    args: list[str] = []
+    for vdev in pool.spec.vdevs:
+        if vdev.type == "stripe":
+            args += vdev.devices
+        else:
+            args += ["raidz" if vdev.type == "raidz1" else vdev.type, *vdev.devices]
+    return args
+
+
+def pool_mountpoint(pool: ZPool, obs: ZfsObservation) -> str:
+    return pool.spec.mountpoint or os.path.join(obs.mount_root, pool.name)
+
+
+def _sparse_file(path: str, size: int) -> Action:
+    async def create(ctx: Any) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return  # made by an earlier, interrupted run: zpool create will judge it
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    return Action(f"create sparse file {path} ({size} bytes)", func=create)
+
+
+def plan_pool(pool: ZPool, obs: ZfsObservation) -> Plan:
+    name = pool.name
+    props = {k: normalize(k, v) for k, v in pool.spec.properties.items()}
+    bad = _unsupported(props, obs.dialect)
+    if bad:
+        return Plan(problem=Problem("UnsupportedProperty", "not supported here: " + "; ".join(bad)))
+    info = obs.pools.get(name)
+    if info is None:
+        return _plan_new_pool(pool, obs, props)
+
+    plan = Plan()
+    root = obs.datasets.get(name, {})
+    used, avail = _as_int(root.get("used", (None, ""))[0]), _as_int(root.get("available", (None, ""))[0])
+    plan.status = {
+        "health": info.state,
+        "size": (used + avail) if used is not None and avail is not None else None,
+        "free": avail,
+        "capacity": f"{round(100 * used / (used + avail))}%" if used is not None and avail else None,
+        "mountpoint": root.get("mountpoint", (None, ""))[0],
+    }
+    want, have = _spec_layout(pool), _observed_layout(info.vdevs)
+    if want != have:
+        plan.problem = Problem(
+            "VdevMismatch",
+            f"pool {name} exists with vdevs [{_describe_layout(have)}] but the spec says [{_describe_layout(want)}]; "
+            "nasd never recreates a pool: fix the spec or the pool by hand",
+        )
+        return plan
+    changes = {k: v for k, v in props.items() if not _same(k, v, root.get(k, ("-", ""))[0])}
+    if pool.spec.mountpoint and root.get("mountpoint", ("", ""))[0] != pool.spec.mountpoint:
+        changes["mountpoint"] = pool.spec.mountpoint
+    plan.actions += _set_actions(name, changes, obs.dialect)
+    if changes and pool.status.observedGeneration == pool.metadata.generation and pool.ready:
+        plan.events.append(f"drift corrected on pool {name}: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+    if info.state in ("FAULTED", "UNAVAIL", "SUSPENDED", "REMOVED"):
+        plan.problem = Problem("PoolUnhealthy", f"pool {name} is {info.state}")
+    plan.conditions.append(
+        ("Degraded", info.state == "DEGRADED", "PoolDegraded" if info.state == "DEGRADED" else "Healthy",
+         f"pool {name} is {info.state}")
+    )
+    return plan
+
+
+def _plan_new_pool(pool: ZPool, obs: ZfsObservation, props: dict[str, str]) -> Plan:
+    name = pool.name
+    devices = [d for v in pool.spec.vdevs for d in v.devices]
+    missing = [d for d in devices if d not in obs.existing_files and d not in pool.spec.files]
+    if missing:
+        return Plan(problem=Problem("MissingDevice", f"devices not found: {', '.join(missing)}"))
+    mountpoint = pool_mountpoint(pool, obs)
+    if name in obs.importable:
+        dirs = sorted({os.path.dirname(d) for d in devices})
+        argv = ["zpool", "import"] + [x for d in dirs for x in ("-d", d)] + [name]
+        return Plan(actions=[Action(f"import existing pool {name}", argv=argv)], status={"mountpoint": None})
+    plan = Plan()
+    for path, size in pool.spec.files.items():
+        if path not in obs.existing_files:
+            plan.actions.append(_sparse_file(path, size))
+    argv = ["zpool", "create", "-m", mountpoint, "-O", f"{MANAGED}=true"]
+    for k, v in props.items():
+        argv += ["-O", f"{k}={v}"]
+    argv += [name, *_vdev_args(pool)]
+    plan.actions.append(Action(f"create pool {name}", argv=argv))
+    plan.status = {"mountpoint": mountpoint, "health": "ONLINE"}
+    return plan
+
+
+def plan_pool_absent(pool: ZPool, obs: ZfsObservation) -> Plan:
+    name = pool.name
+    if pool.spec.deletionPolicy != "Destroy" or name not in obs.pools:
+        return Plan()  # Retain: stop managing, keep the pool and its data
+    root = obs.datasets.get(name, {})
+    if not _managed(root):
+        return Plan(problem=Problem("Unmanaged", f"pool {name} was not created by nasd; destroy it by hand"))
+    children = sorted(d for d in obs.datasets if d.startswith(name + "/"))
+    snaps = sum(n for d, n in obs.snapshot_counts.items() if d == name or d.startswith(name + "/"))
+    if (children or snaps) and not pool.spec.destroyRecursive:
+        return Plan(problem=Problem(
+            "HasChildren",
+            f"pool {name} holds {len(children)} datasets and {snaps} snapshots; set destroyRecursive: true to "
+            "destroy them with the pool",
+        ))
+    plan = Plan(actions=[Action(f"destroy pool {name}", argv=["zpool", "destroy", name])])
+    for path in pool.spec.files:
+        plan.actions.append(_remove_file(path))
+    return plan
+
+
+def _remove_file(path: str) -> Action:
+    async def remove(ctx: Any) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    return Action(f"remove vdev file {path}", func=remove)
+
+
+# -- datasets ----------------------------------------------------------------------
+
+
+def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
+    name = ds.zfs_name
+    props = {k: normalize(k, v) for k, v in ds.spec.properties.items()}
+    bad = _unsupported(props, obs.dialect)
+    if bad:
+        return Plan(problem=Problem("UnsupportedProperty", "not supported here: " + "; ".join(bad)))
+    if ds.spec.pool not in obs.pools and not (pool is not None and pool.ready):
+        # (a pool made earlier in this very pass is Ready but not in the observation yet)
+        raise TemporaryError(f"pool {ds.spec.pool} is not imported", reason="PoolNotReady")
+    observed = obs.datasets.get(name)
+    if observed is None:
+        argv = ["zfs", "create", "-o", f"{MANAGED}=true"]
+        if ds.spec.mountpoint:
+            argv += ["-o", f"mountpoint={ds.spec.mountpoint}"]
+        for k, v in props.items():
+            argv += ["-o", f"{k}={v}"]
+        argv.append(name)
+        parent = name.rsplit("/", 1)[0]
+        parent_mount = obs.datasets.get(parent, {}).get("mountpoint", (None, ""))[0]
+        if parent_mount is None and pool is not None:
+            parent_mount = pool.status.mountpoint or pool_mountpoint(pool, obs)
+        mountpoint = ds.spec.mountpoint or (
+            os.path.join(parent_mount, name.rsplit("/", 1)[1]) if parent_mount and parent_mount.startswith("/")
+            else None
+        )
+        status = {"name": name, "mountpoint": mountpoint}
+        return Plan(actions=[Action(f"create dataset {name}", argv=argv)], status=status)
+
+    plan = Plan(status=dataset_status(name, observed))
+    if not _managed(observed):
+        if ds.metadata.annotations.get(ADOPT_ANNOTATION) != "true":
+            plan.problem = Problem(
+                "Unmanaged",
+                f"dataset {name} exists but nasd did not create it, so nasd leaves it alone; "
+                f"to let nasd manage it, add the annotation {ADOPT_ANNOTATION}: \"true\"",
+            )
+            return plan
+        plan.actions += _set_actions(name, {MANAGED: "true"}, obs.dialect)
+
+    refused = []
+    changes: dict[str, str] = {}
+    for k, v in props.items():
+        have = observed.get(k, ("-", ""))[0]
+        if _same(k, v, have):
+            continue
+        if k in CREATE_ONLY:
+            refused.append(f"{k} is {have!r}, the spec asks {v!r}")
+        else:
+            changes[k] = v
+    if ds.spec.mountpoint and observed.get("mountpoint", ("", ""))[0] != ds.spec.mountpoint:
+        changes["mountpoint"] = ds.spec.mountpoint
+    if refused:
+        plan.problem = Problem(
+            "CreateOnlyProperty",
+            f"cannot change create-only properties of {name}: {'; '.join(refused)}. "
+            "Put the spec back, or create a new dataset with these properties and move the data",
+        )
+        return plan  # nothing is half-applied
+    if changes and ds.status.observedGeneration == ds.metadata.generation and ds.ready:
+        plan.events.append(
+            f"drift corrected on {name}: "
+            + ", ".join(f"{k} was {observed.get(k, ('-', ''))[0]}, set back to {v}" for k, v in changes.items())
+        )
+    plan.actions += _set_actions(name, changes, obs.dialect)
+    return plan
+
+
+def plan_dataset_absent(ds: ZDataset, obs: ZfsObservation) -> Plan:
+    name = ds.zfs_name
+    observed = obs.datasets.get(name)
+    if ds.spec.deletionPolicy != "Destroy" or observed is None:
+        return Plan()  # Retain: stop managing, keep the data
+    if not _managed(observed):
+        return Plan(problem=Problem("Unmanaged", f"dataset {name} was not created by nasd; it is left alone"))
+    children = sorted(d for d in obs.datasets if d.startswith(name + "/"))
+    snaps = obs.snapshot_counts.get(name, 0) + sum(obs.snapshot_counts.get(c, 0) for c in children)
+    if not ds.spec.destroyRecursive:
+        # zfs-fuse lists snapshots with the properties; OpenZFS (-t filesystem) does not, and `zfs destroy`
+        # without -r refuses when there are any: either way nothing below the dataset is lost.
+        if children or snaps:
+            return Plan(problem=Problem(
+                "HasChildren",
+                f"dataset {name} has {len(children)} child datasets and {snaps} snapshots; "
+                "set destroyRecursive: true to destroy them too",
+            ))
+        return Plan(actions=[Action(f"destroy dataset {name}", argv=["zfs", "destroy", name])])
+    return Plan(actions=[Action(f"destroy dataset {name} with its children and snapshots",
+                                argv=["zfs", "destroy", "-r", name])])

@@ -1,0 +1,74 @@
+"""The ZFS plugin's hook implementations. Only glue: the work is in plan, control and parse."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from nasd.context import Context
+from nasd.hookspecs import hookimpl
+from nasd.models import Resource, ZDataset, ZPool
+from nasd.planning import Plan
+
+from . import control, plan
+
+NAME = "zfs"
+
+
+def _dialect(ctx: Context) -> Any:
+    return ctx.cache.get("zfs-dialect")
+
+
+@hookimpl
+async def startup(ctx: Context) -> None:
+    try:
+        ctx.cache["zfs-dialect"] = await control.detect_dialect(ctx)
+    except Exception as e:  # reported on every ZFS resource instead of stopping the daemon
+        ctx.cache["zfs-dialect-error"] = str(e)
+        ctx.log.error("ZFS is not usable: %s", e)
+
+
+@hookimpl
+async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
+    if _dialect(ctx) is None:
+        try:
+            ctx.cache["zfs-dialect"] = await control.detect_dialect(ctx)
+        except Exception as e:
+            return {"zfs": None, "zfs_error": str(e)}
+    mount_root = str(ctx.settings(NAME).get("mountRoot", "/mnt"))
+    try:
+        return {"zfs": await control.observe(ctx, _dialect(ctx), desired, mount_root)}
+    except Exception as e:
+        return {"zfs": None, "zfs_error": str(e)}
+
+
+@hookimpl
+def ensure_pool(ctx: Context, pool: ZPool, observed: Mapping[str, Any]) -> Plan:
+    return plan.plan_pool(pool, plan.observation(observed))
+
+
+@hookimpl
+def ensure_dataset(ctx: Context, dataset: ZDataset, pool: ZPool | None, observed: Mapping[str, Any]) -> Plan:
+    return plan.plan_dataset(dataset, pool, plan.observation(observed))
+
+
+@hookimpl
+def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
+    if isinstance(resource, ZPool):
+        return plan.plan_pool_absent(resource, plan.observation(observed))
+    if isinstance(resource, ZDataset):
+        return plan.plan_dataset_absent(resource, plan.observation(observed))
+    return None
+
+
+@hookimpl
+async def take_snapshot(
+    ctx: Context, datasets: list[str], name: str, recursive: bool, properties: Mapping[str, str]
+) -> list[str]:
+    if _dialect(ctx) is None:
+        ctx.cache["zfs-dialect"] = await control.detect_dialect(ctx)
+    return await control.take_snapshot(ctx, _dialect(ctx), datasets, name, recursive, dict(properties))
+
+
+@hookimpl
+async def clone(ctx: Context, snapshot: str, target: str, properties: Mapping[str, str]) -> str:
+    return await control.clone(ctx, snapshot, target, dict(properties))
