@@ -175,7 +175,7 @@ def crd_filename(crd: dict[str, Any]) -> str:
 
 
 def write_crds(directory: Path) -> list[Path]:
-    """Write ``<plural>.nasd.io.yaml`` per kind into ``directory``; remove CRD files of kinds that are gone."""
+    """Write ``<plural>.nasd.io.yaml`` per kind into ``directory``; remove those of kinds that are gone."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for crd in generate_crds():

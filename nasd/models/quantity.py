@@ -29,7 +29,7 @@ def parse_quantity(value: object) -> int:
     num, unit = m.group("num"), m.group("unit")
     if unit == "":
         if "." in num:
-            raise ValueError(f"{value!r}: a size in bytes must be a whole number")
+            raise ValueError(f"{value!r}: a size in bytes must be a whole number; use {ALLOWED}")
         return int(num)
     if unit not in BINARY_UNITS:
         hint = ""

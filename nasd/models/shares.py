@@ -21,7 +21,8 @@ _HOST = re.compile(
     r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?:/[0-9]{1,2})?"  # IPv4, optional prefix
     r"|[0-9A-Fa-f:]+(?:/[0-9]{1,3})?"  # IPv6, optional prefix
     r"|\*?[A-Za-z0-9][A-Za-z0-9.-]*"  # host name, optional leading wildcard
-    r"|@[A-Za-z0-9_.-]+)$"  # netgroup
+    r"|@[A-Za-z0-9_.-]+"  # netgroup
+    r"|\*)$"  # everyone (NFS: only with allowWorld)
 )
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
 _SMB_PARAM = re.compile(r"^[a-z][a-z0-9 :_-]*[a-z0-9]$")

@@ -54,9 +54,19 @@ class Dialect:
 
 
 def _usage_line(usage: str, verb: str) -> str:
-    """All usage lines of ``verb`` joined (a verb may have several forms)."""
-    lines = [ln.strip() for ln in usage.splitlines() if re.match(rf"^\s*{verb}\b", ln.strip())]
-    return "\n".join(lines)
+    """All usage lines of ``verb`` joined, with their continuation lines (a verb may have several forms)."""
+    out: list[str] = []
+    taking = False
+    for ln in usage.splitlines():
+        text = ln.strip()
+        if re.match(rf"^{verb}\b", text):
+            out.append(text)
+            taking = True
+        elif taking and text[:1] in ("[", "<", "-") and ln[:1].isspace():
+            out[-1] += " " + text
+        else:
+            taking = False
+    return "\n".join(out)
 
 
 def _flags(line: str) -> set[str]:
@@ -109,7 +119,7 @@ def parse_dialect(zfs_usage: str, zfs_get_usage: str, zpool_usage: str) -> Diale
     props, compression = parse_properties(zfs_get_usage)
     multi_snapshot = bool(re.search(r"@<?snap(name)?>?\s*(\.\.\.|\[)", snapshot_line)) or "@<snap> ..." in snapshot_line
     dialect = Dialect(
-        name="openzfs" if re.search(r"^\s*program\b", zfs_usage, re.M) or "version" in zfs_usage else "zfs-fuse",
+        name="openzfs" if re.search(r"^\s*(program|version)\b", zfs_usage, re.M) else "zfs-fuse",
         list_parsable="p" in _flags(list_line),
         get_types="-t type" in get_line,
         multi_snapshot=multi_snapshot,

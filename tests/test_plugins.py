@@ -1,0 +1,110 @@
+"""The plugin contract: documented hook specs, a manager built per use, entry points, blocking,
+and async implementations awaited by the core."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from nasd import hookspecs
+from nasd.calling import Hooks
+from nasd.config import Config
+from nasd.context import Context
+from nasd.errors import OwnerError
+from nasd.hookspecs import hookimpl
+from nasd.models import parse_resource
+from nasd.planning import Action, Plan
+from nasd.plugins import describe_plugins, make_plugin_manager
+from nasd.runner import Runner
+
+SPECS = [
+    (name, fn) for name, fn in vars(hookspecs).items()
+    if inspect.isfunction(fn) and hasattr(fn, "nasd_spec")
+]
+
+
+def test_the_core_declares_the_required_hooks():
+    names = {n for n, _ in SPECS}
+    assert {"observe", "ensure_pool", "ensure_dataset", "ensure_share", "take_snapshot", "clone",
+            "supply_desired_state"} <= names
+
+
+@pytest.mark.parametrize("name,fn", SPECS, ids=[n for n, _ in SPECS])
+def test_every_hook_spec_documents_when_it_runs_what_it_returns_and_what_it_must_never_do(name, fn):
+    doc = inspect.getdoc(fn) or ""
+    assert "Called" in doc, f"{name}: say when it is called"
+    assert "Return value" in doc, f"{name}: say what it returns (and what None means)"
+    assert "Must never" in doc, f"{name}: say what an implementation must never do"
+
+
+def test_each_manager_is_fresh_and_installed_plugins_come_from_entry_points():
+    a, b = make_plugin_manager(), make_plugin_manager()
+    assert a is not b
+    infos = {i.name: i for i in describe_plugins(a)}
+    assert infos["zfs"].distribution == "nasd-zfs"
+    assert "ensure_dataset" in infos["zfs"].hooks
+    assert infos["manifests"].distribution.startswith("nasd")
+
+
+def test_builtins_and_installed_plugins_can_be_blocked_by_environment(monkeypatch):
+    monkeypatch.setenv("NASD_DISABLED_PLUGINS", "zfs, manifests")
+    names = {i.name for i in describe_plugins(make_plugin_manager())}
+    assert "zfs" not in names and "manifests" not in names and "api-store" in names
+
+
+class AsyncOwner:
+    """A third-party style plugin whose implementations are coroutines."""
+
+    @hookimpl
+    async def ensure_resource(self, ctx, resource, dependencies, observed):
+        if resource.kind != "NASDirectory":
+            return None
+        return Plan(actions=[Action("say hello", argv=["true"])])
+
+    @hookimpl
+    async def observe(self, ctx, desired):
+        return {"async-owner": len(desired)}
+
+
+class SecondOwner:
+    @hookimpl
+    def ensure_resource(self, ctx, resource, dependencies, observed):
+        return Plan()
+
+
+DIRECTORY = {"apiVersion": "nasd.io/v1alpha1", "kind": "NASDirectory", "metadata": {"name": "local"},
+             "spec": {"type": "local"}}
+
+
+def _ctx(tmp_path) -> Context:
+    return Context(config=Config(stateDir=tmp_path), runner=Runner())
+
+
+async def test_async_implementations_are_awaited(tmp_path):
+    pm = make_plugin_manager(load_entrypoints=False, extra=[("async-owner", AsyncOwner())])
+    hooks = Hooks(pm)
+    observed = await hooks.observe(_ctx(tmp_path), [])
+    assert observed == {"async-owner": 0}
+    plan = await hooks.ensure(_ctx(tmp_path), parse_resource(DIRECTORY), {}, observed)
+    assert [a.argv for a in plan.actions] == [["true"]]
+
+
+async def test_a_resource_needs_exactly_one_owner(tmp_path):
+    none = Hooks(make_plugin_manager(load_entrypoints=False))
+    with pytest.raises(OwnerError, match="no installed plugin handles NASDirectory local"):
+        await none.ensure(_ctx(tmp_path), parse_resource(DIRECTORY), {}, {})
+    two = Hooks(make_plugin_manager(load_entrypoints=False,
+                                    extra=[("a", AsyncOwner()), ("b", SecondOwner())]))
+    with pytest.raises(OwnerError, match="2 plugins claim"):
+        await two.ensure(_ctx(tmp_path), parse_resource(DIRECTORY), {}, {})
+
+
+def test_an_implementation_without_a_spec_is_rejected():
+    class Typo:
+        @hookimpl
+        def ensure_datset(self):  # misspelt hook name
+            pass
+
+    with pytest.raises(Exception, match="unknown hook"):
+        make_plugin_manager(load_entrypoints=False, extra=[("typo", Typo())])
