@@ -60,8 +60,18 @@ class Hooks:
         await self._call("supply_desired_state", ctx=ctx, feed=feed)
 
     async def observe(self, ctx: Context, desired: list[Resource]) -> dict[str, Any]:
+        """Each plugin observes on its own: one failing (its key then is missing and its error is kept
+        under ``<plugin>_error``) does not hide what the others saw."""
         merged: dict[str, Any] = {}
-        for part in await self._call("observe", ctx=ctx, desired=desired):
+        for impl in self.pm.hook.observe.get_hookimpls():
+            try:
+                part = impl.function(ctx=ctx, desired=desired)
+                if inspect.isawaitable(part):
+                    part = await part
+            except Exception as e:
+                ctx.log.error("observe failed in plugin %s: %s", impl.plugin_name, e)
+                merged[f"{impl.plugin_name}_error"] = f"{type(e).__name__}: {e}"
+                continue
             if part:
                 merged.update(part)
         return merged

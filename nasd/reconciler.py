@@ -217,11 +217,10 @@ class Reconciler:
         self._backoff.pop(key, None)
         if plan.problem:
             return finish(False, plan.problem.reason, plan.problem.message, plan.actions)
-        message = "; ".join(a.description for a in plan.actions) if plan.actions else ""
-        if not plan.actions:
-            previous = resource.condition("Ready")
-            if previous is not None and previous.status == "True":
-                message = previous.message
+        if plan.actions:
+            message = "applied: " + "; ".join(a.description for a in plan.actions)
+        else:
+            message = "as specified"
         return finish(True, "Ready", message, plan.actions)
 
     async def _apply(self, actions: list[Action]) -> None:
