@@ -32,7 +32,7 @@ def parse_documents(text: str, where: str) -> list[Resource]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ManifestError(where, [f"not valid YAML{at}: {getattr(e, 'problem', e)}"]) from None
+        raise ManifestError(where, [f"{where}: not valid YAML{at}: {getattr(e, 'problem', e)}"]) from None
     resources: list[Resource] = []
     problems: list[str] = []
     for i, doc in enumerate(docs):
