@@ -100,14 +100,17 @@ class ZFSFuse:
                 os.kill(self.pid, signal.SIGTERM)
             except ProcessLookupError:
                 return
-            for _ in range(100):
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
                 try:
                     os.kill(self.pid, 0)
                 except ProcessLookupError:
-                    break
+                    return
                 time.sleep(0.05)
-            else:
+            try:
                 os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def fuse_mounts_under(path: Path) -> list[str]:
