@@ -31,6 +31,18 @@ def fail(message: str, code: int = EXIT_INVALID) -> None:
     sys.exit(code)
 
 
+def _config_option(f: Callable) -> Callable:
+    """``--config`` given after the command name (``nasd reconcile -f DIR --config CFG``), like kubectl's
+    global flags; it overrides the one given before the command name."""
+
+    def store(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+        if value is not None:
+            ctx.ensure_object(dict)["config"] = value
+
+    return click.option("--config", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+                        expose_value=False, callback=store, help="YAML configuration file.")(f)
+
+
 def _config(ctx_obj: dict, **overrides: Any) -> Config:
     try:
         return load_config(ctx_obj.get("config"), **overrides)
@@ -64,6 +76,7 @@ def main(ctx: click.Context, config_path: Path | None, log_level: str) -> None:
 @click.option("--socket", type=click.Path(path_type=Path), help=f"Unix socket of the API [{DEFAULT_SOCKET}].")
 @click.option("--listen", help="HOST:PORT to serve the API on TCP as well (needs --token-file).")
 @click.option("--token-file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@_config_option
 @click.pass_obj
 def serve(obj: dict, manifests: tuple[Path, ...], state_dir: Path | None, socket: Path | None, listen: str | None,
           token_file: Path | None) -> None:
@@ -78,10 +91,25 @@ def serve(obj: dict, manifests: tuple[Path, ...], state_dir: Path | None, socket
         token = config.tokenFile.read_text().strip()
         if len(token) < 16:
             fail(f"{config.tokenFile}: the token must be at least 16 characters")
+    if _socket_in_use(config.socket):
+        fail(f"another nasd is already serving on {config.socket}; stop it first or use --socket")
     try:
         asyncio.run(_serve(config, token))
     except KeyboardInterrupt:
         pass
+
+
+def _socket_in_use(path: Path) -> bool:
+    import socket as socketlib
+
+    if not path.exists():
+        return False
+    with socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM) as s:
+        try:
+            s.connect(str(path))
+            return True
+        except OSError:
+            return False  # a stale socket file from a killed daemon
 
 
 async def _serve(config: Config, token: str | None) -> None:
@@ -145,7 +173,9 @@ def _load(files: tuple[Path, ...]) -> list[Resource]:
     try:
         return load_paths(files)
     except ManifestError as e:
-        fail("invalid manifests:\n  " + "\n  ".join(e.problems))
+        # load_paths names each file in its problems; a path that does not exist is named only in ``where``
+        problems = e.problems if e.where == "manifests" else [f"{e.where}: {p}" for p in e.problems]
+        fail("invalid manifests:\n  " + "\n  ".join(problems))
         raise AssertionError
 
 
@@ -154,6 +184,7 @@ def _load(files: tuple[Path, ...]) -> list[Resource]:
               help="A manifest file or folder. Repeatable.")
 @click.option("--state-dir", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Choice(["table", "wide", "yaml", "json"]), default="wide")
+@_config_option
 @click.pass_obj
 def reconcile(obj: dict, files: tuple[Path, ...], state_dir: Path | None, output: str) -> None:
     """Converge once, without a daemon; exit 0 only when every resource is Ready."""
@@ -195,6 +226,7 @@ def _dump(data: Any, output: str) -> None:
 @main.command()
 @click.option("-f", "--filename", "files", multiple=True, required=True, type=click.Path(path_type=Path))
 @click.option("--state-dir", type=click.Path(path_type=Path))
+@_config_option
 @click.pass_obj
 def plan(obj: dict, files: tuple[Path, ...], state_dir: Path | None) -> None:
     """Print the commands a reconcile would run; run nothing that changes the system."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -32,7 +34,13 @@ class Client:
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         async with self._session() as session:
             async with session.request(method, self.base + path, json=body) as resp:
-                data = await resp.json(content_type=None)
+                text = await resp.text()
+                try:
+                    data = json.loads(text)
+                except ValueError:  # not an answer of the nasd API (a wrong --server, no such path)
+                    where = f"{self.base}{path}"
+                    message = f"HTTP {resp.status} without a JSON body from {where}: {text.strip()[:200]}"
+                    raise APIError(resp.status, {"message": message}) from None
                 if resp.status >= 400:
                     raise APIError(resp.status, data)
                 return data
@@ -41,10 +49,15 @@ class Client:
         return (await self.request("GET", f"/apis/{GROUP_VERSION}/{plural}"))["items"]
 
     async def get(self, plural: str, name: str) -> dict:
-        return await self.request("GET", f"/apis/{GROUP_VERSION}/{plural}/{name}")
+        return await self.request("GET", f"/apis/{GROUP_VERSION}/{plural}/{_segment(name)}")
 
     async def apply(self, plural: str, manifest: dict) -> dict:
         return await self.request("POST", f"/apis/{GROUP_VERSION}/{plural}", manifest)
 
     async def delete(self, plural: str, name: str) -> dict:
-        return await self.request("DELETE", f"/apis/{GROUP_VERSION}/{plural}/{name}")
+        return await self.request("DELETE", f"/apis/{GROUP_VERSION}/{plural}/{_segment(name)}")
+
+
+def _segment(name: str) -> str:
+    """``name`` as one path segment: a '?', '#' or '/' in it must not change which object is meant."""
+    return quote(name, safe="")

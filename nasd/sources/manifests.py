@@ -1,7 +1,7 @@
 """The manifest-folder source: the files under ``--manifests`` are desired state.
 
-In ``nasd serve`` the folder is polled (mtime and size, then content); a changed file
-is re-read. A file that fails to parse keeps its last good resources and the error
+In ``nasd serve`` the folder is polled (mtime in ns, size and inode, so an editor's atomic
+replace is seen); a changed file is re-read. A file that fails to parse keeps its last good resources and the error
 is logged, because a resource vanishing means a deletion.
 """
 
@@ -24,7 +24,7 @@ SOURCE = "manifests"
 class ManifestFolder:
     def __init__(self, paths: list[Path]):
         self.paths = paths
-        self._stamps: dict[Path, tuple[float, int]] = {}
+        self._stamps: dict[Path, tuple[int, int, int]] = {}
         self._good: dict[Path, list[Resource]] = {}
         self._errors: dict[Path, list[str]] = {}
 
@@ -47,7 +47,7 @@ class ManifestFolder:
                 st = f.stat()
             except FileNotFoundError:
                 continue
-            stamp = (st.st_mtime, st.st_size)
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
             if self._stamps.get(f) == stamp:
                 continue
             self._stamps[f] = stamp

@@ -48,7 +48,8 @@ async def auth_middleware(request: web.Request, handler: Callable[[web.Request],
     token = request.app.get(TOKEN)
     if token and request.path != "/healthz":
         given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        # (surrogateescape: a header that is not UTF-8 is a wrong token, not a server error)
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode()):
             return status_error(401, "Unauthorized", "a valid bearer token is required")
     return await handler(request)
 
