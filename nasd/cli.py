@@ -250,7 +250,10 @@ async def _plan(config: Config) -> list[str]:
                 head += f": {outcome.reason} {outcome.message}".rstrip()
             lines.append(head)
         lines += [a.render() for a in outcome.actions]
-    if not any(o.actions for o in report.outcomes):
+    blocked = [o for o in report.outcomes if not o.ready]
+    if blocked:
+        lines.append(f"# {len(blocked)} resource(s) cannot converge yet (see the reasons above)")
+    elif not any(o.actions for o in report.outcomes):
         lines.append("# nothing to do: everything is as the manifests say")
     return lines
 

@@ -195,8 +195,11 @@ class Reconciler:
             return finish(False, "PlanFailed", f"{type(e).__name__}: {e}")
 
         if dry_run:
-            return Outcome(key, plan.problem is None, plan.problem.reason if plan.problem else "Planned", "",
-                           plan.actions)
+            # Nothing of a dry run is kept: marking the pass's copy Ready lets dependents plan as if applied.
+            if plan.problem is None:
+                set_condition(status, "Ready", True, "Planned", "", gen)
+            return Outcome(key, plan.problem is None, plan.problem.reason if plan.problem else "Planned",
+                           plan.problem.message if plan.problem else "", plan.actions)
 
         for event in plan.events:
             log.warning("%s/%s: %s", resource.kind, resource.name, event, extra={"resource": f"{key[0]}/{key[1]}"})

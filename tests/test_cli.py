@@ -126,16 +126,18 @@ def test_plan_prints_the_exact_commands_and_changes_nothing(pool_env, tmp_path):
 
 
 @pytest.mark.zfs
-def test_plan_before_anything_exists_runs_nothing(pool_env, tmp_path):
+def test_plan_before_anything_exists_shows_every_create_and_runs_nothing(pool_env, tmp_path):
     folder = tmp_path / "manifests"
     pool = pool_env.pool_name()
-    pool_env.write_manifests(folder, pool_env.pool_manifest())
+    pool_env.write_manifests(folder, pool_env.pool_manifest(),
+                             pool_env.dataset_manifest("media", properties={"atime": "off"}))
 
     planned = nasd("plan", "-f", folder, "--config", pool_env.write_config())
 
     assert planned.returncode == 0, planned.stderr
     assert any(line.startswith("zpool create ") and line.endswith(f"{pool} {pool_env.vdev('tank-0')}")
                for line in planned.stdout.splitlines()), planned.stdout
+    assert f"zfs create -o nasd.io:managed=true -o atime=off {pool}/media" in planned.stdout.splitlines()
     assert pools_with_prefix(pool_env.prefix) == []
     assert not Path(pool_env.vdev("tank-0")).exists()
 
