@@ -29,7 +29,7 @@ demo-clean:
 	scripts/demo.sh clean
 
 bench: venv system-packages
-	$(BIN)/python bench/zfs_converge.py
+	$(BIN)/python bench/zfs_converge.py $(BENCH_ARGS)
 
 crds: venv
 	$(BIN)/python -m nasd.crds crds
