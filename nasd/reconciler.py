@@ -139,6 +139,7 @@ class Reconciler:
             self.store.save(resource)
             if before.get(key) != resource.status.model_dump(mode="json"):
                 await self._notify(resource)
+        self.store.flush()
         if report.mutated:
             # re-observe shortly: verifies convergence and fills in status (used, available, ...)
             self._next_followup = time.monotonic() + 0.3

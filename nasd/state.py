@@ -18,7 +18,17 @@ from typing import Any, Iterator
 from .models import KINDS, ManifestError, Resource, parse_resource
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+def fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, sync_dir: bool = True) -> None:
+    """Replace ``path`` whole. With ``sync_dir=False`` the caller fsyncs the folder later (once for
+    many files): until then a crash may keep the old file, never a half-written one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -28,15 +38,12 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
-def write_json(path: Path, value: Any) -> None:
-    atomic_write(path, (json.dumps(value, indent=1, sort_keys=True) + "\n").encode())
+def write_json(path: Path, value: Any, sync_dir: bool = True) -> None:
+    atomic_write(path, (json.dumps(value, indent=1, sort_keys=True) + "\n").encode(), sync_dir=sync_dir)
 
 
 def spec_hash(resource: Resource) -> str:
@@ -53,8 +60,8 @@ class ObjectDir:
     def path(self, kind: str, name: str) -> Path:
         return self.root / kind / f"{name}.json"
 
-    def put(self, kind: str, name: str, value: Any) -> None:
-        write_json(self.path(kind, name), value)
+    def put(self, kind: str, name: str, value: Any, sync_dir: bool = True) -> None:
+        write_json(self.path(kind, name), value, sync_dir=sync_dir)
 
     def get(self, kind: str, name: str) -> Any | None:
         try:
@@ -93,6 +100,7 @@ class StatusStore:
     def __init__(self, state_dir: Path):
         self.dir = ObjectDir(state_dir / "resources")
         self._cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self._unsynced: set[Path] = set()
         for kind, name, value in self.dir.items():
             self._cache[(kind, name)] = value
 
@@ -126,7 +134,14 @@ class StatusStore:
         if self._cache.get(resource.key) == record:
             return
         self._cache[resource.key] = record
-        self.dir.put(resource.kind, resource.name, record)
+        self.dir.put(resource.kind, resource.name, record, sync_dir=False)
+        self._unsynced.add(self.dir.path(resource.kind, resource.name).parent)
+
+    def flush(self) -> None:
+        """Make the renames of this pass durable: one folder fsync per kind, not one per resource."""
+        for folder in sorted(self._unsynced):
+            fsync_dir(folder)
+        self._unsynced.clear()
 
     def forget(self, key: tuple[str, str]) -> None:
         self._cache.pop(key, None)

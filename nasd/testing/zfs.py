@@ -102,15 +102,22 @@ class ZFSFuse:
                 return
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
-                try:
-                    os.kill(self.pid, 0)
-                except ProcessLookupError:
+                if not _alive(self.pid):
                     return
                 time.sleep(0.05)
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (zfs-fuse daemonizes: init reaps it a while after it exits)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def fuse_mounts_under(path: Path) -> list[str]:

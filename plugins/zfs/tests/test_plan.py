@@ -164,7 +164,10 @@ def test_pool_status_comes_from_the_observation():
 def test_deleting_keeps_data_unless_the_spec_says_destroy():
     obs = observed(media=managed())
     assert plan_dataset_absent(dataset(), obs).actions == []
-    assert argvs(plan_dataset_absent(dataset(deletionPolicy="Destroy"), obs)) == [["zfs", "destroy", "tank/media"]]
+    assert argvs(plan_dataset_absent(dataset(deletionPolicy="Destroy"), obs)) == [
+        ["zfs", "umount", "tank/media"], ["zfs", "destroy", "tank/media"]]  # zfs-fuse: unmount first
+    assert argvs(plan_dataset_absent(dataset(deletionPolicy="Destroy"), observed(OPENZFS, media=managed()))) == [
+        ["zfs", "destroy", "tank/media"]]
 
 
 def test_a_destroy_that_would_take_children_or_snapshots_is_refused_unless_asked():

@@ -334,6 +334,15 @@ def plan_dataset_absent(ds: ZDataset, obs: ZfsObservation) -> Plan:
                 f"dataset {name} has {len(children)} child datasets and {snaps} snapshots; "
                 "set destroyRecursive: true to destroy them too",
             ))
-        return Plan(actions=[Action(f"destroy dataset {name}", argv=["zfs", "destroy", name])])
-    return Plan(actions=[Action(f"destroy dataset {name} with its children and snapshots",
-                                argv=["zfs", "destroy", "-r", name])])
+        return Plan(actions=_unmount_first(name, obs) + [
+            Action(f"destroy dataset {name}", argv=["zfs", "destroy", name])])
+    return Plan(actions=[
+        Action(f"destroy dataset {name} with its children and snapshots", argv=["zfs", "destroy", "-r", name])])
+
+
+def _unmount_first(name: str, obs: ZfsObservation) -> list[Action]:
+    # zfs-fuse answers "dataset is busy" to a destroy of a mounted dataset (then succeeds on retry);
+    # unmounting first saves the retry. OpenZFS unmounts as part of the destroy.
+    if obs.dialect.name != "zfs-fuse":
+        return []
+    return [Action(f"unmount {name}", argv=["zfs", "umount", name])]
