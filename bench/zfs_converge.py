@@ -1,6 +1,6 @@
 """How much work nasd does to converge many ZFS datasets, measured on real ZFS.
 
-    .venv/bin/python bench/zfs_converge.py [--datasets N] [--rounds R]   (``make bench``: N=200, R=3)
+    .venv/bin/python bench/zfs_converge.py [--datasets N] [--rounds R]   (``make bench``: N=200, R=4)
 
 Starts a private zfs-fuse in a private mount namespace (as the tests do, see
 nasd/testing/zfs.py; the kernel's ZFS is used instead when the machine has it), makes a
@@ -12,7 +12,7 @@ with the real daemon object (``Nasd``) reading a manifest folder:
   (b) a no-op pass once converged (after the follow-up pass that fills in status);
   (c) the wall time of (a) against a plain ``sh -c 'for ...; do zfs create -o ...; done'``
       over the same number of datasets with the same ``-o`` options, as a ratio of medians.
-      ``--rounds`` (3) rounds alternate the shell loop and a cold converge by a fresh daemon
+      ``--rounds`` (4) rounds alternate the shell loop and a cold converge by a fresh daemon
       object, each starting from the same empty pool (the other's datasets are destroyed in
       between, unmeasured: creates get slower as zfs-fuse holds more mounts).
 
@@ -280,8 +280,8 @@ def cleanup_tree(root: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", "-n", type=int, default=200, help="number of datasets [200]")
-    parser.add_argument("--rounds", "-r", type=int, default=3,
-                        help="timing rounds, shell loop and nasd alternating; the medians are compared [3]")
+    parser.add_argument("--rounds", "-r", type=int, default=4,
+                        help="timing rounds, shell loop and nasd alternating; the medians are compared [4]")
     args = parser.parse_args()
     n, rounds = args.datasets, args.rounds
     if n < 1 or n > 900:
@@ -319,17 +319,22 @@ def main() -> int:
         results: list[dict[str, Any]] = []
         shell_times: list[float] = []
         for r in range(rounds):
-            shell_times.append(bench_shell(pool, n))
-            destroy_datasets(shell_names(pool, n))
+            # which side goes first alternates: the first one after a round of destroys pays for
+            # zfs-fuse's background freeing
+            last = r == rounds - 1
             state = root / f"state-{r}"
             shutil.copytree(config.stateDir, state)
-            last = r == rounds - 1
-            results.append(asyncio.run(
-                bench_nasd(config.model_copy(update={"stateDir": state}), pool, n, noop_pass=last)))
-            if not last:
-                destroy_datasets([f"{pool}/ds{i}" for i in range(n)])
-            print(f"round {r + 1}/{rounds}: shell {shell_times[-1]:.2f} s, nasd {results[-1]['cold_seconds']:.2f} s",
-                  flush=True)
+            order = ("shell", "nasd") if r % 2 == 0 else ("nasd", "shell")
+            for side in order:
+                if side == "shell":
+                    shell_times.append(bench_shell(pool, n))
+                    destroy_datasets(shell_names(pool, n))
+                else:
+                    results.append(asyncio.run(
+                        bench_nasd(config.model_copy(update={"stateDir": state}), pool, n, noop_pass=last)))
+                    destroy_datasets([f"{pool}/ds{i}" for i in range(n)])
+            print(f"round {r + 1}/{rounds} ({order[0]} first): shell {shell_times[-1]:.2f} s, "
+                  f"nasd {results[-1]['cold_seconds']:.2f} s", flush=True)
         print()
         print(report(n, dialect, results, shell_times))
         return 0

@@ -261,6 +261,7 @@ class Reconciler:
     def _set_deleting(self, resource: Resource, ok: bool, reason: str, message: str) -> None:
         if set_condition(resource.status, "Ready", ok, reason, message, resource.metadata.generation):
             self.store.save(resource)
+            self.store.flush()
         log.warning("deleting %s/%s: %s: %s", resource.kind, resource.name, reason, message)
 
     def _fail(self, key: Key, gen: int | None, error: Exception) -> None:

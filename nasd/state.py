@@ -2,7 +2,8 @@
 old file or the new one: write a temporary file beside it, fsync, rename, fsync the folder.
 
 Layout under the state directory:
-  resources/<Kind>/<name>.json   what was last reconciled: the manifest, its status, generation
+  resources.json                 what was last reconciled, per resource: manifest, status, generation
+                                 (one file, replaced once per pass that changed anything)
   api/<Kind>/<name>.json         objects applied through the REST API (a desired-state source)
   cache/                         plugin caches (e.g. the detected ZFS dialect)
 """
@@ -98,11 +99,18 @@ class StatusStore:
     """The last reconciled form of each resource, so deletions and generations survive restarts."""
 
     def __init__(self, state_dir: Path):
-        self.dir = ObjectDir(state_dir / "resources")
+        self.path = state_dir / "resources.json"
         self._cache: dict[tuple[str, str], dict[str, Any]] = {}
-        self._unsynced: set[Path] = set()
-        for kind, name, value in self.dir.items():
-            self._cache[(kind, name)] = value
+        self._dirty = False
+        for stray in state_dir.glob(".resources.json.tmp.*"):  # a kill -9 mid-write: the old file is whole
+            stray.unlink(missing_ok=True)
+        try:
+            records = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            records = []
+        for record in records:
+            manifest = record.get("manifest", {})
+            self._cache[(manifest.get("kind"), manifest.get("metadata", {}).get("name"))] = record
 
     def known(self) -> dict[tuple[str, str], Resource]:
         out = {}
@@ -131,21 +139,21 @@ class StatusStore:
             "specHash": spec_hash(resource),
             "generation": resource.metadata.generation or 1,
         }
-        if self._cache.get(resource.key) == record:
-            return
-        self._cache[resource.key] = record
-        self.dir.put(resource.kind, resource.name, record, sync_dir=False)
-        self._unsynced.add(self.dir.path(resource.kind, resource.name).parent)
-
-    def flush(self) -> None:
-        """Make the renames of this pass durable: one folder fsync per kind, not one per resource."""
-        for folder in sorted(self._unsynced):
-            fsync_dir(folder)
-        self._unsynced.clear()
+        if self._cache.get(resource.key) != record:
+            self._cache[resource.key] = record
+            self._dirty = True
 
     def forget(self, key: tuple[str, str]) -> None:
-        self._cache.pop(key, None)
-        self.dir.delete(*key)
+        if self._cache.pop(key, None) is not None:
+            self._dirty = True
+
+    def flush(self) -> None:
+        """Write every record in one atomic replace, if anything changed since the last flush."""
+        if not self._dirty:
+            return
+        records = [self._cache[k] for k in sorted(self._cache, key=lambda k: (str(k[0]), str(k[1])))]
+        atomic_write(self.path, (json.dumps(records, indent=1, sort_keys=True) + "\n").encode())
+        self._dirty = False
 
     def get(self, key: tuple[str, str]) -> Resource | None:
         record = self._cache.get(key)

@@ -91,7 +91,7 @@ def test_reconcile_creates_the_pool_and_datasets_and_reports_each_ready(pool_env
     assert pool_env.zfs_get(f"{pool}/media/photos", "atime", "mountpoint") == {
         "atime": "off", "mountpoint": str(pool_env.mount_root / pool / "media" / "photos"),
     }
-    assert (pool_env.state_dir / "resources").is_dir(), "the config's stateDir is used"
+    assert (pool_env.state_dir / "resources.json").is_file(), "the config's stateDir is used"
 
     again = nasd("reconcile", "-f", folder, "--config", config)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -205,7 +205,7 @@ def test_a_resource_that_cannot_become_ready_makes_reconcile_exit_1_with_its_rea
     assert row["REASON"] == "PoolNotReady"
     assert pool_env.pool_name("undeclared") in row["MESSAGE"]
     assert "Traceback" not in result.stderr
-    assert (pool_env.state_dir / "resources" / "ZDataset" / "orphan.json").exists(), "the config's stateDir is used"
+    assert '"orphan"' in (pool_env.state_dir / "resources.json").read_text(), "the config's stateDir is used"
 
 
 # -- plugins ---------------------------------------------------------------------------------------

@@ -232,5 +232,7 @@ async def test_a_kill_9_in_the_middle_of_a_reconcile_leaves_nothing_the_next_sta
     assert all(r.ready for r in nasd.reconciler.current.values())
     names = subprocess.run(["zfs", "list", "-H", "-o", "name", "-r", pool], capture_output=True, text=True).stdout
     assert len(names.split()) == n + 1
-    for record in (pool_env.state_dir / "resources" / "ZDataset").iterdir():
-        parse_resource(yaml.safe_load(record.read_text())["manifest"])  # every state file is whole
+    records = yaml.safe_load((pool_env.state_dir / "resources.json").read_text())  # the state file is whole
+    assert len(records) == n + 1
+    for record in records:
+        parse_resource(record["manifest"])

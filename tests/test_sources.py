@@ -101,7 +101,8 @@ def test_state_files_are_replaced_whole_and_stray_temp_files_are_cleaned(tmp_pat
     resource = parse_resource(dataset("one"))
     resource.metadata.generation = store.generation_for(resource)
     store.save(resource)
-    stray = tmp_path / "resources" / "ZDataset" / ".one.json.tmp.999"
+    store.flush()
+    stray = tmp_path / ".resources.json.tmp.999"
     stray.write_text("{half")
     again = StatusStore(tmp_path)
     assert ("ZDataset", "one") in again.known() and not stray.exists()
