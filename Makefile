@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml $(PLUGINS)
 
 system-packages:
 	scripts/install-system-packages.sh zfs
+	scripts/install-system-packages.sh samba
 
 test: venv system-packages
 	$(BIN)/pytest

@@ -24,6 +24,8 @@ class Context:
     _tasks: list[asyncio.Task] = field(default_factory=list)
     #: plugins may keep per-process caches here, under their own name
     cache: dict[str, Any] = field(default_factory=dict)
+    #: the plugin manager, for plugins that call hooks other plugins declared (``addhooks``)
+    pm: Any = None
 
     @property
     def state_dir(self) -> Path:

@@ -90,7 +90,10 @@ class NASUser(Resource):
     spec: NASUserSpec
 
     def dependencies(self) -> list[tuple[str, str, str]]:
-        return [("NASDirectory", self.spec.directory, "DirectoryNotReady")]
+        groups = dict.fromkeys(([self.spec.primaryGroup] if self.spec.primaryGroup else []) + self.spec.groups)
+        return [("NASDirectory", self.spec.directory, "DirectoryNotReady")] + [
+            ("NASGroup", g, "GroupNotReady") for g in groups
+        ]
 
 
 class NASGroupSpec(StrictModel):

@@ -184,4 +184,11 @@ class NASShare(Resource):
     status: NASShareStatus = Field(default_factory=NASShareStatus)
 
     def dependencies(self) -> list[tuple[str, str, str]]:
-        return [("ZDataset", self.spec.dataset, "DatasetNotReady")]
+        deps = [("ZDataset", self.spec.dataset, "DatasetNotReady")]
+        smb = self.spec.smb
+        if smb is not None:
+            users = smb.validUsers + smb.adminUsers + smb.writeList + ([smb.forceUser] if smb.forceUser else [])
+            groups = smb.validGroups + ([smb.forceGroup] if smb.forceGroup else [])
+            deps += [("NASUser", u, "UserNotReady") for u in dict.fromkeys(users)]
+            deps += [("NASGroup", g, "GroupNotReady") for g in dict.fromkeys(groups)]
+        return deps

@@ -1,0 +1,220 @@
+"""Local users and groups: unix accounts (for file ownership) and Samba accounts (passdb).
+
+Planning is pure over an :class:`IdentityObservation`; the commands are shadow's useradd/
+usermod/userdel/groupadd/groupmod/groupdel with ``--prefix`` (the identity root: ``/`` on a
+host, a private folder in tests) and Samba's smbpasswd/pdbedit. nasd only changes accounts it
+created (kept in a registry under its state directory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nasd.models import NASGroup, NASUser
+from nasd.planning import Action, Plan, Problem
+from nasd.state import write_json
+
+from .settings import SMBSettings
+
+
+@dataclass
+class IdentityObservation:
+    users: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # name -> uid, gid, gecos
+    groups: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # name -> gid, members
+    passdb: dict[str, str] = field(default_factory=dict)  # name -> account flags
+    registry: dict[str, Any] = field(default_factory=lambda: {"users": [], "groups": [], "passwords": {}})
+    registry_path: Path | None = None
+    desired_groups: dict[str, NASGroup] = field(default_factory=dict)
+
+
+def parse_passwd(text: str) -> dict[str, tuple[int, int, str]]:
+    out = {}
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) >= 7 and parts[2].isdigit() and parts[3].isdigit():
+            out[parts[0]] = (int(parts[2]), int(parts[3]), parts[4])
+    return out
+
+
+def parse_group(text: str) -> dict[str, tuple[int, list[str]]]:
+    out = {}
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) >= 4 and parts[2].isdigit():
+            out[parts[0]] = (int(parts[2]), [m for m in parts[3].split(",") if m])
+    return out
+
+
+def parse_pdbedit_w(text: str) -> dict[str, str]:
+    """`pdbedit -L -w` (smbpasswd format) -> {user: flags}, e.g. '[U          ]' or '[DU         ]'."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) >= 5:
+            out[parts[0]] = parts[4]
+    return out
+
+
+def load_registry(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        data = {}
+    return {"users": data.get("users", []), "groups": data.get("groups", []),
+            "passwords": data.get("passwords", {})}
+
+
+def _remember(obs: IdentityObservation, kind: str, name: str, present: bool) -> Action:
+    async def record(ctx: Any) -> None:
+        names = set(obs.registry[kind])
+        names.add(name) if present else names.discard(name)
+        obs.registry[kind] = sorted(names)
+        if not present and kind == "users":
+            obs.registry["passwords"].pop(name, None)
+        assert obs.registry_path is not None
+        write_json(obs.registry_path, obs.registry)
+
+    return Action(f"{'remember' if present else 'forget'} {kind[:-1]} {name} as managed by nasd", func=record)
+
+
+def _password_hash(salt: str, password: str) -> str:
+    return hashlib.sha256((salt + "\0" + password).encode()).hexdigest()
+
+
+def read_secret(path: str) -> str:
+    """The password in a root-only file; refuses a file others can read."""
+    st = os.stat(path)
+    if st.st_mode & 0o077:
+        raise PermissionError(f"{path} is readable by others (mode {oct(st.st_mode & 0o777)}); chmod 600 it")
+    text = Path(path).read_text()
+    password = text[:-1] if text.endswith("\n") else text
+    if not password or "\n" in password:
+        raise ValueError(f"{path} must hold one line: the password")
+    return password
+
+
+def plan_group(group: NASGroup, obs: IdentityObservation, settings: SMBSettings) -> Plan:
+    name, gid = group.name, group.spec.gid
+    prefix = ["--prefix", str(settings.identityRoot)]
+    taken = [g for g, (other, _) in obs.groups.items() if other == gid and g != name]
+    if taken:
+        return Plan(problem=Problem("GIDInUse", f"gid {gid} already belongs to group {taken[0]}"))
+    if name not in obs.groups:
+        return Plan(actions=[Action(f"create group {name} ({gid})", argv=["groupadd", *prefix, "-g", str(gid), name]),
+                             _remember(obs, "groups", name, True)], status={"gid": gid})
+    if name not in obs.registry["groups"]:
+        return Plan(problem=Problem("Unmanaged", f"group {name} exists on this system and was not created by nasd"))
+    if obs.groups[name][0] != gid:
+        return Plan(actions=[Action(f"change gid of {name} to {gid}", argv=["groupmod", *prefix, "-g", str(gid), name])])
+    return Plan(status={"gid": gid})
+
+
+def supplementary_groups(user: NASUser, obs: IdentityObservation) -> list[str]:
+    names = set(user.spec.groups)
+    names |= {g for g, res in obs.desired_groups.items() if user.name in res.spec.members}
+    names.discard(user.spec.primaryGroup or "")
+    return sorted(names)
+
+
+def plan_user(user: NASUser, obs: IdentityObservation, settings: SMBSettings, smb_conf: Path) -> Plan:
+    name, uid = user.name, user.spec.uid
+    prefix = ["--prefix", str(settings.identityRoot)]
+    env = settings.env()
+    plan = Plan(status={"uid": uid})
+    taken = [u for u, (other, _, _) in obs.users.items() if other == uid and u != name]
+    if taken:
+        return Plan(problem=Problem("UIDInUse", f"uid {uid} already belongs to user {taken[0]}"))
+    groups = supplementary_groups(user, obs)
+    primary = user.spec.primaryGroup
+    primary_gid = obs.desired_groups[primary].spec.gid if primary and primary in obs.desired_groups else None
+    gecos = user.spec.fullName or ""
+    if name not in obs.users:
+        argv = ["useradd", *prefix, "-u", str(uid), "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin"]
+        argv += ["-g", str(primary_gid)] if primary_gid is not None else ["-U"]
+        if groups:
+            argv += ["-G", ",".join(groups)]
+        if gecos:
+            argv += ["-c", gecos]
+        plan.actions += [Action(f"create user {name} ({uid})", argv=[*argv, name]), _remember(obs, "users", name, True)]
+    elif name not in obs.registry["users"]:
+        return Plan(problem=Problem("Unmanaged", f"user {name} exists on this system and was not created by nasd"))
+    else:
+        have_uid, have_gid, have_gecos = obs.users[name]
+        have_groups = sorted(g for g, (_, members) in obs.groups.items() if name in members)
+        argv = ["usermod", *prefix]
+        if have_uid != uid:
+            argv += ["-u", str(uid)]
+        if primary_gid is not None and have_gid != primary_gid:
+            argv += ["-g", str(primary_gid)]
+        if have_groups != groups:
+            argv += ["-G", ",".join(groups)]
+        if have_gecos != gecos:
+            argv += ["-c", gecos]
+        if len(argv) > 3:
+            plan.actions.append(Action(f"update user {name}", argv=[*argv, name]))
+
+    ref = user.spec.passwordSecretRef
+    if ref is None or ref.file is None:
+        if ref is not None:
+            plan.problem = Problem("SecretNotSupported", "a Kubernetes Secret reference needs the Kubernetes plugin")
+        return plan
+    try:
+        password = read_secret(ref.file)
+    except (OSError, ValueError) as e:
+        plan.problem = Problem("PasswordUnreadable", str(e))
+        return plan
+    stored = obs.registry["passwords"].get(name)
+    salt = stored.split("$", 1)[0] if stored else secrets.token_hex(8)
+    wanted = f"{salt}${_password_hash(salt, password)}"
+    if name not in obs.passdb or stored != wanted:
+        plan.actions.append(_set_password(name, password, wanted, obs, smb_conf, env))
+    disabled = "D" in obs.passdb.get(name, "")
+    if user.spec.disabled != disabled or (user.spec.disabled and name not in obs.passdb):
+        flag = "-d" if user.spec.disabled else "-e"
+        plan.actions.append(Action(f"{'disable' if user.spec.disabled else 'enable'} SMB login of {name}",
+                                   argv=["smbpasswd", "-c", str(smb_conf), flag, name]))
+    return plan
+
+
+def _set_password(name: str, password: str, record: str, obs: IdentityObservation, smb_conf: Path,
+                  env: dict[str, str]) -> Action:
+    async def set_password(ctx: Any) -> None:
+        await ctx.runner.run(["smbpasswd", "-c", str(smb_conf), "-s", "-a", name], mutating=True,
+                             input=f"{password}\n{password}\n", env=env)
+        obs.registry["passwords"][name] = record
+        assert obs.registry_path is not None
+        write_json(obs.registry_path, obs.registry)
+
+    return Action(f"set the SMB password of {name}", func=set_password)
+
+
+def plan_user_absent(user: NASUser, obs: IdentityObservation, settings: SMBSettings, smb_conf: Path) -> Plan:
+    name = user.name
+    plan = Plan()
+    if name in obs.passdb:
+        plan.actions.append(Action(f"remove SMB account {name}",
+                                   argv=["pdbedit", "-s", str(smb_conf), "-x", "-u", name]))
+    if name in obs.users and name in obs.registry["users"]:
+        plan.actions.append(Action(f"remove user {name}", argv=["userdel", "--prefix", str(settings.identityRoot),
+                                                                 name]))
+    if name in obs.registry["users"]:
+        plan.actions.append(_remember(obs, "users", name, False))
+    return plan
+
+
+def plan_group_absent(group: NASGroup, obs: IdentityObservation, settings: SMBSettings) -> Plan:
+    name = group.name
+    if name not in obs.registry["groups"]:
+        return Plan()
+    plan = Plan()
+    if name in obs.groups:
+        plan.actions.append(Action(f"remove group {name}", argv=["groupdel", "--prefix", str(settings.identityRoot),
+                                                                  name]))
+    plan.actions.append(_remember(obs, "groups", name, False))
+    return plan

@@ -1,0 +1,230 @@
+"""The SMB plugin's hook implementations: shares into smb.conf, local users and groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import pluggy
+
+from nasd.context import Context
+from nasd.errors import PermanentError, TemporaryError
+from nasd.hookspecs import hookimpl
+from nasd.models import NASDirectory, NASGroup, NASShare, NASUser, Resource, ZDataset
+from nasd.planning import Action, Plan, Problem
+
+from . import hookspecs, identity, smbd
+from .render import ShareConfig, UnsafeValue, render, share_config
+from .settings import SMBSettings, load_settings
+
+NAME = "smb"
+
+
+@dataclass
+class SmbObservation:
+    settings: SMBSettings
+    current: str | None
+    directories: list[NASDirectory] = field(default_factory=list)
+    shares: dict[str, ShareConfig] = field(default_factory=dict)
+    identity: identity.IdentityObservation = field(default_factory=identity.IdentityObservation)
+
+
+@hookimpl
+def addhooks(pluginmanager: pluggy.PluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def _settings(ctx: Context) -> SMBSettings:
+    if "smb-settings" not in ctx.cache:
+        ctx.cache["smb-settings"] = load_settings(ctx.settings(NAME), ctx.state_dir)
+    return ctx.cache["smb-settings"]
+
+
+def _obs(observed: Mapping[str, Any]) -> SmbObservation:
+    obs = observed.get("smb")
+    if obs is None:
+        raise TemporaryError(f"cannot read SMB state: {observed.get('smb_error', 'not observed')}",
+                             reason="ObserveFailed")
+    return obs
+
+
+def _is_smb(r: Resource) -> bool:
+    return isinstance(r, NASShare) and r.spec.protocol == "smb"
+
+
+def _extra_options(ctx: Context, share: NASShare, dataset: ZDataset) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if ctx.pm is None or not hasattr(ctx.pm.hook, "smb_share_options"):
+        return out
+    for part in ctx.pm.hook.smb_share_options(ctx=ctx, share=share, dataset=dataset):
+        for key, value in (part or {}).items():
+            if key == "vfs objects" and key in out:
+                out[key] = " ".join(dict.fromkeys((out[key] + " " + str(value)).split()))
+            else:
+                out[key] = str(value)
+    return out
+
+
+@hookimpl
+async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
+    mine = [r for r in desired if _is_smb(r) or isinstance(r, (NASDirectory, NASUser, NASGroup))]
+    try:
+        settings = _settings(ctx)
+    except PermanentError as e:
+        return {"smb": None, "smb_error": str(e)} if mine else None
+    try:
+        current: str | None = settings.config_file.read_text()
+    except FileNotFoundError:
+        current = None
+    registry_path = settings.run_dir / "nasd-identities.json"
+    registry = identity.load_registry(registry_path)
+    if not mine and current is None and not registry["users"] and not registry["groups"]:
+        return None  # no SMB here at all: not even a file read more
+    obs = SmbObservation(settings=settings, current=current)
+    obs.directories = [r for r in desired if isinstance(r, NASDirectory)]
+    ident = obs.identity
+    ident.registry, ident.registry_path = registry, registry_path
+    ident.desired_groups = {r.name: r for r in desired if isinstance(r, NASGroup)}
+    etc = settings.identityRoot / "etc"
+    ident.users = identity.parse_passwd(_read(etc / "passwd"))
+    ident.groups = identity.parse_group(_read(etc / "group"))
+    if (settings.run_dir / "private" / "passdb.tdb").exists() and (
+        any(isinstance(r, NASUser) for r in desired) or registry["users"]
+    ):
+        result = await ctx.runner.run(["pdbedit", "-s", str(settings.config_file), "-L", "-w"], mutating=False,
+                                      check=False, env=settings.env())
+        ident.passdb = identity.parse_pdbedit_w(result.stdout)
+    datasets = {r.name: r for r in desired if isinstance(r, ZDataset)}
+    for share in desired:
+        if not _is_smb(share):
+            continue
+        ds = datasets.get(share.spec.dataset)  # type: ignore[union-attr]
+        if ds is not None and ds.ready and ds.status.mountpoint:
+            obs.shares[share.name] = share_config(share, ds.status.mountpoint, _extra_options(ctx, share, ds))
+    return {"smb": obs}
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def _render(obs: SmbObservation) -> str:
+    return render(obs.settings, obs.directories, obs.shares.values())
+
+
+def _apply_action(obs: SmbObservation, what: str) -> Action:
+    async def apply(ctx: Context) -> None:
+        text = _render(obs)  # everything planned so far in this pass: one write and one reload
+        smbd.prepare_dirs(obs.settings)
+        await smbd.apply_config(ctx, obs.settings, text)
+        obs.current = text
+        await _ensure_running(ctx, obs.settings)
+
+    return Action(what, func=apply)
+
+
+async def _ensure_running(ctx: Context, settings: SMBSettings) -> None:
+    """Supervised mode, in the daemon: start smbd once there is a share to serve."""
+    if settings.mode != "supervised" or not ctx.watch:
+        return
+    supervisor = ctx.cache.get("smb-supervisor")
+    if supervisor is None:
+        supervisor = smbd.Supervisor(ctx, settings)
+        ctx.cache["smb-supervisor"] = supervisor
+    if supervisor.proc is None:
+        await supervisor.start()
+
+
+@hookimpl
+def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Mapping[str, Any]) -> Plan | None:
+    if share.spec.protocol != "smb":
+        return None
+    obs = _obs(observed)
+    path = dataset.status.mountpoint
+    if not path or not path.startswith("/"):
+        raise TemporaryError(f"dataset {dataset.name} has no mountpoint yet", reason="DatasetNotReady")
+    config = share_config(share, path, _extra_options(ctx, share, dataset))
+    clash = [r for r, c in obs.shares.items() if c.name.lower() == config.name.lower() and r != share.name]
+    if clash:
+        return Plan(problem=Problem("DuplicateShareName", f"NASShare {clash[0]} already serves [{config.name}]"))
+    previous = obs.shares.get(share.name)
+    obs.shares[share.name] = config
+    try:
+        text = _render(obs)
+    except UnsafeValue as e:
+        if previous is None:
+            obs.shares.pop(share.name, None)
+        else:
+            obs.shares[share.name] = previous
+        return Plan(problem=Problem("UnsafeValue", str(e)))
+    smb = share.spec.smb
+    assert smb is not None
+    status = {
+        "path": path,
+        "unc": f"\\\\{obs.settings.host}\\{config.name}",
+        "allowedUsers": list(smb.validUsers) or None,
+        "allowedGroups": list(smb.validGroups) or None,
+    }
+    actions = []
+    if text != obs.current:
+        actions.append(_apply_action(obs, f"write smb.conf with [{config.name}] and reload smbd"))
+    elif obs.settings.mode == "supervised" and ctx.watch and ctx.cache.get("smb-supervisor") is None:
+        actions.append(Action("start smbd", func=lambda c: _ensure_running(c, obs.settings)))
+    return Plan(actions=actions, status=status)
+
+
+@hookimpl
+def ensure_resource(ctx: Context, resource: Resource, dependencies: Mapping[tuple[str, str], Resource],
+                    observed: Mapping[str, Any]) -> Plan | None:
+    if isinstance(resource, NASDirectory):
+        if resource.spec.type != "local":
+            return Plan(problem=Problem(
+                "NotImplemented",
+                f"{resource.spec.type} directories are rendered into smb.conf but joining one is not implemented yet",
+            ))
+        return Plan()
+    if isinstance(resource, NASGroup):
+        obs = _obs(observed)
+        return identity.plan_group(resource, obs.identity, obs.settings)
+    if isinstance(resource, NASUser):
+        obs = _obs(observed)
+        plan = identity.plan_user(resource, obs.identity, obs.settings, _conf_for_tools(obs))
+        if plan.actions and obs.current is None:  # smbpasswd and pdbedit read the passdb location from it
+            plan.actions.insert(0, _apply_action(obs, "write smb.conf"))
+        return plan
+    return None
+
+
+def _conf_for_tools(obs: SmbObservation) -> Path:
+    return obs.settings.config_file
+
+
+@hookimpl
+def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
+    if _is_smb(resource):
+        obs = _obs(observed)
+        obs.shares.pop(resource.name, None)
+        return Plan(actions=[_apply_action(obs, f"remove share {resource.name} from smb.conf")]
+                    if _render(obs) != obs.current else [])
+    if isinstance(resource, NASUser):
+        obs = _obs(observed)
+        return identity.plan_user_absent(resource, obs.identity, obs.settings, _conf_for_tools(obs))
+    if isinstance(resource, NASGroup):
+        obs = _obs(observed)
+        return identity.plan_group_absent(resource, obs.identity, obs.settings)
+    if isinstance(resource, NASDirectory):
+        return Plan()
+    return None
+
+
+@hookimpl
+async def shutdown(ctx: Context) -> None:
+    supervisor = ctx.cache.pop("smb-supervisor", None)
+    if supervisor is not None:
+        await supervisor.stop()
+
+

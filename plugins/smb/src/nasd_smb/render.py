@@ -1,0 +1,149 @@
+"""smb.conf from models: a pure function. Every value is checked once more here, whatever the
+models already refused, so nothing can open a new section, comment out the rest of a line,
+substitute a variable or include another file."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from nasd.models import NASDirectory, NASShare
+
+from .settings import SMBSettings
+
+_KEY = re.compile(r"^[a-z][a-z0-9 :_-]*[a-z0-9]$")
+_FORBIDDEN_KEYS = {"include", "config file", "copy", "preexec", "postexec", "root preexec", "root postexec",
+                   "magic script", "add user script", "delete user script", "message command", "print command"}
+
+
+class UnsafeValue(ValueError):
+    pass
+
+
+@dataclass
+class ShareConfig:
+    """One rendered share: its section name, path, and options in order."""
+
+    name: str
+    path: str
+    options: dict[str, str] = field(default_factory=dict)
+    resource: str = ""
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def check_pair(key: str, value: str) -> None:
+    if not _KEY.match(key) or key in _FORBIDDEN_KEYS or "script" in key or "exec" in key or "command" in key:
+        raise UnsafeValue(f"smb.conf parameter {key!r} is not allowed")
+    if any(c in value for c in "\n\r\0%") or value != value.strip():
+        raise UnsafeValue(f"{key}: the value {value!r} has a newline, '%' or surrounding spaces")
+    if value.startswith(("[", ";", "#")):
+        raise UnsafeValue(f"{key}: the value {value!r} may not start with '[', ';' or '#'")
+
+
+def share_config(share: NASShare, path: str, extra: dict[str, str] | None = None) -> ShareConfig:
+    """The section for one SMB share at ``path`` (the dataset's mountpoint)."""
+    smb = share.spec.smb
+    assert smb is not None
+    opts: dict[str, str] = {
+        "path": path,
+        "read only": _yes(smb.readOnly),
+        "browseable": _yes(smb.browseable),
+        "guest ok": _yes(smb.guestOk),
+    }
+    valid = list(smb.validUsers) + [f"@{g}" for g in smb.validGroups]
+    if valid:
+        opts["valid users"] = " ".join(valid)
+    if smb.adminUsers:
+        opts["admin users"] = " ".join(smb.adminUsers)
+    if smb.writeList:
+        opts["write list"] = " ".join(smb.writeList)
+    if smb.hostsAllow:
+        opts["hosts allow"] = " ".join(smb.hostsAllow)
+    if smb.hostsDeny:
+        opts["hosts deny"] = " ".join(smb.hostsDeny)
+    if smb.createMask:
+        opts["create mask"] = smb.createMask
+    if smb.directoryMask:
+        opts["directory mask"] = smb.directoryMask
+    if smb.forceUser:
+        opts["force user"] = smb.forceUser
+    if smb.forceGroup:
+        opts["force group"] = smb.forceGroup
+    if smb.accessBasedShareEnum:
+        opts["access based share enum"] = "yes"
+    if smb.caseSensitive != "auto":
+        opts["case sensitive"] = smb.caseSensitive
+    if not smb.oplocks:
+        opts["oplocks"] = "no"
+    opts.update(smb.extraParameters)
+    opts.update(extra or {})
+    return ShareConfig(name=smb.name or share.name, path=path, options=opts, resource=share.name)
+
+
+def global_options(settings: SMBSettings, directories: Iterable[NASDirectory], guest: bool) -> dict[str, str]:
+    run = settings.run_dir
+    opts: dict[str, str] = {
+        "server role": "standalone server",
+        "workgroup": settings.workgroup,
+        "server string": settings.serverString,
+        "security": "user",
+        "map to guest": "Bad User" if guest else "Never",
+        "smb ports": str(settings.port),
+        "disable netbios": "yes",
+        "load printers": "no",
+        "printing": "bsd",
+        "printcap name": "/dev/null",
+        "disable spoolss": "yes",
+        "passdb backend": f"tdbsam:{run}/private/passdb.tdb",
+        "lock directory": f"{run}/lock",
+        "state directory": f"{run}/state",
+        "cache directory": f"{run}/cache",
+        "private dir": f"{run}/private",
+        "pid directory": f"{run}/pid",
+        "ncalrpc dir": f"{run}/ncalrpc",
+        "binddns dir": f"{run}/binddns",
+        "log file": f"{run}/log/smbd.log",
+        "max log size": "10000",
+        "usershare path": "",
+    }
+    if settings.interfaces:
+        opts["interfaces"] = " ".join(settings.interfaces)
+        opts["bind interfaces only"] = "yes"
+    for d in sorted(directories, key=lambda d: d.name):
+        # Rendered so they are not silently ignored; reported NotImplemented on the directory until
+        # LDAP and AD membership are implemented. None of these changes how local users log in.
+        if d.spec.type == "ldap" and d.spec.ldap:
+            opts["ldap suffix"] = d.spec.ldap.baseDN
+            if d.spec.ldap.bindDN:
+                opts["ldap admin dn"] = d.spec.ldap.bindDN
+        elif d.spec.type == "ad" and d.spec.ad:
+            opts["realm"] = d.spec.ad.realm.upper()
+    return opts
+
+
+def render(settings: SMBSettings, directories: Iterable[NASDirectory], shares: Iterable[ShareConfig]) -> str:
+    """The whole smb.conf. Raises UnsafeValue rather than write anything doubtful."""
+    shares = sorted(shares, key=lambda s: s.name.lower())
+    lines = ["# Written by nasd. Edits are overwritten: change the NASShare resources instead.", "[global]"]
+    for key, value in global_options(settings, directories, any(s.options.get("guest ok") == "yes"
+                                                                   for s in shares)).items():
+        if value:
+            check_pair(key, value)
+        lines.append(f"\t{key} = {value}")
+    seen: set[str] = set()
+    for share in shares:
+        if share.name.lower() in seen:
+            raise UnsafeValue(f"two shares are named {share.name!r}")
+        seen.add(share.name.lower())
+        if any(c in share.name for c in "[]\n\r%;#") or share.name.lower() in ("global", "homes", "printers"):
+            raise UnsafeValue(f"share name {share.name!r} is not allowed")
+        lines.append("")
+        lines.append(f"[{share.name}]")
+        for key, value in share.options.items():
+            check_pair(key, value)
+            lines.append(f"\t{key} = {value}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,153 @@
+"""Samba's processes: checking a staged smb.conf, swapping it in, reloading, and (in supervised
+mode) running smbd itself: started with the daemon, restarted if it dies, stopped at the end
+together with the samba-dcerpcd helpers it spawned."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+from nasd.context import Context
+from nasd.errors import PermanentError
+from nasd.state import atomic_write
+
+from .settings import SMBSettings
+
+log = logging.getLogger("nasd.smb")
+RUN_SUBDIRS = ("lock", "state", "cache", "private", "pid", "ncalrpc", "binddns", "log")
+
+
+def prepare_dirs(settings: SMBSettings) -> None:
+    for sub in RUN_SUBDIRS:
+        (settings.run_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(settings.run_dir / "private", 0o700)
+
+
+async def check_config(ctx: Context, settings: SMBSettings, text: str) -> None:
+    """Stage ``text`` beside the live file and let `testparm -s` judge it. Raises PermanentError."""
+    staged = settings.config_file.with_name(f".{settings.config_file.name}.staged")
+    atomic_write(staged, text.encode(), mode=0o644)
+    try:
+        result = await ctx.runner.run(["testparm", "-s", str(staged)], mutating=False, check=False,
+                                      env=settings.env())
+    finally:
+        staged.unlink(missing_ok=True)
+    bad = [ln.strip() for ln in result.stderr.splitlines()
+           if "Unknown parameter" in ln or "Ignoring" in ln or "Error" in ln or "ERROR" in ln]
+    if result.returncode != 0 or bad:
+        raise PermanentError("testparm rejected the new smb.conf (the running one is unchanged): "
+                             + "; ".join(bad or [result.stderr.strip()[:300]]), reason="ConfigRejected")
+
+
+def smbd_pid(settings: SMBSettings) -> int | None:
+    try:
+        pid = int((settings.run_dir / "pid" / "smbd.pid").read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+async def apply_config(ctx: Context, settings: SMBSettings, text: str) -> bool:
+    """Check, swap in and reload; return whether anything changed. Unchanged text: no write, no reload."""
+    try:
+        if settings.config_file.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    await check_config(ctx, settings, text)
+    atomic_write(settings.config_file, text.encode(), mode=0o644)
+    if settings.mode == "system" or smbd_pid(settings) is not None:
+        await ctx.runner.run(["smbcontrol", "-s", str(settings.config_file), "smbd", "reload-config"],
+                             mutating=True, env=settings.env())
+    return True
+
+
+def _helpers_of(config: Path) -> list[int]:
+    """samba-dcerpcd and rpcd_* processes started for this config (they outlive smbd)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        name = os.path.basename(cmdline[0].decode(errors="replace")) if cmdline and cmdline[0] else ""
+        if (name.startswith("samba-dcerpcd") or name.startswith("rpcd_")) and any(
+            arg.decode(errors="replace") in (f"--configfile={config}", str(config)) for arg in cmdline
+        ):
+            pids.append(int(entry.name))
+    return pids
+
+
+class Supervisor:
+    """Runs smbd in the foreground as a child of nasd and keeps it running."""
+
+    def __init__(self, ctx: Context, settings: SMBSettings):
+        self.ctx = ctx
+        self.settings = settings
+        self.proc: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self._stopping = False
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        smbd = self.ctx.runner.resolve("smbd")
+        logfile = open(self.settings.run_dir / "log" / "smbd.stdout", "ab")
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                smbd, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(self.settings.config_file),
+                stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile,
+                env={**os.environ, **self.settings.env()},
+                start_new_session=True,  # smbd signals its whole process group when it stops
+            )
+        except FileNotFoundError:
+            raise PermanentError("smbd is not installed (apt-get install samba)", reason="SambaNotInstalled") from None
+        finally:
+            logfile.close()
+        for _ in range(100):  # ready when it wrote its pid file
+            if smbd_pid(self.settings) == self.proc.pid or self.proc.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        if self.proc.returncode is not None:
+            raise PermanentError(f"smbd exited at start with status {self.proc.returncode}; see "
+                                 f"{self.settings.run_dir / 'log'}", reason="SmbdFailed")
+        log.info("smbd started", extra={"pid": self.proc.pid, "port": self.settings.port})
+        if self._task is None:
+            self._task = self.ctx.spawn(self._watch(), name="smbd-supervisor")
+
+    async def _watch(self) -> None:
+        delay = 0.5
+        while not self._stopping:
+            assert self.proc is not None
+            rc = await self.proc.wait()
+            if self._stopping:
+                return
+            log.error("smbd exited with status %s; restarting", rc)
+            self.restarts += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            try:
+                await self.start()
+                delay = 0.5
+            except Exception as e:
+                log.error("smbd restart failed: %s", e)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        for pid in _helpers_of(self.settings.config_file):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
