@@ -69,3 +69,145 @@ async def test_a_wrong_password_and_a_user_outside_valid_users_are_refused(pool_
     assert wrong.returncode != 0 and "NT_STATUS_LOGON_FAILURE" in wrong.stdout + wrong.stderr
     bob = smb_env.smbclient("media", "bob", "s3cret-Bob", "ls")
     assert bob.returncode != 0 and "NT_STATUS_ACCESS_DENIED" in bob.stdout + bob.stderr
+
+
+def base(pool_env, smb_env, *extra_datasets):
+    return [pool_env.pool_manifest(), pool_env.dataset_manifest("media"),
+            *[pool_env.dataset_manifest(n) for n in extra_datasets], *identities(pool_env, smb_env)]
+
+
+async def rewrite(nasd, pool_env, *docs):
+    """Change the manifests and converge, as the daemon would on its next pass."""
+    folder = pool_env.root / "manifests"
+    pool_env.write_manifests(folder, *docs)
+    from nasd.sources.manifests import ManifestFolder
+
+    source = ManifestFolder([folder])
+    source.scan()
+    source.publish(nasd.feed)
+    for _ in range(4):
+        report = await nasd.reconciler.run_pass(ignore_backoff=True)
+        if not report.mutated:
+            break
+
+
+def smbd_pid(nasd) -> int:
+    return nasd.ctx.cache["smb-supervisor"].proc.pid
+
+
+async def test_a_read_only_share_refuses_writes(pool_env, smb_env, make_nasd, tmp_path):
+    nasd = await start(pool_env, smb_env, make_nasd, *base(pool_env, smb_env),
+                       share("media", "media", validUsers=["alice"], readOnly=True))
+    give(nasd, "media", 2001, 3001)
+    (tmp_path / "f.txt").write_text("x")
+    put = smb_env.smbclient("media", "alice", "s3cret-Alice", "put f.txt", cwd=tmp_path)
+    assert "NT_STATUS_ACCESS_DENIED" in put.stdout + put.stderr
+    assert smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0
+
+
+async def test_guest_is_refused_unless_the_share_enables_it(pool_env, smb_env, make_nasd):
+    nasd = await start(pool_env, smb_env, make_nasd, *base(pool_env, smb_env, "public"),
+                       share("media", "media"), share("public", "public", guestOk=True))
+    give(nasd, "public", 65534, 65534, 0o755)
+    refused = smb_env.smbclient("media", None, None, "ls")
+    assert refused.returncode != 0
+    assert "NT_STATUS_ACCESS_DENIED" in refused.stdout + refused.stderr or "LOGON_FAILURE" in refused.stdout
+    assert smb_env.smbclient("public", None, None, "ls").returncode == 0
+
+
+async def test_hosts_deny_refuses_a_client(pool_env, smb_env, make_nasd):
+    await start(pool_env, smb_env, make_nasd, *base(pool_env, smb_env),
+                share("media", "media", validUsers=["alice"], hostsDeny=["127.0.0.1"]))
+    denied = smb_env.smbclient("media", "alice", "s3cret-Alice", "ls")
+    assert denied.returncode != 0
+
+
+async def test_a_changed_password_works_and_the_old_one_stops_working(pool_env, smb_env, make_nasd):
+    nasd = await start(pool_env, smb_env, make_nasd, *base(pool_env, smb_env), share("media", "media"))
+    assert smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0
+    smb_env.secret("alice", "n3w-Secret")
+    await nasd.reconciler.run_pass(ignore_backoff=True)
+    assert smb_env.smbclient("media", "alice", "n3w-Secret", "ls").returncode == 0
+    old = smb_env.smbclient("media", "alice", "s3cret-Alice", "ls")
+    assert "NT_STATUS_LOGON_FAILURE" in old.stdout + old.stderr
+
+
+async def test_a_deleted_user_can_no_longer_log_in_and_is_gone_from_the_system(pool_env, smb_env, make_nasd):
+    nasd = await start(pool_env, smb_env, make_nasd, *base(pool_env, smb_env), share("media", "media"))
+    assert smb_env.smbclient("media", "bob", "s3cret-Bob", "ls").returncode == 0
+    docs = [d for d in base(pool_env, smb_env) if d["metadata"]["name"] != "bob"] + [share("media", "media")]
+    await rewrite(nasd, pool_env, *docs)
+    gone = smb_env.smbclient("media", "bob", "s3cret-Bob", "ls")
+    assert gone.returncode != 0 and "NT_STATUS_LOGON_FAILURE" in gone.stdout + gone.stderr
+    assert smb_env.uid_of("bob") is None and smb_env.uid_of("alice") == 2001
+
+
+async def test_a_new_share_is_reachable_without_restarting_smbd_and_an_edit_takes_effect(
+        pool_env, smb_env, make_nasd, tmp_path):
+    docs = base(pool_env, smb_env, "docs")
+    nasd = await start(pool_env, smb_env, make_nasd, *docs, share("media", "media"))
+    pid = smbd_pid(nasd)
+    missing = smb_env.smbclient("docs", "alice", "s3cret-Alice", "ls")
+    assert "NT_STATUS_BAD_NETWORK_NAME" in missing.stdout + missing.stderr
+    await rewrite(nasd, pool_env, *docs, share("media", "media"), share("docs", "docs"))
+    give(nasd, "docs", 2001, 3001)
+    assert smb_env.smbclient("docs", "alice", "s3cret-Alice", "ls").returncode == 0
+    assert smbd_pid(nasd) == pid
+    (tmp_path / "f.txt").write_text("x")
+    assert smb_env.smbclient("docs", "alice", "s3cret-Alice", "put f.txt", cwd=tmp_path).returncode == 0
+    await rewrite(nasd, pool_env, *docs, share("media", "media"), share("docs", "docs", readOnly=True))
+    put = smb_env.smbclient("docs", "alice", "s3cret-Alice", "put f.txt g.txt", cwd=tmp_path)
+    assert "NT_STATUS_ACCESS_DENIED" in put.stdout + put.stderr
+    assert smbd_pid(nasd) == pid
+
+
+async def test_an_unchanged_config_is_neither_written_nor_reloaded(pool_env, smb_env, make_nasd):
+    nasd = await start(pool_env, smb_env, make_nasd, *base(pool_env, smb_env), share("media", "media"))
+    conf = nasd.ctx.cache["smb-settings"].config_file
+    mtime = conf.stat().st_mtime_ns
+    before = len(nasd.runner.spawns)
+    await nasd.reconciler.run_pass()
+    assert [s.argv for s in nasd.runner.spawns[before:] if s.mutating] == []
+    assert conf.stat().st_mtime_ns == mtime
+
+
+async def test_a_deleted_share_leaves_smb_conf_and_its_data_stays(pool_env, smb_env, make_nasd, tmp_path):
+    docs = base(pool_env, smb_env)
+    nasd = await start(pool_env, smb_env, make_nasd, *docs, share("media", "media"))
+    path = give(nasd, "media", 2001, 3001)
+    (tmp_path / "keep.txt").write_text("keep")
+    assert smb_env.smbclient("media", "alice", "s3cret-Alice", "put keep.txt", cwd=tmp_path).returncode == 0
+    await rewrite(nasd, pool_env, *docs)
+    gone = smb_env.smbclient("media", "alice", "s3cret-Alice", "ls")
+    assert "NT_STATUS_BAD_NETWORK_NAME" in gone.stdout + gone.stderr
+    assert "[media]" not in nasd.ctx.cache["smb-settings"].config_file.read_text()
+    assert os.path.exists(os.path.join(path, "keep.txt"))
+
+
+async def test_ldap_and_ad_directories_are_rendered_and_reported_not_implemented(pool_env, smb_env, make_nasd):
+    d = {"apiVersion": "nasd.io/v1alpha1", "kind": "NASDirectory"}
+    nasd = await start(pool_env, smb_env, make_nasd, *base(pool_env, smb_env), share("media", "media"),
+                       d | {"metadata": {"name": "corp"}, "spec": {"type": "ldap", "ldap": {
+                           "uri": "ldap://ldap.example.org", "baseDN": "dc=example,dc=org"}}},
+                       d | {"metadata": {"name": "win"}, "spec": {"type": "ad", "ad": {
+                           "realm": "example.org", "workgroup": "EXAMPLE"}}})
+    for name in ("corp", "win"):
+        c = nasd.reconciler.current[("NASDirectory", name)].condition("Ready")
+        assert (c.status, c.reason) == ("False", "NotImplemented")
+    text = nasd.ctx.cache["smb-settings"].config_file.read_text()
+    assert "ldap suffix = dc=example,dc=org" in text and "realm = EXAMPLE.ORG" in text
+
+
+async def test_smbd_that_dies_is_restarted(pool_env, smb_env, make_nasd):
+    import asyncio
+    import signal
+
+    nasd = await start(pool_env, smb_env, make_nasd, *base(pool_env, smb_env), share("media", "media"))
+    pid = smbd_pid(nasd)
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        await asyncio.sleep(0.1)
+        if smbd_pid(nasd) != pid and smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0:
+            break
+    else:
+        raise AssertionError("smbd was not restarted")
