@@ -211,3 +211,65 @@ async def test_smbd_that_dies_is_restarted(pool_env, smb_env, make_nasd):
             break
     else:
         raise AssertionError("smbd was not restarted")
+
+
+async def test_a_config_testparm_rejects_leaves_the_running_one_and_says_why(pool_env, smb_env, make_nasd):
+    docs = base(pool_env, smb_env)
+    nasd = await start(pool_env, smb_env, make_nasd, *docs, share("media", "media"))
+    conf = nasd.ctx.cache["smb-settings"].config_file
+    before = conf.read_text()
+    await rewrite(nasd, pool_env, *docs, share("media", "media", extraParameters={"follow symlinks": "maybe"}))
+    ready = nasd.reconciler.current[("NASShare", "media")].condition("Ready")
+    assert (ready.status, ready.reason) == ("False", "ConfigRejected")
+    assert "not boolean" in ready.message or "follow symlinks" in ready.message
+    assert conf.read_text() == before
+    assert smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0
+
+
+async def test_hostile_input_through_the_api_is_refused_and_smb_conf_is_unchanged(
+        pool_env, smb_env, make_nasd, aiohttp_client):
+    from nasd.web.app import make_app
+
+    nasd = await start(pool_env, smb_env, make_nasd, *base(pool_env, smb_env), share("media", "media"))
+    conf = nasd.ctx.cache["smb-settings"].config_file
+    before = conf.read_text()
+    client = await aiohttp_client(make_app(nasd))
+    for smb in ({"name": "x]\n[global]\n\tinclude = /etc/evil"}, {"extraParameters": {"include": "/etc/evil"}},
+                {"validUsers": ["alice; rm"]}, {"extraParameters": {"veto files": "/%m/"}}):
+        evil = share("evil", "media")
+        evil["spec"]["smb"] = smb
+        resp = await client.post("/apis/nasd.io/v1alpha1/nasshares", json=evil)
+        assert resp.status == 422, await resp.text()
+    await nasd.reconciler.run_pass()
+    assert conf.read_text() == before
+
+
+async def test_stopping_nasd_stops_smbd_and_its_helpers(pool_env, smb_env, make_nasd):
+    nasd = await start(pool_env, smb_env, make_nasd, *base(pool_env, smb_env), share("media", "media"))
+    # an RPC call makes smbd start samba-dcerpcd helpers, which outlive smbd unless stopped
+    import subprocess
+    subprocess.run(["smbclient", "-L", "127.0.0.1", "-p", str(smb_env.port), "-U", "alice%s3cret-Alice"],
+                   capture_output=True, timeout=30)
+    pid = smbd_pid(nasd)
+    conf = str(nasd.ctx.cache["smb-settings"].config_file)
+    await nasd.stop()
+    import asyncio
+    for _ in range(50):
+        alive = [p for p in os.listdir("/proc") if p.isdigit() and _mentions(p, conf)]
+        if not alive and not os.path.exists(f"/proc/{pid}"):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"left running: {alive}")
+
+
+def _mentions(pid: str, conf: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().decode(errors="replace").split("\0")
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+    except OSError:
+        return False
+    return any(conf in a for a in args)

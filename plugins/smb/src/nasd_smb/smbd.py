@@ -35,11 +35,13 @@ async def check_config(ctx: Context, settings: SMBSettings, text: str) -> None:
                                       env=settings.env())
     finally:
         staged.unlink(missing_ok=True)
-    bad = [ln.strip() for ln in result.stderr.splitlines()
-           if "Unknown parameter" in ln or "Ignoring" in ln or "Error" in ln or "ERROR" in ln]
+    # testparm exits 0 even on unknown parameters: its stderr says what it ignored
+    lines = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
+    bad = [ln for ln in lines if "Unknown parameter" in ln or "Ignoring" in ln]
     if result.returncode != 0 or bad:
+        detail = [ln for ln in lines if not ln.startswith(("Load smb config files", "Loaded services file"))]
         raise PermanentError("testparm rejected the new smb.conf (the running one is unchanged): "
-                             + "; ".join(bad or [result.stderr.strip()[:300]]), reason="ConfigRejected")
+                             + "; ".join(detail)[:800], reason="ConfigRejected")
 
 
 def smbd_pid(settings: SMBSettings) -> int | None:
