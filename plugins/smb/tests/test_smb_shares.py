@@ -273,3 +273,50 @@ def _mentions(pid: str, conf: str) -> bool:
     except OSError:
         return False
     return any(conf in a for a in args)
+
+
+async def test_group_members_reach_a_share_restricted_to_their_group(pool_env, smb_env, make_nasd):
+    docs = base(pool_env, smb_env)
+    for d in docs:
+        if d["kind"] == "NASGroup":
+            d["spec"]["members"] = ["bob"]  # bob joins staff through the group; alice through her own spec
+    nasd = await start(pool_env, smb_env, make_nasd, *docs, share("media", "media", validGroups=["staff"]))
+    group = (smb_env.identity_root / "etc" / "group").read_text()
+    assert "staff:x:3001:alice,bob" in group or "staff:x:3001:bob,alice" in group
+    assert smb_env.smbclient("media", "bob", "s3cret-Bob", "ls").returncode == 0
+    assert smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0
+    assert nasd.reconciler.current[("NASShare", "media")].status.allowedGroups == ["staff"]
+
+
+async def test_system_mode_drives_an_smbd_nasd_did_not_start(pool_env, smb_env, make_nasd, tmp_path):
+    import asyncio
+    import signal
+    import subprocess
+
+    settings = smb_env.settings() | {"mode": "system", "configFile": str(tmp_path / "system-smb.conf"),
+                                     "runDir": str(tmp_path / "system-samba")}
+    folder = pool_env.root / "manifests"
+    docs = base(pool_env, smb_env, "docs")
+    pool_env.write_manifests(folder, *docs, share("media", "media"))
+    nasd = await make_nasd([folder], watch=True, plugins={
+        "zfs": {"mountRoot": str(pool_env.mount_root)}, "smb": settings})
+    for _ in range(3):
+        await nasd.reconciler.run_pass(ignore_backoff=True)
+    assert "smb-supervisor" not in nasd.ctx.cache  # nasd starts no smbd of its own
+    smbd = subprocess.Popen(["smbd", "--foreground", "--no-process-group", "-s", settings["configFile"]],
+                            env=smb_env.env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the system smbd does not serve the share nasd configured")
+        await rewrite(nasd, pool_env, *docs, share("media", "media"), share("docs", "docs"))
+        assert any("reload-config" in s.argv for s in nasd.runner.spawns)
+        assert smb_env.smbclient("docs", "alice", "s3cret-Alice", "ls").returncode == 0
+        assert smbd.poll() is None
+    finally:
+        os.killpg(smbd.pid, signal.SIGTERM)
+        smbd.wait(10)
