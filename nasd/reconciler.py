@@ -4,8 +4,9 @@ dependency order, and write the outcome into Conditions.
 One pass:
   1. take the merged desired state from the feed and give each resource its generation;
   2. ``observe`` (each plugin reads what it manages, in as few commands as it can);
-  3. for every resource, pools first, then datasets (parents first), then the rest:
-     check its dependencies are Ready, ask its owner plugin for a plan, run the plan;
+  3. pools first, then datasets (parents first), then the rest, one group of a phase at a time:
+     for each resource of the group, check its dependencies are Ready and ask its owner plugin
+     for a plan; then run the group's plans;
   4. for every resource reconciled before but no longer desired: plan and run its deletion;
   5. save status (atomically) and tell plugins what changed.
 
@@ -18,6 +19,7 @@ pass cannot converge.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -112,11 +114,20 @@ class Reconciler:
             log.error("observe failed: %s", e)
             observed = {"_observe_error": str(e)}
 
-        for resource in sorted(desired.values(), key=_order):
-            outcome = await self._one(resource, desired, conflicts, observed, dry_run, ignore_backoff)
-            report.outcomes.append(outcome)
-            if outcome.actions and not dry_run:
-                report.mutated = True
+        # One group = resources of one phase and depth, which never depend on each other: all of a
+        # group is planned before any of it is applied, so a plugin that keeps one file for many
+        # resources (smb.conf) writes it once for the whole group, not once per resource.
+        for _, group in itertools.groupby(sorted(desired.values(), key=_order), key=lambda r: _order(r)[:2]):
+            planned = [(r, await self._plan(r, desired, conflicts, observed, dry_run, ignore_backoff))
+                       for r in group]
+            for resource, plan in planned:
+                if isinstance(plan, Outcome):
+                    outcome = plan
+                else:
+                    outcome = await self._run(resource, plan, dry_run)
+                report.outcomes.append(outcome)
+                if outcome.actions and not dry_run:
+                    report.mutated = True
 
         gone = [r for k, r in self.current.items() if k not in desired]
         for resource in sorted(gone, key=_order, reverse=True):
@@ -145,7 +156,15 @@ class Reconciler:
             self._next_followup = time.monotonic() + 0.3
         return report
 
-    async def _one(
+    def _finish(self, resource: Resource, dry_run: bool, ok: bool, reason: str, message: str,
+                actions: list[Action] | None = None) -> Outcome:
+        gen = resource.metadata.generation
+        if not dry_run:
+            set_condition(resource.status, "Ready", ok, reason, message, gen)
+            resource.status.observedGeneration = gen
+        return Outcome(resource.key, ok, reason, message, actions or [])
+
+    async def _plan(
         self,
         resource: Resource,
         desired: dict[Key, Resource],
@@ -153,15 +172,12 @@ class Reconciler:
         observed: dict[str, Any],
         dry_run: bool,
         ignore_backoff: bool,
-    ) -> Outcome:
+    ) -> Plan | Outcome:
+        """The resource's plan, or its final Outcome when there is nothing to run."""
         key, gen = resource.key, resource.metadata.generation
-        status = resource.status
 
-        def finish(ok: bool, reason: str, message: str, actions: list[Action] | None = None) -> Outcome:
-            if not dry_run:
-                set_condition(status, "Ready", ok, reason, message, gen)
-                status.observedGeneration = gen
-            return Outcome(key, ok, reason, message, actions or [])
+        def finish(ok: bool, reason: str, message: str) -> Outcome:
+            return self._finish(resource, dry_run, ok, reason, message)
 
         if key in conflicts:
             return finish(False, "Conflict", f"declared by more than one source: {', '.join(conflicts[key])}")
@@ -183,7 +199,7 @@ class Reconciler:
             dependencies[(kind, name)] = dep
 
         try:
-            plan: Plan = await self.hooks.ensure(self.ctx, resource, dependencies, observed)
+            return await self.hooks.ensure(self.ctx, resource, dependencies, observed)
         except OwnerError as e:
             reason = "NoPlugin" if "no installed plugin" in str(e) else "PluginConflict"
             return finish(False, reason, str(e))
@@ -194,6 +210,14 @@ class Reconciler:
             log.exception("planning %s/%s failed", *key)
             self._fail(key, gen, e)
             return finish(False, "PlanFailed", f"{type(e).__name__}: {e}")
+
+    async def _run(self, resource: Resource, plan: Plan, dry_run: bool) -> Outcome:
+        """Run a resource's plan (or, in a dry run, only record it) and set its Ready condition."""
+        key, gen = resource.key, resource.metadata.generation
+        status = resource.status
+
+        def finish(ok: bool, reason: str, message: str, actions: list[Action] | None = None) -> Outcome:
+            return self._finish(resource, dry_run, ok, reason, message, actions)
 
         if dry_run:
             # Nothing of a dry run is kept: marking the pass's copy Ready lets dependents plan as if applied.

@@ -320,3 +320,42 @@ async def test_system_mode_drives_an_smbd_nasd_did_not_start(pool_env, smb_env, 
     finally:
         os.killpg(smbd.pid, signal.SIGTERM)
         smbd.wait(10)
+
+
+def _programs(nasd, since: int) -> list[str]:
+    return [os.path.basename(s.argv[0]) for s in nasd.runner.spawns[since:]]
+
+
+async def test_shares_added_in_one_pass_with_their_datasets_cost_one_check_and_one_reload(
+        pool_env, smb_env, make_nasd):
+    nasd = await start(pool_env, smb_env, make_nasd, *base(pool_env, smb_env), share("media", "media"))
+    pid = smbd_pid(nasd)
+    before = len(nasd.runner.spawns)
+    # the datasets docs and music are created in the same pass as their shares
+    await rewrite(nasd, pool_env, *base(pool_env, smb_env, "docs", "music"), share("media", "media"),
+                  share("docs", "docs"), share("music", "music"), share("media2", "media", readOnly=True))
+    ran = _programs(nasd, before)
+    assert ran.count("testparm") == 1 and ran.count("smbcontrol") == 1, ran
+    for name in ("docs", "music", "media2"):
+        assert smb_env.smbclient(name, "alice", "s3cret-Alice", "ls").returncode == 0, name
+        assert nasd.reconciler.current[("NASShare", name)].ready
+    assert smbd_pid(nasd) == pid
+
+
+async def test_a_share_testparm_rejects_keeps_neither_the_shares_of_its_pass_nor_later_ones_out(
+        pool_env, smb_env, make_nasd):
+    docs = base(pool_env, smb_env, "docs", "music")
+    nasd = await start(pool_env, smb_env, make_nasd, *docs, share("media", "media"))
+    bad = share("bad", "media", extraParameters={"follow symlinks": "maybe"})
+    await rewrite(nasd, pool_env, *docs, share("media", "media"), share("docs", "docs"), bad)
+    current = nasd.reconciler.current
+    assert current[("NASShare", "bad")].condition("Ready").reason == "ConfigRejected"
+    assert current[("NASShare", "docs")].ready
+    assert smb_env.smbclient("docs", "alice", "s3cret-Alice", "ls").returncode == 0
+    # the rejected share stays declared (and retried): a share added later still gets in
+    await rewrite(nasd, pool_env, *docs, share("media", "media"), share("docs", "docs"), bad,
+                  share("music", "music"))
+    assert current[("NASShare", "music")].ready, current[("NASShare", "music")].condition("Ready")
+    assert smb_env.smbclient("music", "alice", "s3cret-Alice", "ls").returncode == 0
+    assert "[bad]" not in nasd.ctx.cache["smb-settings"].config_file.read_text()
+    assert smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0

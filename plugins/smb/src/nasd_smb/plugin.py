@@ -15,7 +15,7 @@ from nasd.models import NASDirectory, NASGroup, NASShare, NASUser, Resource, ZDa
 from nasd.planning import Action, Plan, Problem
 
 from . import hookspecs, identity, smbd
-from .render import ShareConfig, UnsafeValue, render, share_config
+from .render import ShareConfig, UnsafeValue, parse_shares, render, share_config
 from .settings import SMBSettings, load_settings
 
 NAME = "smb"
@@ -26,7 +26,9 @@ class SmbObservation:
     settings: SMBSettings
     current: str | None
     directories: list[NASDirectory] = field(default_factory=list)
-    shares: dict[str, ShareConfig] = field(default_factory=dict)
+    shares: dict[str, ShareConfig] = field(default_factory=dict)  # what smb.conf should serve
+    applied: dict[str, ShareConfig] = field(default_factory=dict)  # what it serves now, as far as known
+    rejected: set[str] = field(default_factory=set)  # shares testparm refused in this pass
     identity: identity.IdentityObservation = field(default_factory=identity.IdentityObservation)
 
 
@@ -95,13 +97,17 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
         result = await ctx.runner.run(["pdbedit", "-s", str(settings.config_file), "-L", "-w"], mutating=False,
                                       check=False, env=settings.env())
         ident.passdb = identity.parse_pdbedit_w(result.stdout)
-    datasets = {r.name: r for r in desired if isinstance(r, ZDataset)}
+    # What smbd serves now, for the shares still desired: planning replaces each planned share's
+    # entry with what its manifest says; a share not planned in a pass (backing off after a
+    # rejection) keeps the version that works. Sections no resource wants any more go at the next write.
+    served = parse_shares(current or "")
     for share in desired:
-        if not _is_smb(share):
-            continue
-        ds = datasets.get(share.spec.dataset)  # type: ignore[union-attr]
-        if ds is not None and ds.ready and ds.status.mountpoint:
-            obs.shares[share.name] = share_config(share, ds.status.mountpoint, _extra_options(ctx, share, ds))
+        if _is_smb(share):
+            config = served.get(((share.spec.smb and share.spec.smb.name) or share.name).lower())  # type: ignore[union-attr]
+            if config is not None:
+                config.resource = share.name
+                obs.shares[share.name] = config
+    obs.applied = dict(obs.shares)
     return {"smb": obs}
 
 
@@ -113,15 +119,50 @@ def _read(path: Path) -> str:
 
 
 def _render(obs: SmbObservation) -> str:
-    return render(obs.settings, obs.directories, obs.shares.values())
+    return render(obs.settings, obs.directories, _candidate(obs).values())
 
 
-def _apply_action(obs: SmbObservation, what: str) -> Action:
+def _candidate(obs: SmbObservation) -> dict[str, ShareConfig]:
+    """The shares to write: all planned ones, except that a share testparm refused in this pass
+    keeps the version already served (or stays out if it was new)."""
+    out = {}
+    for name, config in obs.shares.items():
+        if name not in obs.rejected:
+            out[name] = config
+        elif name in obs.applied:
+            out[name] = obs.applied[name]
+    return out
+
+
+def _apply_action(obs: SmbObservation, what: str, share: str | None = None) -> Action:
+    """Write smb.conf with everything planned so far in this pass and reload smbd: the first such
+    action of a pass usually carries the whole pass (a group of shares is planned before any of it
+    is applied), and the ones after it find the file already as they need it. When testparm refuses
+    the combined file, ``share`` is tried alone on top of what is served, so one bad share cannot
+    keep the others of its pass out."""
+
     async def apply(ctx: Context) -> None:
-        text = _render(obs)  # everything planned so far in this pass: one write and one reload
         smbd.prepare_dirs(obs.settings)
-        await smbd.apply_config(ctx, obs.settings, text)
-        obs.current = text
+        candidate = _candidate(obs)
+        text = render(obs.settings, obs.directories, candidate.values())
+        try:
+            await smbd.apply_config(ctx, obs.settings, text)
+        except PermanentError:
+            if share is None:
+                raise
+            alone = dict(obs.applied)
+            alone[share] = obs.shares[share]
+            if alone == candidate:
+                obs.rejected.add(share)
+                raise
+            candidate = alone
+            text = render(obs.settings, obs.directories, candidate.values())
+            try:
+                await smbd.apply_config(ctx, obs.settings, text)
+            except PermanentError:
+                obs.rejected.add(share)
+                raise
+        obs.current, obs.applied = text, candidate
         await _ensure_running(ctx, obs.settings)
 
     return Action(what, func=apply)
@@ -171,7 +212,7 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
     }
     actions = []
     if text != obs.current:
-        actions.append(_apply_action(obs, f"write smb.conf with [{config.name}] and reload smbd"))
+        actions.append(_apply_action(obs, f"write smb.conf with [{config.name}] and reload smbd", share.name))
     elif obs.settings.mode == "supervised" and ctx.watch and ctx.cache.get("smb-supervisor") is None:
         actions.append(Action("start smbd", func=lambda c: _ensure_running(c, obs.settings)))
     return Plan(actions=actions, status=status)

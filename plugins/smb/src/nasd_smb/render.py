@@ -147,3 +147,22 @@ def render(settings: SMBSettings, directories: Iterable[NASDirectory], shares: I
             check_pair(key, value)
             lines.append(f"\t{key} = {value}")
     return "\n".join(lines) + "\n"
+
+
+def parse_shares(text: str) -> dict[str, ShareConfig]:
+    """The share sections of a file :func:`render` wrote, by lower-cased section name: what smbd
+    serves now. Lines of any other shape are skipped (the file is nasd's own)."""
+    shares: dict[str, ShareConfig] = {}
+    current: ShareConfig | None = None
+    for line in text.split("\n"):
+        if line.startswith("[") and line.endswith("]"):
+            name = line[1:-1]
+            current = None if name.lower() == "global" else ShareConfig(name=name, path="")
+            if current is not None:
+                shares[name.lower()] = current
+        elif current is not None and line.startswith("\t") and " = " in line:
+            key, _, value = line[1:].partition(" = ")
+            current.options[key] = value
+            if key == "path":
+                current.path = value
+    return shares
