@@ -97,14 +97,16 @@ class Reconciler:
         desired_raw, conflicts = self.feed.snapshot()
         desired: dict[Key, Resource] = {}
         for key, incoming in desired_raw.items():
-            resource = incoming.model_copy(deep=True)
+            # The spec is shared with the feed (nothing writes to a spec); metadata and status are
+            # the pass's own. A real pass carries the previous status forward (``before`` holds its
+            # dump for comparison); a dry run works on a copy, so that it changes nothing.
+            resource = incoming.model_copy(update={"metadata": incoming.metadata.model_copy(deep=True)})
             resource.metadata.generation = self.store.generation_for(resource)
             previous = self.current.get(key)
-            resource.status = (
-                previous.status.model_copy(deep=True)
-                if previous is not None and type(previous.status) is type(resource.status)
-                else type(resource.status)()
-            )
+            if previous is not None and type(previous.status) is type(resource.status):
+                resource.status = previous.status.model_copy(deep=True) if dry_run else previous.status
+            else:
+                resource.status = type(resource.status)()
             desired[key] = resource
         before = {k: r.status.model_dump(mode="json") for k, r in self.current.items()}
 
@@ -321,7 +323,7 @@ class Reconciler:
             if deadline > now:
                 try:
                     await asyncio.wait_for(self._wake.wait(), deadline - now)
-                    await asyncio.sleep(0.05)  # a burst of changes makes one pass
+                    await asyncio.sleep(0.02)  # a burst of changes makes one pass
                 except asyncio.TimeoutError:
                     pass
             self._wake.clear()

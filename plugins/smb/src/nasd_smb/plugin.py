@@ -15,7 +15,7 @@ from nasd.models import NASDirectory, NASGroup, NASShare, NASUser, Resource, ZDa
 from nasd.planning import Action, Plan, Problem
 
 from . import hookspecs, identity, smbd
-from .render import ShareConfig, UnsafeValue, parse_shares, render, share_config
+from .render import ShareConfig, UnsafeValue, parse_shares, render, render_share, share_config
 from .settings import SMBSettings, load_settings
 
 NAME = "smb"
@@ -29,6 +29,8 @@ class SmbObservation:
     shares: dict[str, ShareConfig] = field(default_factory=dict)  # what smb.conf should serve
     applied: dict[str, ShareConfig] = field(default_factory=dict)  # what it serves now, as far as known
     rejected: set[str] = field(default_factory=set)  # shares testparm refused in this pass
+    synced: bool = False  # whether smb.conf is exactly the rendering of ``applied``
+    names: dict[str, str] | None = None  # lower-cased share name -> NASShare, built when first needed
     identity: identity.IdentityObservation = field(default_factory=identity.IdentityObservation)
 
 
@@ -108,6 +110,10 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
                 config.resource = share.name
                 obs.shares[share.name] = config
     obs.applied = dict(obs.shares)
+    try:
+        obs.synced = current is not None and render(settings, obs.directories, obs.applied.values()) == current
+    except UnsafeValue:
+        obs.synced = False
     return {"smb": obs}
 
 
@@ -142,6 +148,8 @@ def _apply_action(obs: SmbObservation, what: str, share: str | None = None) -> A
     keep the others of its pass out."""
 
     async def apply(ctx: Context) -> None:
+        if share is not None and obs.synced and obs.applied.get(share) == obs.shares.get(share):
+            return  # an earlier action of this pass wrote this share already
         smbd.prepare_dirs(obs.settings)
         candidate = _candidate(obs)
         text = render(obs.settings, obs.directories, candidate.values())
@@ -162,7 +170,7 @@ def _apply_action(obs: SmbObservation, what: str, share: str | None = None) -> A
             except PermanentError:
                 obs.rejected.add(share)
                 raise
-        obs.current, obs.applied = text, candidate
+        obs.current, obs.applied, obs.synced = text, candidate, True
         await _ensure_running(ctx, obs.settings)
 
     return Action(what, func=apply)
@@ -189,19 +197,20 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
     if not path or not path.startswith("/"):
         raise TemporaryError(f"dataset {dataset.name} has no mountpoint yet", reason="DatasetNotReady")
     config = share_config(share, path, _extra_options(ctx, share, dataset))
-    clash = [r for r, c in obs.shares.items() if c.name.lower() == config.name.lower() and r != share.name]
-    if clash:
-        return Plan(problem=Problem("DuplicateShareName", f"NASShare {clash[0]} already serves [{config.name}]"))
-    previous = obs.shares.get(share.name)
-    obs.shares[share.name] = config
+    if obs.names is None:
+        obs.names = {c.name.lower(): r for r, c in obs.shares.items()}
+    holder = obs.names.get(config.name.lower(), share.name)
+    if holder != share.name:
+        return Plan(problem=Problem("DuplicateShareName", f"NASShare {holder} already serves [{config.name}]"))
     try:
-        text = _render(obs)
+        render_share(config)  # the rest of the file was checked when it was written
     except UnsafeValue as e:
-        if previous is None:
-            obs.shares.pop(share.name, None)
-        else:
-            obs.shares[share.name] = previous
         return Plan(problem=Problem("UnsafeValue", str(e)))
+    old = obs.shares.get(share.name)
+    if old is not None and obs.names.get(old.name.lower()) == share.name:
+        del obs.names[old.name.lower()]
+    obs.shares[share.name] = config
+    obs.names[config.name.lower()] = share.name
     smb = share.spec.smb
     assert smb is not None
     status = {
@@ -211,7 +220,7 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
         "allowedGroups": list(smb.validGroups) or None,
     }
     actions = []
-    if text != obs.current:
+    if not obs.synced or obs.applied.get(share.name) != config:
         actions.append(_apply_action(obs, f"write smb.conf with [{config.name}] and reload smbd", share.name))
     elif obs.settings.mode == "supervised" and ctx.watch and ctx.cache.get("smb-supervisor") is None:
         actions.append(Action("start smbd", func=lambda c: _ensure_running(c, obs.settings)))

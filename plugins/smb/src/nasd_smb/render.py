@@ -139,14 +139,20 @@ def render(settings: SMBSettings, directories: Iterable[NASDirectory], shares: I
         if share.name.lower() in seen:
             raise UnsafeValue(f"two shares are named {share.name!r}")
         seen.add(share.name.lower())
-        if any(c in share.name for c in "[]\n\r%;#") or share.name.lower() in ("global", "homes", "printers"):
-            raise UnsafeValue(f"share name {share.name!r} is not allowed")
         lines.append("")
-        lines.append(f"[{share.name}]")
-        for key, value in share.options.items():
-            check_pair(key, value)
-            lines.append(f"\t{key} = {value}")
+        lines.append(render_share(share))
     return "\n".join(lines) + "\n"
+
+
+def render_share(share: ShareConfig) -> str:
+    """One share's section, without its trailing newline. Raises UnsafeValue."""
+    if any(c in share.name for c in "[]\n\r%;#") or share.name.lower() in ("global", "homes", "printers"):
+        raise UnsafeValue(f"share name {share.name!r} is not allowed")
+    lines = [f"[{share.name}]"]
+    for key, value in share.options.items():
+        check_pair(key, value)
+        lines.append(f"\t{key} = {value}")
+    return "\n".join(lines)
 
 
 def parse_shares(text: str) -> dict[str, ShareConfig]:
