@@ -7,6 +7,7 @@ implementation answers, ``None`` means "not mine", and exactly one answer is req
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any, Mapping
 
@@ -60,20 +61,22 @@ class Hooks:
         await self._call("supply_desired_state", ctx=ctx, feed=feed)
 
     async def observe(self, ctx: Context, desired: list[Resource]) -> dict[str, Any]:
-        """Each plugin observes on its own: one failing (its key then is missing and its error is kept
+        """Each plugin observes on its own, all at once: one failing (its key then is missing and its error is kept
         under ``<plugin>_error``) does not hide what the others saw."""
-        merged: dict[str, Any] = {}
-        for impl in self.pm.hook.observe.get_hookimpls():
+        async def one(impl: Any) -> dict[str, Any]:
             try:
                 part = impl.function(ctx=ctx, desired=desired)
                 if inspect.isawaitable(part):
                     part = await part
             except Exception as e:
                 ctx.log.error("observe failed in plugin %s: %s", impl.plugin_name, e)
-                merged[f"{impl.plugin_name}_error"] = f"{type(e).__name__}: {e}"
-                continue
-            if part:
-                merged.update(part)
+                return {f"{impl.plugin_name}_error": f"{type(e).__name__}: {e}"}
+            return dict(part or {})
+
+        # plugins observe concurrently (their reads are independent); merged in registration order
+        merged: dict[str, Any] = {}
+        for part in await asyncio.gather(*(one(impl) for impl in self.pm.hook.observe.get_hookimpls())):
+            merged.update(part)
         return merged
 
     async def ensure(

@@ -35,7 +35,7 @@ class Nasd:
         self.pm = pm or make_plugin_manager(extra=extra_plugins)
         self.hooks = Hooks(self.pm)
         self.ctx = Context(config=config, runner=self.runner, watch=watch, pm=self.pm)
-        self.feed = DesiredFeed(on_change=lambda why: self.reconciler.wake(why))
+        self.feed = DesiredFeed(on_change=lambda why, settle: self.reconciler.wake(why, settle))
         config.stateDir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store = StatusStore(config.stateDir)
         self.metrics = Metrics(self.runner)

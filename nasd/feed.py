@@ -14,7 +14,9 @@ Key = tuple[str, str]
 
 
 class DesiredFeed:
-    def __init__(self, on_change: Callable[[str], None] = lambda why: None):
+    def __init__(self, on_change: Callable[[str, bool], None] = lambda why, settle: None):
+        """``on_change(why, settle)``: settle is true when more changes may follow at once (a source
+        replaced whole), false for a single object put or removed."""
         self._sources: dict[str, dict[Key, Resource]] = {}
         self._errors: dict[str, list[str]] = {}
         self._on_change = on_change
@@ -27,17 +29,17 @@ class DesiredFeed:
         if old is not None and _same(old, new):
             return False
         self._sources[source] = new
-        self._on_change(f"{source} changed")
+        self._on_change(f"{source} changed", True)
         return True
 
     def put(self, source: str, resource: Resource) -> None:
         self._sources.setdefault(source, {})[resource.key] = resource
-        self._on_change(f"{source}: {resource.kind}/{resource.name} applied")
+        self._on_change(f"{source}: {resource.kind}/{resource.name} applied", False)
 
     def remove(self, source: str, key: Key) -> bool:
         removed = self._sources.get(source, {}).pop(key, None) is not None
         if removed:
-            self._on_change(f"{source}: {key[0]}/{key[1]} deleted")
+            self._on_change(f"{source}: {key[0]}/{key[1]} deleted", False)
         return removed
 
     def source_of(self, key: Key) -> list[str]:

@@ -78,6 +78,7 @@ class Reconciler:
         self._backoff: dict[Key, tuple[int, float, int]] = {}  # attempts, retry-at, generation
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._settle = False
         self._next_followup: float | None = None
 
     # -- one pass -------------------------------------------------------------
@@ -100,7 +101,7 @@ class Reconciler:
             # The spec is shared with the feed (nothing writes to a spec); metadata and status are
             # the pass's own. A real pass carries the previous status forward (``before`` holds its
             # dump for comparison); a dry run works on a copy, so that it changes nothing.
-            resource = incoming.model_copy(update={"metadata": incoming.metadata.model_copy(deep=True)})
+            resource = incoming.model_copy(update={"metadata": incoming.metadata.model_copy()})
             resource.metadata.generation = self.store.generation_for(resource)
             previous = self.current.get(key)
             if previous is not None and type(previous.status) is type(resource.status):
@@ -304,8 +305,11 @@ class Reconciler:
 
     # -- the daemon loop ------------------------------------------------------
 
-    def wake(self, why: str = "") -> None:
+    def wake(self, why: str = "", settle: bool = True) -> None:
+        """Start a pass soon: after a short pause when ``settle`` (a burst of changes then makes one
+        pass), at once for a single applied or deleted object."""
         log.debug("wake: %s", why)
+        self._settle = self._settle or settle
         self._wake.set()
 
     def next_retry(self) -> float | None:
@@ -323,10 +327,12 @@ class Reconciler:
             if deadline > now:
                 try:
                     await asyncio.wait_for(self._wake.wait(), deadline - now)
-                    await asyncio.sleep(0.02)  # a burst of changes makes one pass
+                    if self._settle:
+                        await asyncio.sleep(0.02)  # a burst of changes makes one pass
                 except asyncio.TimeoutError:
                     pass
             self._wake.clear()
+            self._settle = False
             self._next_followup = None
             if time.monotonic() >= resync_at:
                 resync_at = time.monotonic() + self.ctx.config.resyncSeconds

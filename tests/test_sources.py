@@ -73,8 +73,8 @@ def test_a_file_that_stops_parsing_keeps_its_last_good_resources(tmp_path):
 
 
 def test_an_unchanged_folder_does_not_wake_the_reconciler(tmp_path):
-    wakes: list[str] = []
-    feed = DesiredFeed(on_change=wakes.append)
+    wakes: list[tuple[str, bool]] = []
+    feed = DesiredFeed(on_change=lambda why, settle: wakes.append((why, settle)))
     folder = ManifestFolder([tmp_path])
     write(tmp_path / "a.yaml", dataset("one"))
     folder.scan()
@@ -82,6 +82,7 @@ def test_an_unchanged_folder_does_not_wake_the_reconciler(tmp_path):
     assert not folder.scan()
     folder.publish(feed)
     assert len(wakes) == 1
+    assert wakes[0][1] is True  # a whole folder: the reconciler lets a burst of changes settle
 
 
 def test_a_resource_from_two_sources_is_a_conflict():

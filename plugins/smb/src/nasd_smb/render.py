@@ -144,8 +144,22 @@ def render(settings: SMBSettings, directories: Iterable[NASDirectory], shares: I
     return "\n".join(lines) + "\n"
 
 
+_SECTIONS: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}  # checked sections, by content
+
+
 def render_share(share: ShareConfig) -> str:
     """One share's section, without its trailing newline. Raises UnsafeValue."""
+    key = (share.name, tuple(share.options.items()))
+    text = _SECTIONS.get(key)
+    if text is None:
+        text = _render_share(share)
+        if len(_SECTIONS) > 20000:  # shares come and go: keep the memo bounded
+            _SECTIONS.clear()
+        _SECTIONS[key] = text
+    return text
+
+
+def _render_share(share: ShareConfig) -> str:
     if any(c in share.name for c in "[]\n\r%;#") or share.name.lower() in ("global", "homes", "printers"):
         raise UnsafeValue(f"share name {share.name!r} is not allowed")
     lines = [f"[{share.name}]"]

@@ -3,6 +3,7 @@ on-demand snapshot and clone commands. All through the core's runner."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Any, Iterable
@@ -68,14 +69,19 @@ def _read_properties(dialect: Dialect, desired: Iterable[Resource]) -> list[str]
 async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount_root: str) -> ZfsObservation:
     """Two reads whatever the number of datasets: `zpool status` and one `zfs get`."""
     obs = ZfsObservation(dialect=dialect, mount_root=mount_root)
-    status = await ctx.runner.run(["zpool", "status", *(["-P"] if dialect.status_full_paths else [])], mutating=False)
+    argv = ["zfs", "get", "-H", "-p", "-o", "name,property,value,source"]
+    if dialect.get_types:
+        argv += ["-t", "filesystem"]
+    argv.append(",".join(_read_properties(dialect, desired)))
+    # both reads at once: the `zfs get` is only used when there are pools
+    status, result = await asyncio.gather(
+        ctx.runner.run(["zpool", "status", *(["-P"] if dialect.status_full_paths else [])], mutating=False),
+        ctx.runner.run(argv, mutating=False, check=False),
+    )
     obs.pools = parse_zpool_status(status.stdout)
     if obs.pools:
-        argv = ["zfs", "get", "-H", "-p", "-o", "name,property,value,source"]
-        if dialect.get_types:
-            argv += ["-t", "filesystem"]
-        argv.append(",".join(_read_properties(dialect, desired)))
-        result = await ctx.runner.run(argv, mutating=False)
+        if result.returncode != 0:  # say why, as a failed command does
+            result = await ctx.runner.run(argv, mutating=False)
         obs.datasets, obs.snapshot_counts = parse_zfs_get(result.stdout)
     pools = [r for r in desired if isinstance(r, ZPool)]
     for pool in pools:
