@@ -1,13 +1,23 @@
 #!/bin/sh
-# The demo: nasd serving the manifests in examples/ (a pool "tank" on a sparse file, three datasets).
+# The demo: nasd serving the manifests in examples/ (a pool "tank" on a sparse file, three datasets,
+# a local user "demo" and the SMB share "media" for that user).
 #
-#   scripts/demo.sh         (make demo)        start ZFS if needed, then run `nasd serve` in the foreground
+#   scripts/demo.sh         (make demo)        start ZFS if needed, converge once, then run `nasd serve`
+#                                              in the foreground
 #   scripts/demo.sh clean   (make demo-clean)  undo what the demo made
 #
 # For a Debian 12 machine, as root. Uses the kernel's ZFS when /dev/zfs exists and `zpool list`
 # works; otherwise zfs-fuse: one already serving this machine is used as it is, else the demo
 # starts its own and records it in /run/nasd/zfs-fuse.pid. `clean` stops only a zfs-fuse named
 # by that file, and destroys the pool tank only if nasd created it (nasd.io:managed=true, local).
+#
+# SMB: nasd runs its own smbd (supervised: its smb.conf, passdb and logs are under the state
+# directory) on port 445, or, when something already listens there, on the first free port from
+# 4450 up (written into the demo's configuration file, and printed). The user demo is a real
+# account of this machine (useradd, uid 2001); its password is in a root-only file the demo
+# creates with a random password. `clean` removes the user only if nasd created it (nasd's
+# registry <state>/smb/nasd-identities.json lists it), and stops only Samba processes running on
+# the demo's smb.conf.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -23,6 +33,14 @@ STATE=/var/lib/nasd/state
 RUN=/run/nasd
 ZFS_PIDFILE=$RUN/zfs-fuse.pid
 NASD_PIDFILE=$RUN/demo-nasd.pid
+CONFIG=/var/lib/nasd/demo-config.yaml
+SECRETS=/var/lib/nasd/secrets
+SECRET=$SECRETS/demo
+DEMO_USER=demo
+DEMO_UID=2001
+SHARE=media
+SMB_CONF=$STATE/smb/smb.conf
+REGISTRY=$STATE/smb/nasd-identities.json
 
 say() { printf 'demo: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -83,33 +101,158 @@ start_zfs() {
     zfs mount -a 2>/dev/null || true
 }
 
+# Whether something listens on TCP port $1 (in this network namespace, IPv4 or IPv6).
+port_in_use() {
+    hex=$(printf ':%04X' "$1")
+    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+        awk -v p="$hex" '$4 == "0A" && substr($2, length($2) - 4) == p {f = 1} END {exit !f}'
+}
+
+# The port for the demo's smbd: 445, or the first free one from 4450 up.
+choose_port() {
+    if ! port_in_use 445; then
+        echo 445
+        return 0
+    fi
+    p=4450
+    while port_in_use "$p"; do
+        p=$((p + 1))
+        [ "$p" -lt 4500 ] || die "port 445 and 4450-4499 are all in use: set plugins.smb.port in $CONFIG by hand"
+    done
+    echo "$p"
+}
+
+# Whether nasd's registry says that nasd created the user $1.
+nasd_created_user() {
+    [ -f "$REGISTRY" ] || return 1
+    tr -d ' \t\n' <"$REGISTRY" | grep -o '"users":\[[^]]*\]' | grep -qF "\"$1\""
+}
+
+# The pids of Samba processes running on the demo's smb.conf (smbd, samba-dcerpcd, rpcd_*).
+demo_samba_pids() {
+    for d in /proc/[0-9]*; do
+        comm=$(cat "$d/comm" 2>/dev/null) || continue
+        case $comm in smbd* | samba-dcerpcd* | rpcd_*) ;; *) continue ;; esac
+        if tr '\0' '\n' <"$d/cmdline" 2>/dev/null | grep -qxF -e "$SMB_CONF" -e "--configfile=$SMB_CONF"; then
+            echo "${d#/proc/}"
+        fi
+    done
+}
+
+# Stop Samba processes left on the demo's smb.conf (a demo nasd that was killed could not stop its smbd).
+stop_demo_samba() {
+    pids=$(demo_samba_pids)
+    [ -n "$pids" ] || return 0
+    say "stopping the Samba processes left running on $SMB_CONF: $(echo $pids)"
+    for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in $pids; do
+        wait_gone "$pid" 10 || { kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" 5 || true; }
+    done
+}
+
+# The demo user's password file, root-only (nasd refuses one others can read): created with a random
+# password if missing. Prints the password.
+make_secret() {
+    if [ ! -s "$SECRET" ]; then
+        (
+            umask 077
+            mkdir -p "$SECRETS"
+            tr -dc 'A-Za-z0-9' </dev/urandom | head -c 16 >"$SECRET.tmp"
+            echo >>"$SECRET.tmp"
+            mv "$SECRET.tmp" "$SECRET"
+        )
+        say "created $SECRET (the SMB password of the user $DEMO_USER; mode 0600)"
+    fi
+    chmod 700 "$SECRETS"
+    chmod 600 "$SECRET"
+    head -n 1 "$SECRET"
+}
+
+# Say beforehand when nasd will have to leave the demo user alone.
+check_demo_user() {
+    if grep -q "^$DEMO_USER:" /etc/passwd && ! nasd_created_user "$DEMO_USER"; then
+        say "WARNING: a user $DEMO_USER already exists on this machine and nasd did not create it: nasd leaves it"
+        say "alone (NASUser $DEMO_USER: Unmanaged), so the share $SHARE will not accept the demo's password"
+    fi
+    other=$(awk -F: -v u="$DEMO_UID" '$3 == u {print $1; exit}' /etc/passwd)
+    if [ -n "$other" ] && [ "$other" != "$DEMO_USER" ]; then
+        say "WARNING: uid $DEMO_UID belongs to $other: NASUser $DEMO_USER will be UIDInUse (change its uid in examples/users.yaml)"
+    fi
+}
+
+# Hand the shared dataset's folder to the demo user, so that the share is writable for them (nasd
+# does not manage file permissions yet). Only a mounted dataset that nasd created.
+give_share_to_user() {
+    ds=$POOL/$SHARE
+    managed=$(zfs get -H -o value,source nasd.io:managed "$ds" 2>/dev/null | tr '\t' ' ')
+    mounted=$(zfs get -H -o value mounted "$ds" 2>/dev/null || true)
+    mp=$(zfs get -H -o value mountpoint "$ds" 2>/dev/null || true)
+    if [ "$managed" != "true local" ] || [ "$mounted" != yes ] || ! grep -q "^$DEMO_USER:" /etc/passwd; then
+        say "not handing $ds to $DEMO_USER (not made by nasd, not mounted, or no user $DEMO_USER yet): the share"
+        say "is read-only for $DEMO_USER until you run: chown $DEMO_USER: ${mp:-$MOUNT/$SHARE}"
+        return 0
+    fi
+    chown "$DEMO_USER:" "$mp"
+    say "$mp now belongs to $DEMO_USER: the share $SHARE is writable for $DEMO_USER"
+}
+
 serve() {
-    [ "$(id -u)" = 0 ] || die "the demo needs root (it makes a ZFS pool and mounts it on $MOUNT)"
+    [ "$(id -u)" = 0 ] || die "the demo needs root (it makes a ZFS pool and a user, and runs smbd)"
     [ -x "$NASD" ] || die "$NASD is missing: run make venv (make demo does it)"
     if pid=$(live_pid "$NASD_PIDFILE" "nasd serve"); then
         die "the demo is already running (nasd pid $pid); stop it with Ctrl-C or make demo-clean"
     fi
+    if ! command -v smbd >/dev/null 2>&1 || ! command -v smbclient >/dev/null 2>&1; then
+        "$REPO/scripts/install-system-packages.sh" samba || die "Samba is missing and could not be installed"
+    fi
+    stop_demo_samba
     start_zfs
+    mkdir -p /var/lib/nasd "$RUN"
+    password=$(make_secret)
+    port=$(choose_port)
+    [ "$port" = 445 ] || say "port 445 is in use: the demo's smbd listens on port $port instead"
+    cat >"$CONFIG" <<EOF
+# Written by scripts/demo.sh; removed by make demo-clean. The users are real accounts of this
+# machine (identityRoot is /, the default); nasd runs its own smbd on this port.
+plugins:
+  smb:
+    port: $port
+EOF
+    check_demo_user
+    say "converging examples/ once (nasd reconcile): pool, datasets, user $DEMO_USER, share $SHARE"
+    if "$NASD" reconcile -f "$REPO/examples" --state-dir "$STATE" --config "$CONFIG" -o wide; then
+        give_share_to_user
+    else
+        say "not everything is Ready yet (see above): nasd serve keeps trying, and says why"
+    fi
+    if [ "$port" = 445 ]; then p=""; else p=" -p $port"; fi
     cat <<EOF
 
-nasd is starting: it creates the pool $POOL on the sparse file $IMAGE and the datasets
-media, documents and backups from examples/ (mounted under $MOUNT).
+nasd is starting: it serves the pool $POOL (on the sparse file $IMAGE), the datasets media,
+documents and backups from examples/ (mounted under $MOUNT), and the dataset media as the SMB
+share $SHARE for the user $DEMO_USER, from an smbd of its own on port $port.
+
+Try the share (the password is in $SECRET):
+    smbclient //localhost/$SHARE$p -U $DEMO_USER%$password -c ls
+    echo hello >/tmp/hello.txt
+    smbclient //localhost/$SHARE$p -U $DEMO_USER%$password -c 'put /tmp/hello.txt hello.txt; ls'
 
 Look around, from another terminal in $REPO:
     .venv/bin/nasd get zpool
     .venv/bin/nasd get zdataset -o wide
-    ls $MOUNT
-    zfs list
+    .venv/bin/nasd get nasshare -o wide
+    .venv/bin/nasd describe nasshare $SHARE
+    ls -l $MOUNT/$SHARE
 Edit a file in examples/ and nasd converges to it within a second or two.
 
-Stop nasd with Ctrl-C (the pool stays). Clean up with: make demo-clean
-(destroys the pool $POOL if nasd created it, removes $IMAGE and $STATE,
+Stop nasd with Ctrl-C (the pool stays; its smbd stops with it). Clean up with: make demo-clean
+(removes the user $DEMO_USER if nasd created it, $SECRET and $CONFIG,
+destroys the pool $POOL if nasd created it, removes $IMAGE and $STATE,
 and stops the zfs-fuse the demo started).
 
 EOF
-    mkdir -p "$RUN"
     echo $$ >"$NASD_PIDFILE" # exec keeps this pid
-    exec "$NASD" serve --manifests "$REPO/examples" --state-dir "$STATE"
+    exec "$NASD" serve --manifests "$REPO/examples" --state-dir "$STATE" --config "$CONFIG"
 }
 
 stop_demo_nasd() {
@@ -119,6 +262,22 @@ stop_demo_nasd() {
         wait_gone "$pid" 15 || { kill -KILL "$pid" 2>/dev/null || true; wait_gone "$pid" 5 || true; }
     fi
     rm -f "$NASD_PIDFILE"
+}
+
+# Remove the user demo only if nasd created it (its registry says so); its group goes with it.
+remove_demo_user() {
+    grep -q "^$DEMO_USER:" /etc/passwd || return 0
+    if ! nasd_created_user "$DEMO_USER"; then
+        say "the user $DEMO_USER was not created by nasd: left alone"
+        return 0
+    fi
+    userdel "$DEMO_USER" || { say "userdel $DEMO_USER failed: the user is still there"; return 0; }
+    # nasd made it with useradd -U: a group of the same name, which userdel removes unless
+    # USERGROUPS_ENAB is off in /etc/login.defs
+    if grep -q "^$DEMO_USER:" /etc/group; then
+        groupdel "$DEMO_USER" 2>/dev/null || say "the group $DEMO_USER could not be removed"
+    fi
+    say "removed the user $DEMO_USER (created by nasd)"
 }
 
 destroy_pool() {
@@ -159,6 +318,8 @@ stop_demo_zfs() {
 clean() {
     [ "$(id -u)" = 0 ] || die "demo-clean needs root"
     stop_demo_nasd
+    stop_demo_samba
+    remove_demo_user # before $STATE goes: nasd's registry of the users it created is there
     keep_image=
     if ! kernel_zfs && ! zfs_works && [ -e "$IMAGE" ] && command -v zfs-fuse >/dev/null 2>&1; then
         say "starting zfs-fuse to look for the pool $POOL on $IMAGE"
@@ -169,6 +330,8 @@ clean() {
     fi
     [ -n "$keep_image" ] || rm -f "$IMAGE"
     rm -rf "$STATE"
+    rm -f "$SECRET" "$SECRET.tmp" "$CONFIG"
+    rmdir "$SECRETS" 2>/dev/null || true
     stop_demo_zfs
     # empty mountpoint folders only (rmdir never removes data)
     if [ -d "$MOUNT" ] && ! awk -v m="$MOUNT" '$2 == m || index($2, m "/") == 1 {f=1} END {exit !f}' /proc/self/mounts; then
