@@ -234,12 +234,34 @@ async def test_hostile_input_through_the_api_is_refused_and_smb_conf_is_unchange
     conf = nasd.ctx.cache["smb-settings"].config_file
     before = conf.read_text()
     client = await aiohttp_client(make_app(nasd))
-    for smb in ({"name": "x]\n[global]\n\tinclude = /etc/evil"}, {"extraParameters": {"include": "/etc/evil"}},
-                {"validUsers": ["alice; rm"]}, {"extraParameters": {"veto files": "/%m/"}}):
+    cases = [  # (the smb options, the field the error must name)
+        ({"name": "x]\n[global]\n\tinclude = /etc/evil"}, "name"),
+        ({"name": "media;x"}, "name"), ({"name": "media#x"}, "name"), ({"name": "[media]"}, "name"),
+        ({"extraParameters": {"include": "/etc/evil"}}, "extraParameters"),
+        ({"extraParameters": {"root preexec": "/bin/sh"}}, "extraParameters"),
+        ({"extraParameters": {"veto files": "/%m/"}}, "extraParameters"),
+        ({"extraParameters": {"hide files": "/x/\n[evil]"}}, "extraParameters"),
+        ({"extraParameters": {"veto files": "; comment"}}, "extraParameters"),
+        ({"extraParameters": {"veto files": "# comment"}}, "extraParameters"),
+        ({"validUsers": ["alice; rm"]}, "validUsers"), ({"hostsAllow": ["10.0.0.1\n[evil]"]}, "hostsAllow"),
+        ({"createMask": "0777\n[evil]"}, "createMask"),
+    ]
+    for smb, field in cases:
         evil = share("evil", "media")
         evil["spec"]["smb"] = smb
         resp = await client.post("/apis/nasd.io/v1alpha1/nasshares", json=evil)
-        assert resp.status == 422, await resp.text()
+        assert resp.status == 422, (smb, await resp.text())
+        assert field in await resp.text(), (smb, await resp.text())
+    # paths with '..': a dataset path, a password file
+    dataset = pool_env.dataset_manifest("evil")
+    dataset["spec"]["path"] = "../etc"
+    resp = await client.post("/apis/nasd.io/v1alpha1/zdatasets", json=dataset)
+    assert resp.status == 422 and "path" in await resp.text()
+    user = identities(pool_env, smb_env)[2]
+    user = user | {"metadata": {"name": "mallory"},
+                   "spec": user["spec"] | {"uid": 2099, "passwordSecretRef": {"file": "/etc/nasd/../shadow"}}}
+    resp = await client.post("/apis/nasd.io/v1alpha1/nasusers", json=user)
+    assert resp.status == 422 and "passwordSecretRef" in await resp.text()
     await nasd.reconciler.run_pass()
     assert conf.read_text() == before
 
