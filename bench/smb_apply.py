@@ -50,7 +50,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from nasd.testing.zfs import ZFSFuse, ZFSUnavailable, fuse_mounts_under
+from nasd.testing.zfs import ZFSUnavailable, fuse_mounts_under, start_for_pool
 
 API = "/apis/nasd.io/v1alpha1"
 USER, UID, PASSWORD = "bench", 2001, "b3nch-" + secrets.token_hex(6)
@@ -571,15 +571,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(tempfile.mkdtemp(prefix="nasd-bench-smb-"))
     os.chmod(root, 0o711)  # smbd, acting as the share's user, must reach the dataset's mountpoint below
-    zfs = ZFSFuse(root / "zfs-fuse")
-    pool = "smb" + secrets.token_hex(3)
     try:
-        zfs.start()
+        zfs, pool = start_for_pool(root, "smb")
     except ZFSUnavailable as e:
         print(f"error: cannot start ZFS: {e}", file=sys.stderr)
         shutil.rmtree(root, ignore_errors=True)
         return 1
-    zfs.pools.add(pool)  # destroyed by stop() on kernel ZFS too
     status = 0
     try:
         print(f"{'kernel ZFS' if zfs.kernel else 'private zfs-fuse (pid %s)' % zfs.pid}; pool {pool} in {root}",

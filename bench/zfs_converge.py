@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import secrets
 import shlex
 import shutil
 import statistics
@@ -44,7 +43,7 @@ from nasd.config import Config
 from nasd.daemon import Nasd
 from nasd.reconciler import PassReport
 from nasd.runner import Spawn
-from nasd.testing.zfs import ZFSFuse, ZFSUnavailable, fuse_mounts_under
+from nasd.testing.zfs import ZFSUnavailable, fuse_mounts_under, start_for_pool
 
 #: the properties every benchmark dataset carries (as a manifest writes them)
 PROPERTIES: dict[str, str] = {"compression": "gzip-1", "atime": "off", "quota": "1Gi", "recordsize": "64Ki"}
@@ -291,15 +290,12 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     root = Path(tempfile.mkdtemp(prefix="nasd-bench-"))
-    zfs = ZFSFuse(root / "zfs-fuse")
-    pool = "bench" + secrets.token_hex(3)
     try:
-        zfs.start()
+        zfs, pool = start_for_pool(root, "bench")
     except ZFSUnavailable as e:
         print(f"error: cannot start ZFS: {e}", file=sys.stderr)
         shutil.rmtree(root, ignore_errors=True)
         return 1
-    zfs.pools.add(pool)  # destroyed by stop() on kernel ZFS too
     try:
         (root / "mnt").mkdir()
         manifests = root / "manifests"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -128,3 +129,13 @@ def fuse_mounts_under(path: Path) -> list[str]:
         if (mountpoint + "/").startswith(prefix):
             out.append(mountpoint)
     return out
+
+
+def start_for_pool(root: Path, prefix: str) -> tuple[ZFSFuse, str]:
+    """Start ZFS (a private zfs-fuse under ``root``, or the kernel's) for one new pool named
+    ``<prefix><6 hex digits>``, which ``stop()`` destroys. Raises ZFSUnavailable."""
+    zfs = ZFSFuse(root / "zfs-fuse")
+    zfs.start()
+    pool = prefix + secrets.token_hex(3)
+    zfs.pools.add(pool)  # destroyed by stop() on kernel ZFS too
+    return zfs, pool
