@@ -65,7 +65,8 @@ class Hooks:
         under ``<plugin>_error``) does not hide what the others saw."""
         async def one(impl: Any) -> dict[str, Any]:
             try:
-                part = impl.function(ctx=ctx, desired=desired)
+                given = {"ctx": ctx, "desired": desired}  # as pluggy would: only what the impl asks for
+                part = impl.function(**{name: given[name] for name in impl.argnames})
                 if inspect.isawaitable(part):
                     part = await part
             except Exception as e:

@@ -99,13 +99,12 @@ class Reconciler:
         desired: dict[Key, Resource] = {}
         for key, incoming in desired_raw.items():
             # The spec is shared with the feed (nothing writes to a spec); metadata and status are
-            # the pass's own. A real pass carries the previous status forward (``before`` holds its
-            # dump for comparison); a dry run works on a copy, so that it changes nothing.
+            # the pass's own, so a pass that stops half-way leaves the last complete one in place.
             resource = incoming.model_copy(update={"metadata": incoming.metadata.model_copy()})
             resource.metadata.generation = self.store.generation_for(resource)
             previous = self.current.get(key)
             if previous is not None and type(previous.status) is type(resource.status):
-                resource.status = previous.status.model_copy(deep=True) if dry_run else previous.status
+                resource.status = previous.status.model_copy(deep=True)
             else:
                 resource.status = type(resource.status)()
             desired[key] = resource
@@ -117,11 +116,28 @@ class Reconciler:
             log.error("observe failed: %s", e)
             observed = {"_observe_error": str(e)}
 
+        # A resource changed in a way its plugin cannot converge in place (e.g. a share's protocol):
+        # the old one is removed first, through the plugin that made it, then the new one is created.
+        replacing: dict[Key, str] = {}
+        for key, resource in desired.items():
+            previous = self.current.get(key)
+            why = previous.replaced_by(resource) if previous is not None else None
+            if why is None:
+                continue
+            done, actions = await self._delete(previous, observed, dry_run)
+            if dry_run:
+                report.outcomes.append(Outcome(key, True, "Replacing", why, actions))
+            elif not done:
+                replacing[key] = f"{why}: the old one could not be removed yet"
+            else:
+                report.mutated = report.mutated or bool(actions)
+                log.info("replaced %s/%s (%s)", *key, why)
+
         # One group = resources of one phase and depth, which never depend on each other: all of a
         # group is planned before any of it is applied, so a plugin that keeps one file for many
         # resources (smb.conf) writes it once for the whole group, not once per resource.
         for _, group in itertools.groupby(sorted(desired.values(), key=_order), key=lambda r: _order(r)[:2]):
-            planned = [(r, await self._plan(r, desired, conflicts, observed, dry_run, ignore_backoff))
+            planned = [(r, await self._plan(r, desired, conflicts, observed, dry_run, ignore_backoff, replacing))
                        for r in group]
             for resource, plan in planned:
                 if isinstance(plan, Outcome):
@@ -175,6 +191,7 @@ class Reconciler:
         observed: dict[str, Any],
         dry_run: bool,
         ignore_backoff: bool,
+        replacing: dict[Key, str],
     ) -> Plan | Outcome:
         """The resource's plan, or its final Outcome when there is nothing to run."""
         key, gen = resource.key, resource.metadata.generation
@@ -182,6 +199,8 @@ class Reconciler:
         def finish(ok: bool, reason: str, message: str) -> Outcome:
             return self._finish(resource, dry_run, ok, reason, message)
 
+        if key in replacing:
+            return finish(False, "Replacing", replacing[key])
         if key in conflicts:
             return finish(False, "Conflict", f"declared by more than one source: {', '.join(conflicts[key])}")
 
@@ -240,6 +259,10 @@ class Reconciler:
         except (TemporaryError, PermanentError) as e:
             self._fail(key, gen, e)
             return finish(False, e.reason, str(e), plan.actions)
+        except Exception as e:  # a plugin bug or the system (a full disk): this resource fails, not the pass
+            log.exception("applying %s/%s failed", *key)
+            self._fail(key, gen, e)
+            return finish(False, "ApplyFailed", f"{type(e).__name__}: {e}", plan.actions)
 
         for field_name, value in plan.status.items():
             setattr(status, field_name, value)
@@ -281,6 +304,10 @@ class Reconciler:
             await self._apply(plan.actions)
         except (CommandError, TemporaryError, PermanentError) as e:
             self._set_deleting(resource, False, "DeleteFailed", str(e))
+            return False, plan.actions
+        except Exception as e:
+            log.exception("deleting %s/%s failed", *key)
+            self._set_deleting(resource, False, "DeleteFailed", f"{type(e).__name__}: {e}")
             return False, plan.actions
         log.info("deleted %s/%s", *key)
         return True, plan.actions

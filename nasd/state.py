@@ -155,6 +155,7 @@ class StatusStore:
             self._dirty = True
 
     def forget(self, key: tuple[str, str]) -> None:
+        self._hashes.pop(key, None)
         if self._cache.pop(key, None) is not None:
             self._dirty = True
 

@@ -108,3 +108,41 @@ def test_an_implementation_without_a_spec_is_rejected():
 
     with pytest.raises(Exception, match="unknown hook"):
         make_plugin_manager(load_entrypoints=False, extra=[("typo", Typo())])
+
+
+class Faulty:
+    """A plugin whose action for the directory "broken" raises something the core does not expect,
+    and whose observe hook takes only some of the arguments (as pluggy allows)."""
+
+    @hookimpl
+    def observe(self, desired):
+        return {"faulty": True}
+
+    @hookimpl
+    def ensure_resource(self, ctx, resource, dependencies, observed):
+        if resource.kind != "NASDirectory":
+            return None
+
+        async def boom(ctx):
+            raise OSError(28, "No space left on device")
+
+        if resource.name == "broken":
+            return Plan(actions=[Action("write a file", func=boom)])
+        return Plan(actions=[Action("say hello", argv=["true"])])
+
+
+async def test_an_unexpected_error_in_an_action_fails_that_resource_not_the_pass(tmp_path):
+    from nasd.feed import DesiredFeed
+    from nasd.metrics import Metrics
+    from nasd.reconciler import Reconciler
+    from nasd.state import StatusStore
+
+    ctx = _ctx(tmp_path)
+    hooks = Hooks(make_plugin_manager(load_entrypoints=False, extra=[("faulty", Faulty())]))
+    feed = DesiredFeed()
+    feed.replace("test", [parse_resource(DIRECTORY | {"metadata": {"name": n}}) for n in ("broken", "fine")])
+    reconciler = Reconciler(ctx, hooks, feed, StatusStore(tmp_path), Metrics(ctx.runner))
+    report = await reconciler.run_pass()
+    outcomes = {o.key[1]: (o.ready, o.reason) for o in report.outcomes}
+    assert outcomes == {"broken": (False, "ApplyFailed"), "fine": (True, "Ready")}
+    assert "No space left" in reconciler.current[("NASDirectory", "broken")].condition("Ready").message

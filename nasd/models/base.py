@@ -124,6 +124,11 @@ class Resource(BaseModel):
     def key(self) -> tuple[str, str]:
         return (self.kind, self.metadata.name)
 
+    def replaced_by(self, new: "Resource") -> str | None:
+        """Why ``new`` (the same kind and name) cannot be converged from this resource in place,
+        so that the old one must be removed first; None when it can (the usual case)."""
+        return None
+
     def dependencies(self) -> list[tuple[str, str, str]]:
         """Resources this one needs Ready first, as (kind, name, reason-when-not-ready)."""
         return []

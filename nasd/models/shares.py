@@ -183,6 +183,11 @@ class NASShare(Resource):
     spec: NASShareSpec
     status: NASShareStatus = Field(default_factory=NASShareStatus)
 
+    def replaced_by(self, new: Resource) -> str | None:
+        if isinstance(new, NASShare) and new.spec.protocol != self.spec.protocol:
+            return f"protocol changed from {self.spec.protocol} to {new.spec.protocol}"
+        return None
+
     def dependencies(self) -> list[tuple[str, str, str]]:
         deps = [("ZDataset", self.spec.dataset, "DatasetNotReady")]
         smb = self.spec.smb

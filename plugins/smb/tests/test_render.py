@@ -77,3 +77,43 @@ def test_the_renderer_refuses_unsafe_values_even_if_a_model_let_them_through():
 def test_a_path_with_a_percent_sign_is_refused():
     with pytest.raises(UnsafeValue):
         render(SETTINGS, [], [share_config(share(), "/mnt/tank/100%")])
+
+
+def test_a_backslash_which_would_continue_a_line_in_smb_conf_is_refused():
+    with pytest.raises(UnsafeValue):
+        render(SETTINGS, [], [ShareConfig("media", "/a\\", {"path": "/a\\", "read only": "no"})])
+
+
+def test_each_section_is_read_back_as_the_share_resource_that_wrote_it():
+    from nasd_smb.render import parse_shares
+
+    a = share_config(share(name="data"), "/mnt/tank/a")
+    b = ShareConfig("other", "/mnt/tank/b", {"path": "/mnt/tank/b", "read only": "yes"}, resource="b")
+    served = parse_shares(render(SETTINGS, [], [a, b]))
+    assert served == {"media": a, "b": b}
+    assert parse_shares("[global]\n\tpath = /x\n[untagged]\n\tpath = /y\n") == {}
+
+
+def test_removing_a_user_never_touches_a_samba_or_unix_account_nasd_did_not_create():
+    from nasd_smb.identity import IdentityObservation, plan_user_absent
+
+    bob = parse_resource({"apiVersion": "nasd.io/v1alpha1", "kind": "NASUser", "metadata": {"name": "bob"},
+                          "spec": {"directory": "local", "uid": 2002}})
+    obs = IdentityObservation(users={"bob": (2002, 2002, "")}, passdb={"bob": "[U          ]"})
+    assert plan_user_absent(bob, obs, SETTINGS, Path("/x/smb.conf")).actions == []
+    obs.registry["users"] = ["bob"]
+    argvs = [a.argv for a in plan_user_absent(bob, obs, SETTINGS, Path("/x/smb.conf")).actions if a.argv]
+    assert [argv[0] for argv in argvs] == ["pdbedit", "userdel"]
+
+
+def test_a_nasgroup_nasd_did_not_create_gives_no_membership():
+    from nasd_smb.identity import IdentityObservation, supplementary_groups
+
+    alice = parse_resource({"apiVersion": "nasd.io/v1alpha1", "kind": "NASUser", "metadata": {"name": "alice"},
+                            "spec": {"directory": "local", "uid": 2001}})
+    wheel = parse_resource({"apiVersion": "nasd.io/v1alpha1", "kind": "NASGroup", "metadata": {"name": "wheel"},
+                            "spec": {"directory": "local", "gid": 3010, "members": ["alice"]}})
+    obs = IdentityObservation(desired_groups={"wheel": wheel})
+    assert supplementary_groups(alice, obs) == []
+    obs.registry["groups"] = ["wheel"]
+    assert supplementary_groups(alice, obs) == ["wheel"]

@@ -381,3 +381,64 @@ async def test_a_share_testparm_rejects_keeps_neither_the_shares_of_its_pass_nor
     assert smb_env.smbclient("music", "alice", "s3cret-Alice", "ls").returncode == 0
     assert "[bad]" not in nasd.ctx.cache["smb-settings"].config_file.read_text()
     assert smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0
+
+
+async def test_a_share_claiming_a_served_name_is_refused_and_the_pass_goes_on(pool_env, smb_env, make_nasd):
+    docs = base(pool_env, smb_env, "docs", "music")
+    nasd = await start(pool_env, smb_env, make_nasd, *docs, share("media", "media"))
+    copycat = share("copycat", "docs")
+    copycat["spec"]["smb"]["name"] = "MEDIA"  # share names are case-insensitive
+    await rewrite(nasd, pool_env, *docs, share("media", "media"), copycat, share("music", "music"))
+    current = nasd.reconciler.current
+    ready = current[("NASShare", "copycat")].condition("Ready")
+    assert (ready.status, ready.reason) == ("False", "DuplicateShareName")
+    assert current[("NASShare", "media")].ready and current[("NASShare", "music")].ready
+    assert smb_env.smbclient("music", "alice", "s3cret-Alice", "ls").returncode == 0
+    conf = nasd.ctx.cache["smb-settings"].config_file.read_text()
+    assert conf.count("[media]") == 1 and "path = " + current[("ZDataset", "media")].status.mountpoint in conf
+
+
+async def test_a_share_switched_to_nfs_leaves_smb_conf(pool_env, smb_env, make_nasd):
+    docs = base(pool_env, smb_env)
+    nasd = await start(pool_env, smb_env, make_nasd, *docs, share("media", "media"))
+    nfs = {"apiVersion": "nasd.io/v1alpha1", "kind": "NASShare", "metadata": {"name": "media"},
+           "spec": {"protocol": "nfs", "dataset": "media", "nfs": {"clients": [{"hosts": ["127.0.0.1"]}]}}}
+    await rewrite(nasd, pool_env, *docs, nfs)
+    assert "[media]" not in nasd.ctx.cache["smb-settings"].config_file.read_text()
+    gone = smb_env.smbclient("media", "alice", "s3cret-Alice", "ls")
+    assert "NT_STATUS_BAD_NETWORK_NAME" in gone.stdout + gone.stderr
+    ready = nasd.reconciler.current[("NASShare", "media")].condition("Ready")
+    assert ready.status == "False"  # no NFS plugin installed yet: it says so
+
+
+async def test_a_share_that_never_got_its_dataset_can_be_deleted(pool_env, make_nasd, smb_env):
+    folder = pool_env.root / "manifests"
+    pool_env.write_manifests(folder, pool_env.pool_manifest(), share("lonely", "nowhere"))
+    nasd = await make_nasd([folder], plugins={"zfs": {"mountRoot": str(pool_env.mount_root)},
+                                              "smb": smb_env.settings()})
+    await nasd.reconciler.run_pass()
+    assert not nasd.reconciler.current[("NASShare", "lonely")].ready
+    pool_env.write_manifests(folder, pool_env.pool_manifest())
+    from nasd.sources.manifests import ManifestFolder
+
+    source = ManifestFolder([folder])
+    source.scan()
+    source.publish(nasd.feed)
+    await nasd.reconciler.run_pass()
+    assert ("NASShare", "lonely") not in nasd.reconciler.current
+
+
+async def test_an_smbd_that_could_not_start_is_started_at_a_later_pass(pool_env, smb_env, make_nasd):
+    folder = pool_env.root / "manifests"
+    pool_env.write_manifests(folder, *base(pool_env, smb_env), share("media", "media"))
+    # the first start fails for real: the configured smbd is a program that exits at once
+    nasd = await make_nasd([folder], watch=True, programs={"smbd": "/bin/false"}, plugins={
+        "zfs": {"mountRoot": str(pool_env.mount_root)}, "smb": smb_env.settings()})
+    for _ in range(3):
+        await nasd.reconciler.run_pass(ignore_backoff=True)
+    ready = nasd.reconciler.current[("NASShare", "media")].condition("Ready")
+    assert (ready.status, ready.reason) == ("False", "SmbdFailed"), ready
+    del nasd.runner.programs["smbd"]  # the admin fixes it (here: the real smbd again)
+    await nasd.reconciler.run_pass(ignore_backoff=True)
+    assert nasd.reconciler.current[("NASShare", "media")].ready
+    assert smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0

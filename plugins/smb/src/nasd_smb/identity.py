@@ -117,7 +117,9 @@ def plan_group(group: NASGroup, obs: IdentityObservation, settings: SMBSettings)
 
 def supplementary_groups(user: NASUser, obs: IdentityObservation) -> list[str]:
     names = set(user.spec.groups)
-    names |= {g for g, res in obs.desired_groups.items() if user.name in res.spec.members}
+    # a NASGroup's members only for groups nasd manages (never a system group such as wheel)
+    names |= {g for g, res in obs.desired_groups.items()
+              if user.name in res.spec.members and g in obs.registry["groups"]}
     names.discard(user.spec.primaryGroup or "")
     return sorted(names)
 
@@ -197,7 +199,7 @@ def _set_password(name: str, password: str, record: str, obs: IdentityObservatio
 def plan_user_absent(user: NASUser, obs: IdentityObservation, settings: SMBSettings, smb_conf: Path) -> Plan:
     name = user.name
     plan = Plan()
-    if name in obs.passdb:
+    if name in obs.passdb and name in obs.registry["users"]:
         plan.actions.append(Action(f"remove SMB account {name}",
                                    argv=["pdbedit", "-s", str(smb_conf), "-x", "-u", name]))
     if name in obs.users and name in obs.registry["users"]:

@@ -15,7 +15,7 @@ from nasd.models import NASDirectory, NASGroup, NASShare, NASUser, Resource, ZDa
 from nasd.planning import Action, Plan, Problem
 
 from . import hookspecs, identity, smbd
-from .render import ShareConfig, UnsafeValue, parse_shares, render, render_share, share_config
+from .render import HEADER, ShareConfig, UnsafeValue, parse_shares, render, render_share, share_config
 from .settings import SMBSettings, load_settings
 
 NAME = "smb"
@@ -104,11 +104,8 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
     # rejection) keeps the version that works. Sections no resource wants any more go at the next write.
     served = parse_shares(current or "")
     for share in desired:
-        if _is_smb(share):
-            config = served.get(((share.spec.smb and share.spec.smb.name) or share.name).lower())  # type: ignore[union-attr]
-            if config is not None:
-                config.resource = share.name
-                obs.shares[share.name] = config
+        if _is_smb(share) and share.name in served:
+            obs.shares[share.name] = served[share.name]
     obs.applied = dict(obs.shares)
     try:
         obs.synced = current is not None and render(settings, obs.directories, obs.applied.values()) == current
@@ -124,10 +121,6 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _render(obs: SmbObservation) -> str:
-    return render(obs.settings, obs.directories, _candidate(obs).values())
-
-
 def _candidate(obs: SmbObservation) -> dict[str, ShareConfig]:
     """The shares to write: all planned ones, except that a share testparm refused in this pass
     keeps the version already served (or stays out if it was new)."""
@@ -138,6 +131,13 @@ def _candidate(obs: SmbObservation) -> dict[str, ShareConfig]:
         elif name in obs.applied:
             out[name] = obs.applied[name]
     return out
+
+
+def _checked_render(obs: SmbObservation, shares: dict[str, ShareConfig]) -> str:
+    try:
+        return render(obs.settings, obs.directories, shares.values())
+    except UnsafeValue as e:  # e.g. a global setting; the shares were checked one by one already
+        raise PermanentError(f"smb.conf not written: {e}", reason="UnsafeValue") from None
 
 
 def _apply_action(obs: SmbObservation, what: str, share: str | None = None) -> Action:
@@ -152,8 +152,8 @@ def _apply_action(obs: SmbObservation, what: str, share: str | None = None) -> A
             return  # an earlier action of this pass wrote this share already
         smbd.prepare_dirs(obs.settings)
         candidate = _candidate(obs)
-        text = render(obs.settings, obs.directories, candidate.values())
         try:
+            text = _checked_render(obs, candidate)
             await smbd.apply_config(ctx, obs.settings, text)
         except PermanentError:
             if share is None:
@@ -164,8 +164,8 @@ def _apply_action(obs: SmbObservation, what: str, share: str | None = None) -> A
                 obs.rejected.add(share)
                 raise
             candidate = alone
-            text = render(obs.settings, obs.directories, candidate.values())
             try:
+                text = _checked_render(obs, candidate)
                 await smbd.apply_config(ctx, obs.settings, text)
             except PermanentError:
                 obs.rejected.add(share)
@@ -176,16 +176,24 @@ def _apply_action(obs: SmbObservation, what: str, share: str | None = None) -> A
     return Action(what, func=apply)
 
 
-async def _ensure_running(ctx: Context, settings: SMBSettings) -> None:
-    """Supervised mode, in the daemon: start smbd once there is a share to serve."""
+def _needs_start(ctx: Context, settings: SMBSettings) -> bool:
+    """Supervised mode, in the daemon: smbd has not been started yet, or its first start failed
+    (once it ran, the supervisor itself restarts it)."""
     if settings.mode != "supervised" or not ctx.watch:
+        return False
+    supervisor = ctx.cache.get("smb-supervisor")
+    return supervisor is None or not supervisor.supervising
+
+
+async def _ensure_running(ctx: Context, settings: SMBSettings) -> None:
+    """Start smbd once there is a share to serve."""
+    if not _needs_start(ctx, settings):
         return
     supervisor = ctx.cache.get("smb-supervisor")
     if supervisor is None:
         supervisor = smbd.Supervisor(ctx, settings)
         ctx.cache["smb-supervisor"] = supervisor
-    if supervisor.proc is None:
-        await supervisor.start()
+    await supervisor.start()
 
 
 @hookimpl
@@ -222,7 +230,7 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
     actions = []
     if not obs.synced or obs.applied.get(share.name) != config:
         actions.append(_apply_action(obs, f"write smb.conf with [{config.name}] and reload smbd", share.name))
-    elif obs.settings.mode == "supervised" and ctx.watch and ctx.cache.get("smb-supervisor") is None:
+    elif _needs_start(ctx, obs.settings):
         actions.append(Action("start smbd", func=lambda c: _ensure_running(c, obs.settings)))
     return Plan(actions=actions, status=status)
 
@@ -243,7 +251,9 @@ def ensure_resource(ctx: Context, resource: Resource, dependencies: Mapping[tupl
     if isinstance(resource, NASUser):
         obs = _obs(observed)
         plan = identity.plan_user(resource, obs.identity, obs.settings, _conf_for_tools(obs))
-        if plan.actions and obs.current is None:  # smbpasswd and pdbedit read the passdb location from it
+        # smbpasswd and pdbedit read the passdb location from smb.conf: nasd's own must be in place
+        # (in system mode, the distribution's file would send them to the system's passdb)
+        if plan.actions and not (obs.current or "").startswith(HEADER):
             plan.actions.insert(0, _apply_action(obs, "write smb.conf"))
         return plan
     return None
@@ -255,11 +265,17 @@ def _conf_for_tools(obs: SmbObservation) -> Path:
 
 @hookimpl
 def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
+    mine = _is_smb(resource) or isinstance(resource, (NASUser, NASGroup, NASDirectory))
+    if not mine:
+        return None
+    if observed.get("smb") is None and "smb_error" not in observed:
+        return Plan()  # no smb.conf, no users or groups nasd made: nothing to undo
     if _is_smb(resource):
         obs = _obs(observed)
         obs.shares.pop(resource.name, None)
-        return Plan(actions=[_apply_action(obs, f"remove share {resource.name} from smb.conf")]
-                    if _render(obs) != obs.current else [])
+        if resource.name not in obs.applied and obs.synced:
+            return Plan()  # not served: nothing to remove
+        return Plan(actions=[_apply_action(obs, f"remove share {resource.name} from smb.conf")])
     if isinstance(resource, NASUser):
         obs = _obs(observed)
         return identity.plan_user_absent(resource, obs.identity, obs.settings, _conf_for_tools(obs))

@@ -38,8 +38,8 @@ def _yes(flag: bool) -> str:
 def check_pair(key: str, value: str) -> None:
     if not _KEY.match(key) or key in _FORBIDDEN_KEYS or "script" in key or "exec" in key or "command" in key:
         raise UnsafeValue(f"smb.conf parameter {key!r} is not allowed")
-    if any(c in value for c in "\n\r\0%") or value != value.strip():
-        raise UnsafeValue(f"{key}: the value {value!r} has a newline, '%' or surrounding spaces")
+    if any(c in value for c in "\n\r\0%\\") or value != value.strip():
+        raise UnsafeValue(f"{key}: the value {value!r} has a newline, '%', a backslash or surrounding spaces")
     if value.startswith(("[", ";", "#")):
         raise UnsafeValue(f"{key}: the value {value!r} may not start with '[', ';' or '#'")
 
@@ -128,7 +128,7 @@ def global_options(settings: SMBSettings, directories: Iterable[NASDirectory], g
 def render(settings: SMBSettings, directories: Iterable[NASDirectory], shares: Iterable[ShareConfig]) -> str:
     """The whole smb.conf. Raises UnsafeValue rather than write anything doubtful."""
     shares = sorted(shares, key=lambda s: s.name.lower())
-    lines = ["# Written by nasd. Edits are overwritten: change the NASShare resources instead.", "[global]"]
+    lines = [HEADER, "[global]"]
     for key, value in global_options(settings, directories, any(s.options.get("guest ok") == "yes"
                                                                    for s in shares)).items():
         if value:
@@ -147,6 +147,10 @@ def render(settings: SMBSettings, directories: Iterable[NASDirectory], shares: I
 _SECTIONS: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}  # checked sections, by content
 
 
+HEADER = "# Written by nasd. Edits are overwritten: change the NASShare resources instead."
+_TAG = "# NASShare "  # the line before each share's section: which resource it belongs to
+
+
 def render_share(share: ShareConfig) -> str:
     """One share's section, without its trailing newline. Raises UnsafeValue."""
     key = (share.name, tuple(share.options.items()))
@@ -162,7 +166,9 @@ def render_share(share: ShareConfig) -> str:
 def _render_share(share: ShareConfig) -> str:
     if any(c in share.name for c in "[]\n\r%;#") or share.name.lower() in ("global", "homes", "printers"):
         raise UnsafeValue(f"share name {share.name!r} is not allowed")
-    lines = [f"[{share.name}]"]
+    if not re.match(r"^[a-z0-9][a-z0-9.-]*$", share.resource):
+        raise UnsafeValue(f"resource name {share.resource!r} is not allowed")
+    lines = [f"{_TAG}{share.resource}", f"[{share.name}]"]
     for key, value in share.options.items():
         check_pair(key, value)
         lines.append(f"\t{key} = {value}")
@@ -170,16 +176,22 @@ def _render_share(share: ShareConfig) -> str:
 
 
 def parse_shares(text: str) -> dict[str, ShareConfig]:
-    """The share sections of a file :func:`render` wrote, by lower-cased section name: what smbd
-    serves now. Lines of any other shape are skipped (the file is nasd's own)."""
+    """The share sections of a file :func:`render` wrote, by the NASShare each belongs to (the
+    comment line before it): what smbd serves now. Untagged sections and lines of any other shape
+    are skipped (the file is nasd's own; the next write drops them)."""
     shares: dict[str, ShareConfig] = {}
     current: ShareConfig | None = None
+    owner: str | None = None
     for line in text.split("\n"):
-        if line.startswith("[") and line.endswith("]"):
-            name = line[1:-1]
-            current = None if name.lower() == "global" else ShareConfig(name=name, path="")
-            if current is not None:
-                shares[name.lower()] = current
+        if line.startswith(_TAG):
+            owner = line[len(_TAG):].strip()
+            current = None
+        elif line.startswith("[") and line.endswith("]"):
+            current = None
+            if owner and line[1:-1].lower() != "global" and owner not in shares:
+                current = ShareConfig(name=line[1:-1], path="", resource=owner)
+                shares[owner] = current
+            owner = None
         elif current is not None and line.startswith("\t") and " = " in line:
             key, _, value = line[1:].partition(" = ")
             current.options[key] = value

@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 from nasd.context import Context
-from nasd.errors import PermanentError
+from nasd.errors import CommandError, PermanentError, TemporaryError
 from nasd.state import atomic_write
 
 from .settings import SMBSettings
@@ -61,10 +61,24 @@ async def apply_config(ctx: Context, settings: SMBSettings, text: str) -> bool:
     except FileNotFoundError:
         pass
     await check_config(ctx, settings, text)
+    try:
+        previous: bytes | None = settings.config_file.read_bytes()
+    except FileNotFoundError:
+        previous = None
     atomic_write(settings.config_file, text.encode(), mode=0o644)
     if settings.mode == "system" or smbd_pid(settings) is not None:
-        await ctx.runner.run(["smbcontrol", "-s", str(settings.config_file), "smbd", "reload-config"],
-                             mutating=True, env=settings.env())
+        try:
+            await ctx.runner.run(["smbcontrol", "-s", str(settings.config_file), "smbd", "reload-config"],
+                                 mutating=True, env=settings.env())
+        except CommandError as e:
+            if settings.mode == "system" and smbd_pid(settings) is None:
+                log.info("smbd is not running: it reads the new smb.conf when it starts")
+                return True
+            # put the old file back, so that the next pass sees the difference and tries again
+            if previous is not None:
+                atomic_write(settings.config_file, previous, mode=0o644)
+            raise TemporaryError(f"smbd did not take the new smb.conf (kept the old one): {e.stderr.strip()}",
+                                 reason="ReloadFailed") from None
     return True
 
 
@@ -96,6 +110,7 @@ class Supervisor:
         self.restarts = 0
         self._stopping = False
         self._task: asyncio.Task | None = None
+        self.supervising = False  # smbd started once: from then on the watcher restarts it
 
     async def start(self) -> None:
         smbd = self.ctx.runner.resolve("smbd")
@@ -119,6 +134,7 @@ class Supervisor:
             raise PermanentError(f"smbd exited at start with status {self.proc.returncode}; see "
                                  f"{self.settings.run_dir / 'log'}", reason="SmbdFailed")
         log.info("smbd started", extra={"pid": self.proc.pid, "port": self.settings.port})
+        self.supervising = True
         if self._task is None:
             self._task = self.ctx.spawn(self._watch(), name="smbd-supervisor")
 
