@@ -6,9 +6,10 @@ directories describe where identities come from instead.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import re
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
 from .base import AbsolutePath, Resource, ResourceName, Status, StrictModel
 
@@ -29,10 +30,24 @@ class SecretRef(StrictModel):
         return self
 
 
+_DN = re.compile(r"^[^\s\[\];#%\\]([^\n\r\t\[\];#%\\]*[^\s\[\];#%\\])?$")
+
+
+def _dn(value: str) -> str:
+    # a DN reaches smb.conf: nothing that could end its line, open a section or substitute
+    if not _DN.match(value):
+        raise ValueError(f"{value!r} is not a DN nasd accepts: write it like dc=example,dc=org, without "
+                         "newlines, '[', ']', ';', '#', '%', '\\' or spaces at either end")
+    return value
+
+
+DN = Annotated[str, AfterValidator(_dn), WithJsonSchema({"type": "string", "pattern": _DN.pattern})]
+
+
 class LDAPOptions(StrictModel):
     uri: str = Field(pattern=r"^ldaps?://[A-Za-z0-9.-]+(:[0-9]+)?/?$")
-    baseDN: str = Field(pattern=r"^[^\n\r\[\];#]+$")
-    bindDN: str | None = Field(default=None, pattern=r"^[^\n\r\[\];#]+$")
+    baseDN: DN
+    bindDN: DN | None = None
     bindPasswordSecretRef: SecretRef | None = None
 
 

@@ -117,3 +117,16 @@ def test_a_nasgroup_nasd_did_not_create_gives_no_membership():
     assert supplementary_groups(alice, obs) == []
     obs.registry["groups"] = ["wheel"]
     assert supplementary_groups(alice, obs) == ["wheel"]
+
+
+def test_global_settings_and_directory_values_that_would_break_smb_conf_are_refused_up_front():
+    from nasd.errors import PermanentError
+
+    for bad in ({"serverString": "nasd "}, {"workgroup": "WORK\nGROUP"}, {"serverString": "50%"}):
+        with pytest.raises(PermanentError):
+            load_settings(bad, Path("/var/lib/nasd"))
+    for dn in ("dc=x%", "dc=x ", "dc=x\\", "dc=x]"):
+        with pytest.raises(ManifestError) as info:
+            parse_resource({"apiVersion": "nasd.io/v1alpha1", "kind": "NASDirectory", "metadata": {"name": "l"},
+                            "spec": {"type": "ldap", "ldap": {"uri": "ldap://h", "baseDN": dn}}})
+        assert info.value.problems[0].startswith("spec.ldap.baseDN")

@@ -13,7 +13,7 @@ from nasd.errors import PermanentError
 from nasd.models import format_validation_error
 
 _IFACE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
-_WORD = re.compile(r"^[A-Za-z0-9_. -]{1,64}$")
+_WORD = re.compile(r"^[A-Za-z0-9_.-]([A-Za-z0-9_. -]{0,62}[A-Za-z0-9_.-])?$")  # no space at either end
 
 
 class SMBSettings(BaseModel):
@@ -44,7 +44,7 @@ class SMBSettings(BaseModel):
     @classmethod
     def _words(cls, value: str) -> str:
         if not _WORD.match(value):
-            raise ValueError(f"{value!r}: letters, digits, space, '_', '.', '-' only")
+            raise ValueError(f"{value!r}: letters, digits, inner spaces, '_', '.', '-' only")
         return value
 
     @property
