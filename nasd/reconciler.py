@@ -104,7 +104,9 @@ class Reconciler:
             resource.metadata.generation = self.store.generation_for(resource)
             previous = self.current.get(key)
             if previous is not None and type(previous.status) is type(resource.status):
-                resource.status = previous.status.model_copy(deep=True)
+                # statuses change by assignment (conditions are replaced, not edited): a shallow
+                # copy with its own conditions list is a full copy, at a fraction of the cost
+                resource.status = previous.status.model_copy(update={"conditions": list(previous.status.conditions)})
             else:
                 resource.status = type(resource.status)()
             desired[key] = resource
