@@ -236,3 +236,44 @@ async def test_a_kill_9_in_the_middle_of_a_reconcile_leaves_nothing_the_next_sta
     assert len(records) == n + 1
     for record in records:
         parse_resource(record["manifest"])
+
+
+async def test_renaming_a_dataset_resource_keeps_the_dataset_even_with_destroy_policy(pool_env, make_nasd):
+    folder = pool_env.root / "manifests"
+    pool = pool_env.pool_name()
+    pool_env.write_manifests(folder, pool_env.pool_manifest(),
+                             pool_env.dataset_manifest("media", deletionPolicy="Destroy"))
+    nasd = await make_nasd([folder])
+    await converge(nasd)
+    mountpoint = nasd.reconciler.current[("ZDataset", "media")].status.mountpoint
+    with open(os.path.join(mountpoint, "precious.txt"), "w") as f:
+        f.write("keep me\n")
+    renamed = pool_env.dataset_manifest("media-renamed", path="media", deletionPolicy="Destroy")
+    pool_env.write_manifests(folder, pool_env.pool_manifest(), renamed)
+    again = await make_nasd([folder])
+    await converge(again)
+    assert ("ZDataset", "media") not in again.reconciler.current
+    assert ready(again, "ZDataset", "media-renamed") == ("True", "Ready")
+    assert open(os.path.join(mountpoint, "precious.txt")).read() == "keep me\n"
+    assert not [argv for argv in mutating(again) if "destroy" in argv], mutating(again)
+    assert pool_env.zfs_get(f"{pool}/media", "nasd.io:managed")
+
+
+async def test_a_pool_with_destroy_policy_is_destroyed_with_its_files_unless_it_holds_snapshots(
+        pool_env, make_nasd):
+    folder = pool_env.root / "manifests"
+    keep, gone = pool_env.pool_manifest("keep", deletionPolicy="Destroy"), pool_env.pool_manifest(
+        "gone", deletionPolicy="Destroy")
+    pool_env.write_manifests(folder, keep, gone)
+    nasd = await make_nasd([folder])
+    await converge(nasd)
+    subprocess.run(["zfs", "snapshot", f"{pool_env.pool_name('keep')}@mine"], check=True)
+    pool_env.write_manifests(folder)
+    again = await make_nasd([folder])
+    await again.reconciler.run_pass()
+    pools = subprocess.run(["zpool", "list", "-H", "-o", "name"], capture_output=True, text=True).stdout.split()
+    assert pool_env.pool_name("gone") not in pools and pool_env.pool_name("keep") in pools
+    assert not os.path.exists(gone["spec"]["vdevs"][0]["devices"][0])
+    assert os.path.exists(keep["spec"]["vdevs"][0]["devices"][0])
+    held = again.reconciler.current[("ZPool", pool_env.pool_name("keep"))].condition("Ready")
+    assert (held.status, held.reason) == ("False", "HasChildren")

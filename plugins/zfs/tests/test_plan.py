@@ -186,3 +186,57 @@ def test_a_pool_destroy_is_refused_while_it_holds_datasets():
     assert plan_pool_absent(pool(deletionPolicy="Destroy"), obs).problem.reason == "HasChildren"
     plan = plan_pool_absent(pool(deletionPolicy="Destroy", destroyRecursive=True), obs)
     assert argvs(plan) == [["zpool", "destroy", "tank"]]
+
+
+def test_values_zfs_prints_under_another_name_are_not_set_again():
+    spec = {"compression": "gzip-6", "acltype": "posixacl", "xattr": "dir"}
+    media = managed(compression="gzip", acltype="posix", xattr="on")
+    assert argvs(plan_dataset(dataset(spec), pool(), observed(OPENZFS, media=media))) == []
+    media = managed(compression="gzip-1", acltype="off", xattr="on")
+    assert argvs(plan_dataset(dataset({"compression": "gzip-6"}), pool(), observed(OPENZFS, media=media))) == [
+        ["zfs", "set", "compression=gzip-6", "tank/media"]]
+
+
+def test_a_dataset_still_declared_under_another_resource_name_is_never_destroyed():
+    obs = observed(media=managed())
+    obs.declared["tank/media"] = ["media-renamed"]
+    assert argvs(plan_dataset_absent(dataset(deletionPolicy="Destroy"), obs)) == []
+
+
+def test_two_resources_declaring_one_dataset_are_a_conflict():
+    obs = observed(media=managed())
+    obs.declared["tank/media"] = ["media", "other"]
+    plan = plan_dataset(dataset(), pool(), obs)
+    assert plan.problem.reason == "Conflict" and "other" in plan.problem.message and plan.actions == []
+
+
+def test_a_pool_nasd_did_not_create_is_not_changed_unless_adopted():
+    obs = observed()
+    obs.datasets["tank"]["nasd.io:managed"] = ("-", "-")
+    plan = plan_pool(pool(properties={"compression": "on"}), obs)
+    assert plan.problem.reason == "Unmanaged" and plan.actions == []
+    adopted = pool(properties={"compression": "on"})
+    adopted.metadata.annotations["nasd.io/adopt"] = "true"
+    obs.dialect = OPENZFS
+    assert argvs(plan_pool(adopted, obs)) == [["zfs", "set", "nasd.io:managed=true", "compression=on", "tank"]]
+
+
+def test_a_create_only_property_change_on_a_pool_is_refused():
+    obs = observed()
+    obs.datasets["tank"]["casesensitivity"] = ("sensitive", "local")
+    plan = plan_pool(pool(properties={"casesensitivity": "mixed"}), obs)
+    assert plan.problem.reason == "CreateOnlyProperty" and plan.actions == []
+
+
+def test_a_pool_destroy_removes_only_its_own_vdev_files_and_checks_for_volumes_first():
+    spec = {"deletionPolicy": "Destroy", "files": {"/v/a.img": "1Gi", "/v/b.img": "1Gi"}}
+    plan = plan_pool_absent(pool(**spec), observed())
+    descriptions = [a.description for a in plan.actions]
+    assert descriptions[0].startswith("check that pool tank holds no volumes or snapshots")
+    assert descriptions[1:] == ["destroy pool tank", "remove vdev file /v/a.img", "remove vdev file /v/b.img"]
+    recursive = plan_pool_absent(pool(**spec, destroyRecursive=True), observed())
+    assert recursive.actions[0].argv == ["zpool", "destroy", "tank"]
+    # the spec was edited to other files since (VdevMismatch): those are not the pool's, never removed
+    moved = pool(deletionPolicy="Destroy", vdevs=[{"type": "mirror", "devices": ["/v/c.img", "/v/d.img"]}],
+                 files={"/v/c.img": "1Gi", "/v/d.img": "1Gi"})
+    assert [a.description for a in plan_pool_absent(moved, observed()).actions if "remove" in a.description] == []

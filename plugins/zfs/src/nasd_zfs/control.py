@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 from nasd.context import Context
 from nasd.errors import CommandError, PermanentError
-from nasd.models import Resource, ZPool
+from nasd.models import Resource, ZDataset, ZPool
 from nasd.models.zfs_properties import CHECKS
 from nasd.state import write_json
 
@@ -69,6 +69,9 @@ def _read_properties(dialect: Dialect, desired: Iterable[Resource]) -> list[str]
 async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount_root: str) -> ZfsObservation:
     """Two reads whatever the number of datasets: `zpool status` and one `zfs get`."""
     obs = ZfsObservation(dialect=dialect, mount_root=mount_root)
+    for r in desired:
+        if isinstance(r, ZDataset):
+            obs.declared.setdefault(r.zfs_name, []).append(r.name)
     argv = ["zfs", "get", "-H", "-p", "-o", "name,property,value,source"]
     if dialect.get_types:
         argv += ["-t", "filesystem"]

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasd.errors import TemporaryError
+from nasd.errors import PermanentError, TemporaryError
 from nasd.models import ZDataset, ZPool
 from nasd.models.zfs_properties import CREATE_ONLY, SIZE_PROPERTIES, normalize
 from nasd.planning import Action, Plan, Problem
@@ -33,6 +33,7 @@ class ZfsObservation:
     importable: set[str] = field(default_factory=set)
     existing_files: set[str] = field(default_factory=set)
     mount_root: str = "/mnt"
+    declared: dict[str, list[str]] = field(default_factory=dict)  # zfs name -> the ZDatasets declaring it
 
 
 def observation(observed: Any) -> ZfsObservation:
@@ -48,11 +49,20 @@ def _managed(props: Props) -> bool:
     return value == "true" and source == "local"
 
 
+#: values ZFS accepts but prints under another name (OpenZFS prints the first name of a value)
+_SPELLINGS = {
+    "compression": {"gzip-6": "gzip"},
+    "acltype": {"posixacl": "posix", "noacl": "off", "disabled": "off"},
+    "xattr": {"dir": "on"},
+}
+
+
 def _same(name: str, desired: str, observed: str) -> bool:
     if name in SIZE_PROPERTIES:
         norm = {"none": "0", "-": "0"}
         return norm.get(desired, desired) == norm.get(observed, observed)
-    return desired == observed
+    spell = _SPELLINGS.get(name, {})
+    return spell.get(desired, desired) == spell.get(observed, observed)
 
 
 def _unsupported(props: dict[str, str], dialect: Dialect) -> list[str]:
@@ -134,16 +144,21 @@ def pool_mountpoint(pool: ZPool, obs: ZfsObservation) -> str:
 
 def _sparse_file(path: str, size: int) -> Action:
     async def create(ctx: Any) -> None:
+        # sized under a temporary name, then linked into place: a kill -9 never leaves a short file
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return  # made by an earlier, interrupted run: zpool create will judge it
+        tmp = f"{path}.nasd-tmp.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.ftruncate(fd, size)
             os.fsync(fd)
         finally:
             os.close(fd)
+        try:
+            os.link(tmp, path)  # never replaces a file that exists
+        except FileExistsError:
+            pass  # zpool create will judge it
+        finally:
+            os.unlink(tmp)
 
     return Action(f"create sparse file {path} ({size} bytes)", func=create)
 
@@ -179,6 +194,22 @@ def plan_pool(pool: ZPool, obs: ZfsObservation) -> Plan:
     changes = {k: v for k, v in props.items() if not _same(k, v, root.get(k, ("-", ""))[0])}
     if pool.spec.mountpoint and root.get("mountpoint", ("", ""))[0] != pool.spec.mountpoint:
         changes["mountpoint"] = pool.spec.mountpoint
+    refused = [f"{k} is {root.get(k, ('-', ''))[0]!r}, the spec asks {v!r}" for k, v in changes.items()
+               if k in CREATE_ONLY]
+    if refused:
+        plan.problem = Problem("CreateOnlyProperty", f"cannot change create-only properties of pool {name}: "
+                               + "; ".join(refused) + ". Put the spec back")
+        return plan
+    if changes and not _managed(root):
+        if pool.metadata.annotations.get(ADOPT_ANNOTATION) != "true":
+            plan.problem = Problem(
+                "Unmanaged",
+                f"pool {name} exists but nasd did not create it, so nasd does not change it ("
+                + ", ".join(f"{k}={v}" for k, v in changes.items())
+                + f"); to let nasd manage it, add the annotation {ADOPT_ANNOTATION}: \"true\"",
+            )
+            return plan
+        changes = {MANAGED: "true", **changes}
     plan.actions += _set_actions(name, changes, obs.dialect)
     if changes and pool.status.observedGeneration == pool.metadata.generation and pool.ready:
         plan.events.append(f"drift corrected on pool {name}: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
@@ -230,10 +261,29 @@ def plan_pool_absent(pool: ZPool, obs: ZfsObservation) -> Plan:
             f"pool {name} holds {len(children)} datasets and {snaps} snapshots; set destroyRecursive: true to "
             "destroy them with the pool",
         ))
-    plan = Plan(actions=[Action(f"destroy pool {name}", argv=["zpool", "destroy", name])])
+    plan = Plan(actions=[] if pool.spec.destroyRecursive else [_refuse_if_volumes_or_snapshots(name)])
+    plan.actions.append(Action(f"destroy pool {name}", argv=["zpool", "destroy", name]))
+    vdev_files = {os.path.normpath(d) for v in obs.pools[name].vdevs for d in v.devices}
     for path in pool.spec.files:
-        plan.actions.append(_remove_file(path))
+        if os.path.normpath(path) in vdev_files:  # only the pool's own files, never another one listed since
+            plan.actions.append(_remove_file(path))
     return plan
+
+
+def _refuse_if_volumes_or_snapshots(pool: str) -> Action:
+    """OpenZFS's observation lists file systems only: just before `zpool destroy`, look for
+    volumes and snapshots, which a destroy without destroyRecursive must not take along."""
+
+    async def check(ctx: Any) -> None:
+        result = await ctx.runner.run(["zfs", "list", "-H", "-r", "-o", "name,type", pool], mutating=False)
+        others = [line.split("\t")[0] for line in result.stdout.splitlines()
+                  if line.count("\t") == 1 and line.split("\t")[1] != "filesystem"]
+        if others:
+            raise PermanentError(
+                f"pool {pool} holds {len(others)} volumes or snapshots (e.g. {others[0]}); set destroyRecursive: "
+                "true to destroy them with the pool", reason="HasChildren")
+
+    return Action(f"check that pool {pool} holds no volumes or snapshots", func=check)
 
 
 def _remove_file(path: str) -> Action:
@@ -251,6 +301,9 @@ def _remove_file(path: str) -> Action:
 
 def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
     name = ds.zfs_name
+    others = [n for n in obs.declared.get(name, []) if n != ds.name]
+    if others:
+        return Plan(problem=Problem("Conflict", f"ZDataset {others[0]} declares the same dataset {name}"))
     props = {k: normalize(k, v) for k, v in ds.spec.properties.items()}
     bad = _unsupported(props, obs.dialect)
     if bad:
@@ -321,6 +374,8 @@ def plan_dataset_absent(ds: ZDataset, obs: ZfsObservation) -> Plan:
     observed = obs.datasets.get(name)
     if ds.spec.deletionPolicy != "Destroy" or observed is None:
         return Plan()  # Retain: stop managing, keep the data
+    if obs.declared.get(name):  # e.g. the resource was renamed: the dataset is still wanted
+        return Plan()
     if not _managed(observed):
         return Plan(problem=Problem("Unmanaged", f"dataset {name} was not created by nasd; it is left alone"))
     children = sorted(d for d in obs.datasets if d.startswith(name + "/"))
