@@ -151,6 +151,12 @@ class Reconciler:
                     report.mutated = True
 
         gone = [r for k, r in self.current.items() if k not in desired]
+        source_errors = self.feed.errors()
+        if gone and source_errors:
+            # a file that does not parse, a folder not mounted: what looks deleted may only be unreadable
+            log.warning("holding %d deletion(s) while a source reports errors: %s", len(gone),
+                        "; ".join(p for problems in source_errors.values() for p in problems)[:500])
+            gone = []
         for resource in sorted(gone, key=_order, reverse=True):
             done, actions = await self._delete(resource, observed, dry_run)
             if dry_run:

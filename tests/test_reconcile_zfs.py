@@ -277,3 +277,24 @@ async def test_a_pool_with_destroy_policy_is_destroyed_with_its_files_unless_it_
     assert os.path.exists(keep["spec"]["vdevs"][0]["devices"][0])
     held = again.reconciler.current[("ZPool", pool_env.pool_name("keep"))].condition("Ready")
     assert (held.status, held.reason) == ("False", "HasChildren")
+
+
+async def test_deletions_are_held_while_a_manifest_cannot_be_read(pool_env, make_nasd):
+    folder = pool_env.root / "manifests"
+    pool = pool_env.pool_name()
+    pool_env.write_manifests(folder, pool_env.pool_manifest(),
+                             pool_env.dataset_manifest("media", deletionPolicy="Destroy"))
+    nasd = await make_nasd([folder])
+    await converge(nasd)
+    # a restart with the file broken (a typo while editing): nothing it declared is deleted
+    (folder / "resources.yaml").write_text("apiVersion: nasd.io/v1alpha1\nkind: ZDataset\nmetadata: {name: [\n")
+    broken = await make_nasd([folder])
+    await broken.reconciler.run_pass()
+    assert pool_env.zfs_get(f"{pool}/media", "nasd.io:managed")
+    assert ("ZDataset", "media") in broken.reconciler.current
+    # and with the folder gone (a mount that is not there yet)
+    folder.rename(pool_env.root / "unmounted")
+    missing = await make_nasd([folder])
+    await missing.reconciler.run_pass()
+    assert pool_env.zfs_get(f"{pool}/media", "nasd.io:managed")
+    assert not [argv for argv in mutating(missing) if "destroy" in argv]

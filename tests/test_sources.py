@@ -119,3 +119,32 @@ def test_logs_are_one_json_object_per_line_with_extra_fields():
     data = json.loads(JSONFormatter().format(record))
     assert data["message"] == "drift on tank/a" and data["level"] == "warning"
     assert data["resource"] == "ZDataset/a" and data["time"].endswith("Z")
+
+
+def test_a_missing_folder_or_a_file_that_is_not_utf8_keeps_what_was_read_and_reports_it(tmp_path):
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    write(folder / "a.yaml", dataset("one"))
+    source = ManifestFolder([folder])
+    source.scan()
+    feed = DesiredFeed()
+    source.publish(feed)
+    (folder / "b.yaml").write_bytes(b"kind: \xff\xfe\n")
+    assert source.scan()
+    assert "b.yaml" in " ".join(source.errors())
+    (folder / "b.yaml").unlink()
+    folder.rename(tmp_path / "elsewhere")  # e.g. a mount that went away
+    assert source.scan()
+    source.publish(feed)
+    assert [r.name for r in feed.snapshot()[0].values()] == ["one"]
+    assert feed.errors() and "manifests" in " ".join(feed.errors()["manifests"])
+
+
+def test_a_file_changed_a_moment_ago_is_read_at_the_next_scan_when_settling(tmp_path):
+    source = ManifestFolder([tmp_path])
+    source.scan()
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(dataset("one")))  # mtime: now
+    assert not source.scan(settle=5.0)
+    assert source.resources() == []
+    assert source.scan(settle=0.0)
+    assert [r.name for r in source.resources()] == ["one"]

@@ -1,14 +1,18 @@
 """The manifest-folder source: the files under ``--manifests`` are desired state.
 
 In ``nasd serve`` the folder is polled (mtime in ns, size and inode, so an editor's atomic
-replace is seen); a changed file is re-read. A file that fails to parse keeps its last good resources and the error
-is logged, because a resource vanishing means a deletion.
+replace is seen); a changed file is re-read once it has not changed for a moment (a file
+being written in place is not read half-way). A file that fails to parse keeps its last good
+resources and the error is logged, because a resource vanishing means a deletion; a folder
+that is missing (not mounted yet) keeps everything. While the source reports errors, the
+reconciler holds every deletion.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 from ..context import Context
@@ -19,6 +23,7 @@ from ..models import ManifestError, Resource
 
 log = logging.getLogger("nasd.sources.manifests")
 SOURCE = "manifests"
+_FOLDER = Path("<manifest folders>")  # where errors about the folders themselves are kept
 
 
 class ManifestFolder:
@@ -28,14 +33,18 @@ class ManifestFolder:
         self._good: dict[Path, list[Resource]] = {}
         self._errors: dict[Path, list[str]] = {}
 
-    def scan(self) -> bool:
-        """Re-read changed files; return whether anything changed."""
+    def scan(self, settle: float = 0.0) -> bool:
+        """Re-read changed files (those changed less than ``settle`` seconds ago: at the next
+        scan); return whether anything changed."""
         try:
             files = manifest_files(self.paths)
         except ManifestError as e:
-            log.error("%s", e)
-            return False
-        changed = False
+            log.error("%s (keeping what was read before)", e)
+            new = e.problems or [str(e)]
+            changed = self._errors.get(_FOLDER) != new
+            self._errors[_FOLDER] = new
+            return changed
+        changed = self._errors.pop(_FOLDER, None) is not None
         for f in list(self._stamps):
             if f not in files:  # a removed file: its resources are no longer desired
                 del self._stamps[f]
@@ -50,13 +59,15 @@ class ManifestFolder:
             stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
             if self._stamps.get(f) == stamp:
                 continue
+            if settle and time.time() - st.st_mtime < settle:
+                continue  # still being written, perhaps: read it at the next scan
             self._stamps[f] = stamp
             changed = True
             try:
                 self._good[f] = parse_documents(f.read_text(), str(f))
                 self._errors.pop(f, None)
-            except (ManifestError, OSError) as e:
-                problems = e.problems if isinstance(e, ManifestError) else [str(e)]
+            except (ManifestError, OSError, ValueError) as e:  # ValueError: not UTF-8
+                problems = e.problems if isinstance(e, ManifestError) else [f"{f}: cannot be read: {e}"]
                 self._errors[f] = problems
                 for p in problems:
                     log.error("manifest rejected, keeping its last good version: %s", p)
@@ -81,8 +92,11 @@ class ManifestFolder:
     async def watch(self, feed: DesiredFeed, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            if self.scan():
-                self.publish(feed)
+            try:
+                if self.scan(settle=min(0.3, interval)):
+                    self.publish(feed)
+            except Exception:  # never stop watching: a later edit must still be seen
+                log.exception("scanning the manifest folder failed")
 
 
 @hookimpl
