@@ -138,6 +138,7 @@ async def _serve(config: Config, token: str | None) -> None:
         runners.append(unix_runner)
         if config.listen:
             host, _, port = config.listen.rpartition(":")
+            host = host.strip("[]")
             tcp_runner = web.AppRunner(make_app(nasd, token=token))
             await tcp_runner.setup()
             await web.TCPSite(tcp_runner, host or "127.0.0.1", int(port)).start()
@@ -184,21 +185,27 @@ def _load(files: tuple[Path, ...]) -> list[Resource]:
               help="A manifest file or folder. Repeatable.")
 @click.option("--state-dir", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Choice(["table", "wide", "yaml", "json"]), default="wide")
+@click.option("--prune", is_flag=True,
+              help="Also delete resources reconciled before (in this state dir) that the files no longer declare.")
 @_config_option
 @click.pass_obj
-def reconcile(obj: dict, files: tuple[Path, ...], state_dir: Path | None, output: str) -> None:
+def reconcile(obj: dict, files: tuple[Path, ...], state_dir: Path | None, output: str, prune: bool) -> None:
     """Converge once, without a daemon; exit 0 only when every resource is Ready."""
     _load(files)  # all files valid, or nothing is applied
     config = _config(obj, manifests=list(files), stateDir=state_dir)
-    resources = asyncio.run(_reconcile(config))
+    if _socket_in_use(config.socket):
+        fail(f"a nasd daemon is serving on {config.socket}: give it the files with `nasd apply -f`, or stop it "
+             "first (two reconcilers on one system would undo each other)")
+    resources = asyncio.run(_reconcile(config, prune))
     _emit(resources, output)
     sys.exit(0 if all(r.ready for r in resources) else 1)
 
 
-async def _reconcile(config: Config) -> list[Resource]:
+async def _reconcile(config: Config, prune: bool) -> list[Resource]:
     from .daemon import Nasd
 
     async with Nasd(config) as nasd:
+        nasd.reconciler.prune = prune
         for _ in range(5):  # converge; a pass that changed something is followed by one that verifies
             report = await nasd.reconciler.run_pass(ignore_backoff=True)
             if not report.mutated:
@@ -226,21 +233,23 @@ def _dump(data: Any, output: str) -> None:
 @main.command()
 @click.option("-f", "--filename", "files", multiple=True, required=True, type=click.Path(path_type=Path))
 @click.option("--state-dir", type=click.Path(path_type=Path))
+@click.option("--prune", is_flag=True, help="Also show the deletions `nasd reconcile --prune` would make.")
 @_config_option
 @click.pass_obj
-def plan(obj: dict, files: tuple[Path, ...], state_dir: Path | None) -> None:
+def plan(obj: dict, files: tuple[Path, ...], state_dir: Path | None, prune: bool) -> None:
     """Print the commands a reconcile would run; run nothing that changes the system."""
     _load(files)
     config = _config(obj, manifests=list(files), stateDir=state_dir)
-    lines = asyncio.run(_plan(config))
+    lines = asyncio.run(_plan(config, prune))
     for line in lines:
         click.echo(line)
 
 
-async def _plan(config: Config) -> list[str]:
+async def _plan(config: Config, prune: bool) -> list[str]:
     from .daemon import Nasd
 
     async with Nasd(config, read_only=True) as nasd:
+        nasd.reconciler.prune = prune
         report = await nasd.reconciler.run_pass(dry_run=True)
     lines = []
     for outcome in report.outcomes:

@@ -5,11 +5,12 @@ Read from an optional YAML file (``--config``), then overridden by command-line 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .models import format_validation_error
 
@@ -23,8 +24,18 @@ class Config(BaseModel):
     stateDir: Path = DEFAULT_STATE_DIR
     manifests: list[Path] = Field(default_factory=list, description="Folders or files of manifests")
     socket: Path = DEFAULT_SOCKET
-    listen: str | None = Field(default=None, description="HOST:PORT for TCP; needs a token")
+    listen: str | None = Field(default=None, description="HOST:PORT for TCP (e.g. 127.0.0.1:8740); needs a token")
     tokenFile: Path | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            if not re.match(r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])?$", host) or not port.isdigit() \
+                    or not 0 <= int(port) < 65536:
+                raise ValueError(f"{value!r} is not HOST:PORT; write it like 127.0.0.1:8740 or [::1]:8740")
+        return value
     resyncSeconds: float = Field(default=60.0, gt=0, description="Periodic re-observation that corrects drift")
     manifestPollSeconds: float = Field(default=1.0, gt=0)
     maxBackoffSeconds: float = Field(default=300.0, gt=0)

@@ -80,6 +80,9 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._settle = False
         self._next_followup: float | None = None
+        #: whether resources reconciled before and no longer desired are deleted (the daemon: yes;
+        #: `nasd reconcile -f FILE`: only with --prune, as the files may be only part of what it manages)
+        self.prune = True
 
     # -- one pass -------------------------------------------------------------
 
@@ -150,7 +153,7 @@ class Reconciler:
                 if outcome.actions and not dry_run:
                     report.mutated = True
 
-        gone = [r for k, r in self.current.items() if k not in desired]
+        gone = [r for k, r in self.current.items() if k not in desired] if self.prune else []
         source_errors = self.feed.errors()
         if gone and source_errors:
             # a file that does not parse, a folder not mounted: what looks deleted may only be unreadable

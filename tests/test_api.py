@@ -290,3 +290,23 @@ async def test_metrics_are_prometheus_text_with_commands_and_resources(aiohttp_c
     assert "# TYPE nasd_resources gauge" in text
     assert 'nasd_resources{kind="ZPool",ready="True",reason="Ready"} 1' in text.splitlines()
     assert "nasd_reconcile_duration_seconds_count 1" in text.splitlines()
+
+
+async def test_odd_bodies_get_a_clear_400_or_422_never_a_500(tmp_path, aiohttp_client):
+    from nasd.config import Config
+    from nasd.daemon import Nasd
+    from nasd.web.app import make_app
+
+    nasd = Nasd(Config(stateDir=tmp_path / "state"))
+    await nasd.start()
+    try:
+        client = await aiohttp_client(make_app(nasd))
+        url = "/apis/nasd.io/v1alpha1/zdatasets"
+        deep = "[" * 100000 + "]" * 100000
+        for body, ctype, status in ((deep, "application/json", 400), ("a: [", "application/yaml", 400),
+                                    ('{"apiVersion": "nasd.io/v1alpha1", "kind": ["ZPool"]}', "application/json", 422)):
+            resp = await client.post(url, data=body, headers={"Content-Type": ctype})
+            assert resp.status == status, (body[:40], await resp.text())
+            assert "Traceback" not in await resp.text()
+    finally:
+        await nasd.stop()

@@ -103,6 +103,25 @@ def test_reconcile_creates_the_pool_and_datasets_and_reports_each_ready(pool_env
 
 
 @pytest.mark.zfs
+def test_reconcile_of_some_files_deletes_nothing_else_unless_asked_to_prune(pool_env, tmp_path):
+    pool = pool_env.pool_name()
+    config = pool_env.write_config()
+    everything, part = tmp_path / "all", tmp_path / "part"
+    pool_env.write_manifests(everything, pool_env.pool_manifest(),
+                             pool_env.dataset_manifest("media", deletionPolicy="Destroy"))
+    assert nasd("reconcile", "-f", everything, "--config", config).returncode == 0
+    pool_env.write_manifests(part, pool_env.pool_manifest())
+
+    assert nasd("reconcile", "-f", part, "--config", config).returncode == 0
+    assert zfs_exists(f"{pool}/media")
+
+    planned = nasd("plan", "-f", part, "--config", config, "--prune")
+    assert f"zfs destroy {pool}/media" in planned.stdout.splitlines()
+    assert nasd("reconcile", "-f", part, "--config", config, "--prune").returncode == 0
+    assert not zfs_exists(f"{pool}/media")
+
+
+@pytest.mark.zfs
 def test_plan_prints_the_exact_commands_and_changes_nothing(pool_env, tmp_path):
     folder = tmp_path / "manifests"
     pool = pool_env.pool_name()
@@ -406,6 +425,16 @@ def test_apply_describe_and_delete_through_a_running_daemon(pool_env, tmp_path, 
     assert "not found" in gone.stderr
     assert "Traceback" not in gone.stderr
     assert zfs_exists(f"{pool}/docs"), "deletionPolicy Retain (the default) keeps the data"
+
+
+@pytest.mark.zfs
+def test_reconcile_is_refused_while_a_daemon_serves(pool_env, tmp_path, serve):
+    folder = tmp_path / "manifests"
+    pool_env.write_manifests(folder, pool_env.pool_manifest())
+    server = serve(folder)
+    refused = nasd("reconcile", "-f", folder, "--config", pool_env.write_config(socket=str(server.socket)))
+    assert refused.returncode != 0
+    assert "nasd apply -f" in refused.stderr and "Traceback" not in refused.stderr
 
 
 @pytest.mark.zfs

@@ -76,7 +76,7 @@ def parse_resource(data: Any, where: str = "manifest") -> Resource:
     kind = data.get("kind")
     if api_version != GROUP_VERSION:
         raise ManifestError(where, [f"apiVersion: {api_version!r} is not supported; use {GROUP_VERSION}"])
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ManifestError(where, [f"kind: {kind!r} is not a nasd kind; use one of {', '.join(KINDS)}"])
     name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
     label = f"{where} ({kind}/{name})" if name else f"{where} ({kind})"

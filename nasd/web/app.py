@@ -113,8 +113,8 @@ async def apply_object(request: web.Request) -> web.Response:
         return cls
     try:
         data = await _body(request)
-    except (ValueError, yaml.YAMLError) as e:
-        return status_error(400, "BadRequest", f"the body is not valid JSON or YAML: {e}")
+    except (ValueError, yaml.YAMLError, RecursionError) as e:
+        return status_error(400, "BadRequest", f"the body is not valid JSON or YAML: {type(e).__name__}: {e}"[:500])
     if isinstance(data, dict):
         data.pop("status", None)
         if isinstance(data.get("metadata"), dict):
@@ -124,6 +124,8 @@ async def apply_object(request: web.Request) -> web.Response:
         resource = parse_resource(data, "request")
     except ManifestError as e:
         return status_error(422, "Invalid", str(e), e.problems)
+    except RecursionError:
+        return status_error(400, "BadRequest", "the body is nested too deeply")
     if resource.kind != cls.__name__:
         return status_error(400, "BadRequest", f"a {resource.kind} cannot be applied to {cls.plural}")
     name = request.match_info.get("name")
