@@ -172,14 +172,19 @@ def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any])
 
     Called in each pass for every resource that was reconciled before and is no
     longer desired, in reverse dependency order (shares before datasets before
-    pools). The default is to keep the data: only ``deletionPolicy: Destroy``
+    pools); also, before planning, for the old version of a resource whose change
+    cannot be converged in place (``Resource.replaced_by``, e.g. a share whose
+    protocol changed: the new version is desired at the same time). Not called
+    while a desired-state source reports errors (an unreadable manifest must not
+    read as a deletion). The default is to keep the data: only ``deletionPolicy: Destroy``
     destroys, and a destroy that would take children or snapshots along is
     refused (``plan.problem``) unless the spec asks for it.
 
     Return value: a Plan whose actions complete the deletion (empty when there is
     nothing to do; the core then forgets the resource), or with a ``problem`` to
     keep it pending; ``None`` means "not mine". Must never: run a command; destroy
-    data the spec did not ask to destroy.
+    data the spec did not ask to destroy, or data that a desired resource still
+    declares (e.g. under a new resource name).
     """
 
 
