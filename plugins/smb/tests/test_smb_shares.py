@@ -442,3 +442,36 @@ async def test_an_smbd_that_could_not_start_is_started_at_a_later_pass(pool_env,
     await nasd.reconciler.run_pass(ignore_backoff=True)
     assert nasd.reconciler.current[("NASShare", "media")].ready
     assert smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0
+
+
+async def test_another_plugin_adds_share_options_through_the_smb_hook_and_unsafe_ones_are_refused(
+        pool_env, smb_env, make_nasd):
+    from nasd.hookspecs import hookimpl
+
+    class Extension:  # as the snapshots and Time Machine plugins will: no import of the SMB plugin
+        def __init__(self, options):
+            self.options = options
+
+        @hookimpl
+        def smb_share_options(self, ctx, share, dataset):
+            return self.options if share.name == "media" else None
+
+    docs = base(pool_env, smb_env, "docs")
+    nasd = await start(pool_env, smb_env, make_nasd, *docs, share("media", "media"), share("docs", "docs"))
+    conf = nasd.ctx.cache["smb-settings"].config_file
+    nasd.pm.register(Extension({"vfs objects": "catia", "hide dot files": "yes"}), name="ext-a")
+    nasd.pm.register(Extension({"vfs objects": "fruit streams_xattr"}), name="ext-b")
+    await rewrite(nasd, pool_env, *docs, share("media", "media"), share("docs", "docs"))
+    media = conf.read_text().split("[media]\n", 1)[1].split("\n\n", 1)[0]
+    assert "\thide dot files = yes" in media
+    vfs = next(line for line in media.splitlines() if line.startswith("\tvfs objects = "))
+    assert set(vfs.split(" = ")[1].split()) == {"catia", "fruit", "streams_xattr"}
+    assert nasd.reconciler.current[("NASShare", "media")].ready
+    assert smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0
+
+    before = conf.read_text()
+    nasd.pm.register(Extension({"root preexec": "/bin/sh -c evil"}), name="ext-evil")
+    await rewrite(nasd, pool_env, *docs, share("media", "media"), share("docs", "docs"))
+    assert nasd.reconciler.current[("NASShare", "media")].condition("Ready").reason == "UnsafeValue"
+    assert nasd.reconciler.current[("NASShare", "docs")].ready
+    assert conf.read_text() == before

@@ -59,7 +59,8 @@ def _is_smb(r: Resource) -> bool:
 
 def _extra_options(ctx: Context, share: NASShare, dataset: ZDataset) -> dict[str, str]:
     out: dict[str, str] = {}
-    if ctx.pm is None or not hasattr(ctx.pm.hook, "smb_share_options"):
+    if ctx.pm is None or not hasattr(ctx.pm.hook, "smb_share_options") \
+            or not ctx.pm.hook.smb_share_options.get_hookimpls():
         return out
     for part in ctx.pm.hook.smb_share_options(ctx=ctx, share=share, dataset=dataset):
         for key, value in (part or {}).items():
