@@ -25,8 +25,12 @@ class DesiredFeed:
         """Set everything ``source`` declares; return whether anything changed."""
         new = {r.key: r for r in resources}
         old = self._sources.get(source)
-        self._errors[source] = list(errors)
+        errors = list(errors)
+        errors_changed = self._errors.get(source, []) != errors
+        self._errors[source] = errors
         if old is not None and _same(old, new):
+            if errors_changed:  # e.g. a broken file fixed back to its last good text: held deletions may go on
+                self._on_change(f"{source}: errors changed", True)
             return False
         self._sources[source] = new
         self._on_change(f"{source} changed", True)

@@ -42,6 +42,9 @@ def make_plugin_manager(
     """A fresh manager with the hook specs, the built-ins, the installed plugins and ``extra``."""
     pm = pluggy.PluginManager("nasd")
     pm.add_hookspecs(hookspecs)
+    # historic: every plugin registered from now on may add hook specs of its own (check_pending,
+    # below, then refuses an implementation of a hook nobody declared)
+    pm.hook.addhooks.call_historic(kwargs={"pluginmanager": pm})
     for name in set(blocked) | blocked_from_env():
         pm.set_blocked(name)
     candidates: list[tuple[str, object]] = []

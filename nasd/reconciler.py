@@ -124,10 +124,14 @@ class Reconciler:
         # A resource changed in a way its plugin cannot converge in place (e.g. a share's protocol):
         # the old one is removed first, through the plugin that made it, then the new one is created.
         replacing: dict[Key, str] = {}
+        source_errors = self.feed.errors()
         for key, resource in desired.items():
             previous = self.current.get(key)
             why = previous.replaced_by(resource) if previous is not None else None
             if why is None:
+                continue
+            if source_errors:
+                replacing[key] = f"{why}: held while a source of desired state reports errors"
                 continue
             done, actions = await self._delete(previous, observed, dry_run)
             if dry_run:
@@ -154,7 +158,6 @@ class Reconciler:
                     report.mutated = True
 
         gone = [r for k, r in self.current.items() if k not in desired] if self.prune else []
-        source_errors = self.feed.errors()
         if gone and source_errors:
             # a file that does not parse, a folder not mounted: what looks deleted may only be unreadable
             log.warning("holding %d deletion(s) while a source reports errors: %s", len(gone),
@@ -176,6 +179,12 @@ class Reconciler:
             self.store.forget(key)
             self._backoff.pop(key, None)
         for key, resource in desired.items():
+            if key in replacing:  # the old version stays what is known until it is removed
+                old = self.current[key]
+                if set_condition(old.status, "Ready", False, "Replacing", replacing[key], old.metadata.generation):
+                    self.store.save(old)
+                    await self._notify(old)
+                continue
             self.current[key] = resource
             self.store.save(resource)
             if before.get(key) != resource.status.model_dump(mode="json"):
@@ -301,10 +310,15 @@ class Reconciler:
         key = resource.key
         try:
             plan = await self.hooks.ensure_absent(self.ctx, resource, observed)
-        except OwnerError:
-            return True, []  # nobody manages it any more: nothing on the system to undo
+        except OwnerError as e:
+            if "no installed plugin" in str(e):
+                return True, []  # nobody manages it any more: nothing on the system to undo
+            if not dry_run:
+                self._set_deleting(resource, False, "PluginConflict", str(e))
+            return False, []
         except Exception as e:
-            self._set_deleting(resource, False, "DeleteFailed", str(e))
+            if not dry_run:
+                self._set_deleting(resource, False, "DeleteFailed", str(e))
             return False, []
         if dry_run:
             return False, plan.actions

@@ -32,6 +32,7 @@ class ManifestFolder:
         self._stamps: dict[Path, tuple[int, int, int]] = {}
         self._good: dict[Path, list[Resource]] = {}
         self._errors: dict[Path, list[str]] = {}
+        self._duplicates: list[str] = []  # rebuilt by every resources()
 
     def scan(self, settle: float = 0.0) -> bool:
         """Re-read changed files (those changed less than ``settle`` seconds ago: at the next
@@ -59,7 +60,7 @@ class ManifestFolder:
             stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
             if self._stamps.get(f) == stamp:
                 continue
-            if settle and time.time() - st.st_mtime < settle:
+            if settle and 0 <= time.time() - st.st_mtime < settle:
                 continue  # still being written, perhaps: read it at the next scan
             self._stamps[f] = stamp
             changed = True
@@ -75,16 +76,17 @@ class ManifestFolder:
 
     def resources(self) -> list[Resource]:
         merged: dict[tuple[str, str], Resource] = {}
+        self._duplicates = []
         for f in sorted(self._good):
             for r in self._good[f]:
                 if r.key in merged:
-                    self._errors.setdefault(f, []).append(f"{r.kind}/{r.name} is also declared in another file")
+                    self._duplicates.append(f"{f}: {r.kind}/{r.name} is also declared in another file")
                     continue
                 merged[r.key] = r
         return list(merged.values())
 
     def errors(self) -> list[str]:
-        return [p for problems in self._errors.values() for p in problems]
+        return [p for problems in self._errors.values() for p in problems] + self._duplicates
 
     def publish(self, feed: DesiredFeed) -> None:
         feed.replace(SOURCE, self.resources(), self.errors())

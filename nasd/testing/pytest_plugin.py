@@ -120,9 +120,10 @@ async def make_nasd(pool_env: PoolEnv) -> AsyncIterator[Callable[..., Any]]:
 
     started: list[Nasd] = []
 
-    async def factory(manifests: list[Path] | None = None, watch: bool = False, **extra: Any) -> Nasd:
+    async def factory(manifests: list[Path] | None = None, watch: bool = False,
+                      extra_plugins: list[tuple[str, object]] = (), **extra: Any) -> Nasd:  # type: ignore[assignment]
         config = Config.model_validate(pool_env.config(manifests=[str(m) for m in manifests or []], **extra))
-        nasd = Nasd(config, watch=watch)
+        nasd = Nasd(config, watch=watch, extra_plugins=extra_plugins)
         await nasd.start()
         started.append(nasd)
         return nasd

@@ -449,29 +449,49 @@ async def test_another_plugin_adds_share_options_through_the_smb_hook_and_unsafe
     from nasd.hookspecs import hookimpl
 
     class Extension:  # as the snapshots and Time Machine plugins will: no import of the SMB plugin
-        def __init__(self, options):
-            self.options = options
+        def __init__(self, share, options):
+            self.share, self.options = share, options
 
         @hookimpl
         def smb_share_options(self, ctx, share, dataset):
-            return self.options if share.name == "media" else None
+            return self.options if share.name == self.share else None
 
+    extensions = [("ext-a", Extension("media", {"vfs objects": "catia", "hide dot files": "yes"})),
+                  ("ext-b", Extension("media", {"vfs objects": "fruit streams_xattr"})),
+                  ("ext-evil", Extension("bad", {"root preexec": "/bin/sh -c evil"}))]
+    folder = pool_env.root / "manifests"
     docs = base(pool_env, smb_env, "docs")
-    nasd = await start(pool_env, smb_env, make_nasd, *docs, share("media", "media"), share("docs", "docs"))
-    conf = nasd.ctx.cache["smb-settings"].config_file
-    nasd.pm.register(Extension({"vfs objects": "catia", "hide dot files": "yes"}), name="ext-a")
-    nasd.pm.register(Extension({"vfs objects": "fruit streams_xattr"}), name="ext-b")
-    await rewrite(nasd, pool_env, *docs, share("media", "media"), share("docs", "docs"))
-    media = conf.read_text().split("[media]\n", 1)[1].split("\n\n", 1)[0]
+    pool_env.write_manifests(folder, *docs, share("media", "media"), share("docs", "docs"), share("bad", "docs"))
+    # registered like installed plugins: the SMB plugin's spec (added through addhooks) validates them
+    nasd = await make_nasd([folder], watch=True, extra_plugins=extensions, plugins={
+        "zfs": {"mountRoot": str(pool_env.mount_root)}, "smb": smb_env.settings()})
+    assert nasd.pm.hook.smb_share_options.spec is not None
+    for _ in range(4):
+        await nasd.reconciler.run_pass(ignore_backoff=True)
+    conf = nasd.ctx.cache["smb-settings"].config_file.read_text()
+    media = conf.split("[media]\n", 1)[1].split("\n\n", 1)[0]
     assert "\thide dot files = yes" in media
     vfs = next(line for line in media.splitlines() if line.startswith("\tvfs objects = "))
     assert set(vfs.split(" = ")[1].split()) == {"catia", "fruit", "streams_xattr"}
-    assert nasd.reconciler.current[("NASShare", "media")].ready
+    current = nasd.reconciler.current
+    assert current[("NASShare", "media")].ready and current[("NASShare", "docs")].ready
     assert smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0
+    assert current[("NASShare", "bad")].condition("Ready").reason == "UnsafeValue"
+    assert "[bad]" not in conf and "preexec" not in conf
 
-    before = conf.read_text()
-    nasd.pm.register(Extension({"root preexec": "/bin/sh -c evil"}), name="ext-evil")
-    await rewrite(nasd, pool_env, *docs, share("media", "media"), share("docs", "docs"))
-    assert nasd.reconciler.current[("NASShare", "media")].condition("Ready").reason == "UnsafeValue"
-    assert nasd.reconciler.current[("NASShare", "docs")].ready
-    assert conf.read_text() == before
+
+def test_an_implementation_of_the_smb_hook_with_a_wrong_signature_is_refused_at_start():
+    import pluggy
+
+    from nasd.hookspecs import hookimpl
+    from nasd.plugins import make_plugin_manager
+
+    class Wrong:
+        @hookimpl
+        def smb_share_options(self, ctx, share, dataset, colour):
+            return None
+
+    import pytest
+
+    with pytest.raises(pluggy.PluginValidationError):
+        make_plugin_manager(extra=[("wrong", Wrong())])

@@ -103,10 +103,9 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
     # What smbd serves now, for the shares still desired: planning replaces each planned share's
     # entry with what its manifest says; a share not planned in a pass (backing off after a
     # rejection) keeps the version that works. Sections no resource wants any more go at the next write.
-    served = parse_shares(current or "")
-    for share in desired:
-        if _is_smb(share) and share.name in served:
-            obs.shares[share.name] = served[share.name]
+    # Every tagged section stays until its NASShare's deletion removes it: a share that only looks
+    # deleted (its manifest unreadable, deletions held) keeps being served.
+    obs.shares.update(parse_shares(current or ""))
     obs.applied = dict(obs.shares)
     try:
         obs.synced = current is not None and render(settings, obs.directories, obs.applied.values()) == current

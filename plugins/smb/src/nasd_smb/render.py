@@ -40,8 +40,8 @@ def check_pair(key: str, value: str) -> None:
         raise UnsafeValue(f"smb.conf parameter {key!r} is not allowed")
     if any(c in value for c in "\n\r\0%\\") or value != value.strip():
         raise UnsafeValue(f"{key}: the value {value!r} has a newline, '%', a backslash or surrounding spaces")
-    if value.startswith(("[", ";", "#")):
-        raise UnsafeValue(f"{key}: the value {value!r} may not start with '[', ';' or '#'")
+    if value.startswith(("[", ";", "#")) or "]" in value or "[" in value:
+        raise UnsafeValue(f"{key}: the value {value!r} may not contain '[' or ']' or start with ';' or '#'")
 
 
 def share_config(share: NASShare, path: str, extra: dict[str, str] | None = None) -> ShareConfig:
@@ -144,7 +144,7 @@ def render(settings: SMBSettings, directories: Iterable[NASDirectory], shares: I
     return "\n".join(lines) + "\n"
 
 
-_SECTIONS: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}  # checked sections, by content
+_SECTIONS: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}  # checked sections, by content
 
 
 HEADER = "# Written by nasd. Edits are overwritten: change the NASShare resources instead."
@@ -153,7 +153,7 @@ _TAG = "# NASShare "  # the line before each share's section: which resource it 
 
 def render_share(share: ShareConfig) -> str:
     """One share's section, without its trailing newline. Raises UnsafeValue."""
-    key = (share.name, tuple(share.options.items()))
+    key = (share.resource, share.name, tuple(share.options.items()))
     text = _SECTIONS.get(key)
     if text is None:
         text = _render_share(share)

@@ -255,6 +255,10 @@ def plan_pool_absent(pool: ZPool, obs: ZfsObservation) -> Plan:
         return Plan(problem=Problem("Unmanaged", f"pool {name} was not created by nasd; destroy it by hand"))
     children = sorted(d for d in obs.datasets if d.startswith(name + "/"))
     snaps = sum(n for d, n in obs.snapshot_counts.items() if d == name or d.startswith(name + "/"))
+    declared = sorted(d for d in obs.declared if d == name or d.startswith(name + "/"))
+    if declared:
+        return Plan(problem=Problem("StillDeclared", f"pool {name} holds datasets still declared ({declared[0]}, by "
+                                    f"ZDataset {obs.declared[declared[0]][0]}); delete those first"))
     if (children or snaps) and not pool.spec.destroyRecursive:
         return Plan(problem=Problem(
             "HasChildren",
@@ -275,7 +279,8 @@ def _refuse_if_volumes_or_snapshots(pool: str) -> Action:
     volumes and snapshots, which a destroy without destroyRecursive must not take along."""
 
     async def check(ctx: Any) -> None:
-        result = await ctx.runner.run(["zfs", "list", "-H", "-r", "-o", "name,type", pool], mutating=False)
+        result = await ctx.runner.run(["zfs", "list", "-H", "-r", "-t", "filesystem,volume,snapshot", "-o",
+                                       "name,type", pool], mutating=False)
         others = [line.split("\t")[0] for line in result.stdout.splitlines()
                   if line.count("\t") == 1 and line.split("\t")[1] != "filesystem"]
         if others:
@@ -376,6 +381,10 @@ def plan_dataset_absent(ds: ZDataset, obs: ZfsObservation) -> Plan:
         return Plan()  # Retain: stop managing, keep the data
     if obs.declared.get(name):  # e.g. the resource was renamed: the dataset is still wanted
         return Plan()
+    below = sorted(d for d in obs.declared if d.startswith(name + "/"))
+    if below and ds.spec.destroyRecursive:
+        return Plan(problem=Problem("StillDeclared", f"{below[0]} below {name} is still declared (by ZDataset "
+                                    f"{obs.declared[below[0]][0]}); delete it first or move it out"))
     if not _managed(observed):
         return Plan(problem=Problem("Unmanaged", f"dataset {name} was not created by nasd; it is left alone"))
     children = sorted(d for d in obs.datasets if d.startswith(name + "/"))
