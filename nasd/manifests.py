@@ -24,7 +24,7 @@ def manifest_files(paths: Iterable[Path]) -> list[Path]:
         elif path.exists():
             files.append(path)
         else:
-            raise ManifestError(str(path), ["no such file or folder"])
+            raise ManifestError(str(path), [f"{path}: no such file or folder"])
     return files
 
 

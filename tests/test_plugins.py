@@ -41,6 +41,8 @@ def test_every_hook_spec_documents_when_it_runs_what_it_returns_and_what_it_must
 def test_each_manager_is_fresh_and_installed_plugins_come_from_entry_points():
     a, b = make_plugin_manager(), make_plugin_manager()
     assert a is not b
+    a.register(SecondOwner(), name="only-in-a")  # nothing one manager holds leaks into another
+    assert a.has_plugin("only-in-a") and not b.has_plugin("only-in-a")
     infos = {i.name: i for i in describe_plugins(a)}
     assert infos["zfs"].distribution == "nasd-zfs"
     assert "ensure_dataset" in infos["zfs"].hooks
