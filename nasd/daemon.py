@@ -45,8 +45,8 @@ class Nasd:
 
     async def start(self) -> None:
         """Run ``startup`` on every plugin, then let the sources fill the feed."""
+        self._started = True  # from here on, shutdown runs even if a plugin's startup fails
         await self.hooks.startup(self.ctx)
-        self._started = True
         await self.hooks.supply_desired_state(self.ctx, self.feed)
 
     async def stop(self) -> None:

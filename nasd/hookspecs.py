@@ -110,7 +110,7 @@ def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
 def ensure_pool(ctx: Context, pool: ZPool, observed: Mapping[str, Any]) -> Plan | None:
     """Plan how to make the ZFS pool ``pool`` exist as its spec says.
 
-    Called once per ZPool per pass, before any dataset. A pool that exists with a
+    Called once per ZPool per pass (not while it backs off after a failure), before any dataset. A pool that exists with a
     different layout is reported (``plan.problem``), never recreated.
 
     Return value: a :class:`~nasd.planning.Plan` (empty when converged) with the
@@ -125,7 +125,7 @@ def ensure_dataset(
 ) -> Plan | None:
     """Plan how to make the ZFS dataset ``dataset`` exist with its spec's properties.
 
-    Called once per ZDataset per pass, after its pool is Ready (the core reports
+    Called once per ZDataset per pass (not while it backs off), after its pool is Ready (the core reports
     ``PoolNotReady`` otherwise), parents before children. ``pool`` is the pool's
     resource. Properties that differ are set back (drift is logged through
     ``plan.events``); a change to a create-only property is refused with
@@ -143,9 +143,11 @@ def ensure_share(
 ) -> Plan | None:
     """Plan how to serve ``share`` over its protocol.
 
-    Called once per NASShare per pass, after its dataset is Ready; ``dataset``
-    carries the dataset's status (its mountpoint is the share's path). Protocol
-    plugins answer only for their ``spec.protocol``.
+    Called once per NASShare per pass (not while it backs off), after its dataset
+    is Ready; ``dataset`` carries the dataset's status (its mountpoint is the
+    share's path). Protocol plugins answer only for their ``spec.protocol``. Every
+    share of a pass is planned before any share's plan runs, so a plugin that keeps
+    one file for all its shares can write it once, in the first action that runs.
 
     Return value: a Plan with the share's status (path, UNC or export line);
     ``None`` means "not my protocol". Must never: run a command; write outside the
@@ -159,8 +161,10 @@ def ensure_resource(
 ) -> Plan | None:
     """Plan any kind that has no dedicated hook (directories, users, groups, schedules, restores).
 
-    Called once per such resource per pass, after its dependencies are Ready;
-    ``dependencies`` maps (kind, name) to those resources with their status.
+    Called once per such resource per pass (not while it backs off), after its
+    dependencies are Ready; ``dependencies`` maps (kind, name) to those resources
+    with their status. Resources of one kind are all planned before any of their
+    plans runs.
 
     Return value: a Plan; ``None`` means "not mine". Must never: run a command.
     """
@@ -176,7 +180,7 @@ def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any])
     cannot be converged in place (``Resource.replaced_by``, e.g. a share whose
     protocol changed: the new version is desired at the same time). Not called
     while a desired-state source reports errors (an unreadable manifest must not
-    read as a deletion). The default is to keep the data: only ``deletionPolicy: Destroy``
+    read as a deletion), and in ``nasd reconcile -f`` only with ``--prune``. The default is to keep the data: only ``deletionPolicy: Destroy``
     destroys, and a destroy that would take children or snapshots along is
     refused (``plan.problem``) unless the spec asks for it.
 
@@ -225,8 +229,10 @@ def clone(ctx: Context, snapshot: str, target: str, properties: Mapping[str, str
 def status_changed(ctx: Context, resource: Resource) -> None:
     """Tell plugins that ``resource``'s status (conditions or fields) changed.
 
-    Called after a pass for every resource whose status differs from before. The
-    Kubernetes watcher writes it back through the status subresource.
+    Called after a pass for every desired resource whose status differs from before
+    (and for one waiting to be replaced, when that wait begins). A resource being
+    deleted is not reported: its status goes with it. The Kubernetes watcher writes
+    it back through the status subresource.
 
     Return value: ignored. Must never: modify ``resource`` or block the pass for
     long (queue slow work on a task).
@@ -240,6 +246,7 @@ def status_changed(ctx: Context, resource: Resource) -> None:
 def shutdown(ctx: Context) -> None:
     """Release what ``startup`` took (processes the plugin started, open files).
 
-    Called once when the daemon or one-shot command ends, even after an error.
+    Called once when the daemon or one-shot command ends, even after an error, and
+    also when ``startup`` failed part-way: release only what was actually taken.
     Return value: ignored. Must never: change managed resources (datasets, shares).
     """
