@@ -237,7 +237,8 @@ def _dump(data: Any, output: str) -> None:
 @_config_option
 @click.pass_obj
 def plan(obj: dict, files: tuple[Path, ...], state_dir: Path | None, prune: bool) -> None:
-    """Print the commands a reconcile would run; run nothing that changes the system."""
+    """Print the commands a reconcile would run; run none of them (only read the system; the state
+    folder may be created and what the ZFS binary supports cached in it)."""
     _load(files)
     config = _config(obj, manifests=list(files), stateDir=state_dir)
     lines = asyncio.run(_plan(config, prune))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,19 @@ def test_global_settings_and_directory_values_that_would_break_smb_conf_are_refu
             parse_resource({"apiVersion": "nasd.io/v1alpha1", "kind": "NASDirectory", "metadata": {"name": "l"},
                             "spec": {"type": "ldap", "ldap": {"uri": "ldap://h", "baseDN": dn}}})
         assert info.value.problems[0].startswith("spec.ldap.baseDN")
+
+
+def test_a_password_file_others_can_read_or_own_is_refused(tmp_path):
+    from nasd_smb.identity import read_secret
+
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    assert read_secret(str(secret)) == "s3cret"
+    secret.chmod(0o640)
+    with pytest.raises(PermissionError, match="chmod 600"):
+        read_secret(str(secret))
+    secret.chmod(0o600)
+    os.chown(secret, 4321, -1)
+    with pytest.raises(PermissionError, match="chown"):
+        read_secret(str(secret))

@@ -88,8 +88,11 @@ def _password_hash(salt: str, password: str) -> str:
 
 
 def read_secret(path: str) -> str:
-    """The password in a root-only file; refuses a file others can read."""
+    """The password in a root-only file; refuses a file others can read or own."""
     st = os.stat(path)
+    if st.st_uid != os.geteuid():
+        raise PermissionError(f"{path} belongs to uid {st.st_uid}; it must belong to the user nasd runs as "
+                              f"(uid {os.geteuid()}): chown it")
     if st.st_mode & 0o077:
         raise PermissionError(f"{path} is readable by others (mode {oct(st.st_mode & 0o777)}); chmod 600 it")
     text = Path(path).read_text()
