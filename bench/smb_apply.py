@@ -50,7 +50,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from nasd.testing.zfs import ZFSUnavailable, fuse_mounts_under, start_for_pool
+from nasd.testing.zfs import ZFSUnavailable, cleanup_tree, start_for_pool
 
 API = "/apis/nasd.io/v1alpha1"
 USER, UID, PASSWORD = "bench", 2001, "b3nch-" + secrets.token_hex(6)
@@ -539,16 +539,6 @@ def _spread(values: list[int]) -> str:
 
 def _commands(d: dict[str, Any]) -> str:
     return ", ".join(f"{p} {n}" for p, n in sorted(d["commands"].items())) or "none"
-
-
-def cleanup_tree(root: Path) -> None:
-    leftover = fuse_mounts_under(root)
-    for m in sorted(leftover, key=len, reverse=True):  # never rm -r into a mounted file system
-        subprocess.run(["umount", "-l", m], capture_output=True)
-    if fuse_mounts_under(root):
-        print(f"warning: mounts left under {root}, not removing it: {fuse_mounts_under(root)}", file=sys.stderr)
-        return
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def leftover_samba(root: Path) -> list[int]:

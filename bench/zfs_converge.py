@@ -43,7 +43,7 @@ from nasd.config import Config
 from nasd.daemon import Nasd
 from nasd.reconciler import PassReport
 from nasd.runner import Spawn
-from nasd.testing.zfs import ZFSUnavailable, fuse_mounts_under, start_for_pool
+from nasd.testing.zfs import ZFSUnavailable, cleanup_tree, start_for_pool
 
 #: the properties every benchmark dataset carries (as a manifest writes them)
 PROPERTIES: dict[str, str] = {"compression": "gzip-1", "atime": "off", "quota": "1Gi", "recordsize": "64Ki"}
@@ -264,16 +264,6 @@ def report(n: int, dialect: Any, rounds: list[dict[str, Any]], shell_times: list
     misses = [r[0].strip() for r in rows if r[3] == "NO"]
     lines.append("targets not met: " + (", ".join(misses) if misses else "none"))
     return "\n".join(lines)
-
-
-def cleanup_tree(root: Path) -> None:
-    leftover = fuse_mounts_under(root)
-    for m in sorted(leftover, key=len, reverse=True):  # never rm -r into a mounted file system
-        subprocess.run(["umount", "-l", m], capture_output=True)
-    if fuse_mounts_under(root):
-        print(f"warning: mounts left under {root}, not removing it: {fuse_mounts_under(root)}", file=sys.stderr)
-        return
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> int:

@@ -14,6 +14,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,3 +140,13 @@ def start_for_pool(root: Path, prefix: str) -> tuple[ZFSFuse, str]:
     pool = prefix + secrets.token_hex(3)
     zfs.pools.add(pool)  # destroyed by stop() on kernel ZFS too
     return zfs, pool
+
+
+def cleanup_tree(root: Path) -> None:
+    """Remove ``root`` once nothing is mounted below it (never ``rm -r`` into a mounted file system)."""
+    for m in sorted(fuse_mounts_under(root), key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True)
+    if fuse_mounts_under(root):
+        print(f"warning: mounts left under {root}, not removing it: {fuse_mounts_under(root)}", file=sys.stderr)
+        return
+    shutil.rmtree(root, ignore_errors=True)
