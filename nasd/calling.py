@@ -46,9 +46,9 @@ class Hooks:
     async def _owned(self, name: str, what: str, **kwargs: Any) -> Any:
         answers = [a for a in await self._call(name, **kwargs) if a is not None]
         if not answers:
-            raise OwnerError(f"no installed plugin handles {what}")
+            raise OwnerError(f"no installed plugin handles {what}", "NoPlugin")
         if len(answers) > 1:
-            raise OwnerError(f"{len(answers)} plugins claim {what}")
+            raise OwnerError(f"{len(answers)} plugins claim {what}", "PluginConflict")
         return answers[0]
 
     async def startup(self, ctx: Context) -> None:

@@ -136,12 +136,11 @@ async def _serve(config: Config, token: str | None) -> None:
         finally:
             os.umask(old_umask)
         runners.append(unix_runner)
-        if config.listen:
-            host, _, port = config.listen.rpartition(":")
-            host = host.strip("[]")
+        address = config.listen_address()
+        if address is not None:
             tcp_runner = web.AppRunner(make_app(nasd, token=token))
             await tcp_runner.setup()
-            await web.TCPSite(tcp_runner, host or "127.0.0.1", int(port)).start()
+            await web.TCPSite(tcp_runner, *address).start()
             runners.append(tcp_runner)
         nasd.ctx.log.info("nasd serving", extra={"socket": str(sock), "listen": config.listen})
         loop_task = asyncio.create_task(nasd.reconciler.loop(), name="reconciler")

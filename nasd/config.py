@@ -36,6 +36,13 @@ class Config(BaseModel):
                     or not 0 <= int(port) < 65536:
                 raise ValueError(f"{value!r} is not HOST:PORT; write it like 127.0.0.1:8740 or [::1]:8740")
         return value
+
+    def listen_address(self) -> tuple[str, int] | None:
+        """``listen`` as (host, port): the host without IPv6 brackets, 127.0.0.1 when left out."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
     resyncSeconds: float = Field(default=60.0, gt=0, description="Periodic re-observation that corrects drift")
     manifestPollSeconds: float = Field(default=1.0, gt=0)
     maxBackoffSeconds: float = Field(default=300.0, gt=0)

@@ -38,4 +38,10 @@ class CommandError(NasdError):
 
 
 class OwnerError(NasdError):
-    """No plugin, or more than one, answered a hook that needs exactly one owner."""
+    """No plugin, or more than one, answered a hook that needs exactly one owner.
+
+    ``reason``: ``NoPlugin`` or ``PluginConflict``."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason

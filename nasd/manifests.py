@@ -7,10 +7,10 @@ from typing import Iterable
 
 import yaml
 
+from .models import ManifestError, Resource, parse_resource
+
 # libyaml's safe loader when PyYAML was built with it (about 10x faster on big folders), else Python's
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-from .models import ManifestError, Resource, parse_resource
 
 SUFFIXES = (".yaml", ".yml", ".json")
 

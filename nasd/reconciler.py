@@ -243,8 +243,7 @@ class Reconciler:
         try:
             return await self.hooks.ensure(self.ctx, resource, dependencies, observed)
         except OwnerError as e:
-            reason = "NoPlugin" if "no installed plugin" in str(e) else "PluginConflict"
-            return finish(False, reason, str(e))
+            return finish(False, e.reason, str(e))
         except (TemporaryError, PermanentError) as e:
             self._fail(key, gen, e)
             return finish(False, e.reason, str(e))
@@ -311,10 +310,10 @@ class Reconciler:
         try:
             plan = await self.hooks.ensure_absent(self.ctx, resource, observed)
         except OwnerError as e:
-            if "no installed plugin" in str(e):
+            if e.reason == "NoPlugin":
                 return True, []  # nobody manages it any more: nothing on the system to undo
             if not dry_run:
-                self._set_deleting(resource, False, "PluginConflict", str(e))
+                self._set_deleting(resource, False, e.reason, str(e))
             return False, []
         except Exception as e:
             if not dry_run:

@@ -475,3 +475,38 @@ def test_listen_without_a_token_file_exits_2_with_a_message(tmp_path):
     assert "--listen needs --token-file" in result.stderr
     assert "Traceback" not in result.stderr
     assert not sock.exists()
+
+
+def test_serve_over_tcp_needs_the_bearer_token_except_for_healthz(tmp_path):
+    import socket
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = tmp_path / "token"
+    token.write_text("t0ken-" + "x" * 20 + "\n")
+    token.chmod(0o600)
+    proc = subprocess.Popen([NASD, "serve", "--listen", f"127.0.0.1:{port}", "--token-file", str(token),
+                             "--socket", str(tmp_path / "nasd.sock"), "--state-dir", str(tmp_path / "state")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env())
+    url = f"http://127.0.0.1:{port}"
+
+    def status(path: str, auth: str | None = None) -> int:
+        request = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {auth}"} if auth else {})
+        try:
+            return urllib.request.urlopen(request, timeout=5).status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return 0
+
+    try:
+        poll(lambda: status("/healthz") == 200, timeout=20, what="the TCP API")
+        assert status("/apis/nasd.io/v1alpha1/zpools") == 401
+        assert status("/apis/nasd.io/v1alpha1/zpools", "wrong") == 401
+        assert status("/apis/nasd.io/v1alpha1/zpools", token.read_text().strip()) == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)

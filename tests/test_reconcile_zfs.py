@@ -248,13 +248,19 @@ async def test_a_kill_9_in_the_middle_of_a_reconcile_leaves_nothing_the_next_sta
         parse_resource(record["manifest"])
 
 
-async def test_renaming_a_dataset_resource_keeps_the_dataset_even_with_destroy_policy(pool_env, make_nasd):
+async def converged_with_a_destroy_dataset(pool_env, make_nasd):
+    """A pool and the dataset media (deletionPolicy: Destroy), converged: (folder, pool name, nasd)."""
     folder = pool_env.root / "manifests"
     pool = pool_env.pool_name()
     pool_env.write_manifests(folder, pool_env.pool_manifest(),
                              pool_env.dataset_manifest("media", deletionPolicy="Destroy"))
     nasd = await make_nasd([folder])
     await converge(nasd)
+    return folder, pool, nasd
+
+
+async def test_renaming_a_dataset_resource_keeps_the_dataset_even_with_destroy_policy(pool_env, make_nasd):
+    folder, pool, nasd = await converged_with_a_destroy_dataset(pool_env, make_nasd)
     mountpoint = nasd.reconciler.current[("ZDataset", "media")].status.mountpoint
     with open(os.path.join(mountpoint, "precious.txt"), "w") as f:
         f.write("keep me\n")
@@ -290,12 +296,7 @@ async def test_a_pool_with_destroy_policy_is_destroyed_with_its_files_unless_it_
 
 
 async def test_deletions_are_held_while_a_manifest_cannot_be_read(pool_env, make_nasd):
-    folder = pool_env.root / "manifests"
-    pool = pool_env.pool_name()
-    pool_env.write_manifests(folder, pool_env.pool_manifest(),
-                             pool_env.dataset_manifest("media", deletionPolicy="Destroy"))
-    nasd = await make_nasd([folder])
-    await converge(nasd)
+    folder, pool, nasd = await converged_with_a_destroy_dataset(pool_env, make_nasd)
     # a restart with the file broken (a typo while editing): nothing it declared is deleted
     (folder / "resources.yaml").write_text("apiVersion: nasd.io/v1alpha1\nkind: ZDataset\nmetadata: {name: [\n")
     broken = await make_nasd([folder])

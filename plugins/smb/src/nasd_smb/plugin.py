@@ -30,7 +30,7 @@ class SmbObservation:
     applied: dict[str, ShareConfig] = field(default_factory=dict)  # what it serves now, as far as known
     rejected: set[str] = field(default_factory=set)  # shares testparm refused in this pass
     synced: bool = False  # whether smb.conf is exactly the rendering of ``applied``
-    names: dict[str, str] | None = None  # lower-cased share name -> NASShare, built when first needed
+    names: dict[str, str] = field(default_factory=dict)  # lower-cased share name -> NASShare
     identity: identity.IdentityObservation = field(default_factory=identity.IdentityObservation)
 
 
@@ -100,13 +100,13 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
         result = await ctx.runner.run(["pdbedit", "-s", str(settings.config_file), "-L", "-w"], mutating=False,
                                       check=False, env=settings.env())
         ident.passdb = identity.parse_pdbedit_w(result.stdout)
-    # What smbd serves now, for the shares still desired: planning replaces each planned share's
-    # entry with what its manifest says; a share not planned in a pass (backing off after a
-    # rejection) keeps the version that works. Sections no resource wants any more go at the next write.
-    # Every tagged section stays until its NASShare's deletion removes it: a share that only looks
-    # deleted (its manifest unreadable, deletions held) keeps being served.
+    # What smbd serves now. Planning replaces each planned share's entry with what its manifest
+    # says; a share not planned in a pass (backing off after a rejection) keeps the version that
+    # works; a section stays until its NASShare's deletion removes it (a share that only looks
+    # deleted, its manifest unreadable and deletions held, keeps being served).
     obs.shares.update(parse_shares(current or ""))
     obs.applied = dict(obs.shares)
+    obs.names = {c.name.lower(): r for r, c in obs.shares.items()}
     try:
         obs.synced = current is not None and render(settings, obs.directories, obs.applied.values()) == current
     except UnsafeValue:
@@ -151,24 +151,19 @@ def _apply_action(obs: SmbObservation, what: str, share: str | None = None) -> A
         if share is not None and obs.synced and obs.applied.get(share) == obs.shares.get(share):
             return  # an earlier action of this pass wrote this share already
         smbd.prepare_dirs(obs.settings)
-        candidate = _candidate(obs)
-        try:
-            text = _checked_render(obs, candidate)
-            await smbd.apply_config(ctx, obs.settings, text)
-        except PermanentError:
-            if share is None:
-                raise
-            alone = dict(obs.applied)
-            alone[share] = obs.shares[share]
-            if alone == candidate:
-                obs.rejected.add(share)
-                raise
-            candidate = alone
+        attempts = [_candidate(obs)]
+        if share is not None and {**obs.applied, share: obs.shares[share]} != attempts[0]:
+            attempts.append({**obs.applied, share: obs.shares[share]})
+        for i, candidate in enumerate(attempts):
             try:
                 text = _checked_render(obs, candidate)
                 await smbd.apply_config(ctx, obs.settings, text)
+                break
             except PermanentError:
-                obs.rejected.add(share)
+                if i + 1 < len(attempts):
+                    continue
+                if share is not None:
+                    obs.rejected.add(share)
                 raise
         obs.current, obs.applied, obs.synced = text, candidate, True
         await _ensure_running(ctx, obs.settings)
@@ -205,8 +200,6 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
     if not path or not path.startswith("/"):
         raise TemporaryError(f"dataset {dataset.name} has no mountpoint yet", reason="DatasetNotReady")
     config = share_config(share, path, _extra_options(ctx, share, dataset))
-    if obs.names is None:
-        obs.names = {c.name.lower(): r for r, c in obs.shares.items()}
     holder = obs.names.get(config.name.lower(), share.name)
     if holder != share.name:
         return Plan(problem=Problem("DuplicateShareName", f"NASShare {holder} already serves [{config.name}]"))

@@ -15,6 +15,10 @@ from .settings import SMBSettings
 _KEY = re.compile(r"^[a-z][a-z0-9 :_-]*[a-z0-9]$")
 _FORBIDDEN_KEYS = {"include", "config file", "copy", "preexec", "postexec", "root preexec", "root postexec",
                    "magic script", "add user script", "delete user script", "message command", "print command"}
+HEADER = "# Written by nasd. Edits are overwritten: change the NASShare resources instead."
+_TAG = "# NASShare "  # the line before each share's section: which resource it belongs to
+_RESOURCE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+_SECTIONS: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}  # checked sections, by content
 
 
 class UnsafeValue(ValueError):
@@ -144,13 +148,6 @@ def render(settings: SMBSettings, directories: Iterable[NASDirectory], shares: I
     return "\n".join(lines) + "\n"
 
 
-_SECTIONS: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}  # checked sections, by content
-
-
-HEADER = "# Written by nasd. Edits are overwritten: change the NASShare resources instead."
-_TAG = "# NASShare "  # the line before each share's section: which resource it belongs to
-
-
 def render_share(share: ShareConfig) -> str:
     """One share's section, without its trailing newline. Raises UnsafeValue."""
     key = (share.resource, share.name, tuple(share.options.items()))
@@ -166,7 +163,7 @@ def render_share(share: ShareConfig) -> str:
 def _render_share(share: ShareConfig) -> str:
     if any(c in share.name for c in "[]\n\r%;#") or share.name.lower() in ("global", "homes", "printers"):
         raise UnsafeValue(f"share name {share.name!r} is not allowed")
-    if not re.match(r"^[a-z0-9][a-z0-9.-]*$", share.resource):
+    if not _RESOURCE.match(share.resource):
         raise UnsafeValue(f"resource name {share.resource!r} is not allowed")
     lines = [f"{_TAG}{share.resource}", f"[{share.name}]"]
     for key, value in share.options.items():

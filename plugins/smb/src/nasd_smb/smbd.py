@@ -56,15 +56,12 @@ def smbd_pid(settings: SMBSettings) -> int | None:
 async def apply_config(ctx: Context, settings: SMBSettings, text: str) -> bool:
     """Check, swap in and reload; return whether anything changed. Unchanged text: no write, no reload."""
     try:
-        if settings.config_file.read_text() == text:
-            return False
-    except FileNotFoundError:
-        pass
-    await check_config(ctx, settings, text)
-    try:
-        previous: bytes | None = settings.config_file.read_bytes()
+        previous: str | None = settings.config_file.read_text()
     except FileNotFoundError:
         previous = None
+    if previous == text:
+        return False
+    await check_config(ctx, settings, text)
     atomic_write(settings.config_file, text.encode(), mode=0o644)
     if settings.mode == "system" or smbd_pid(settings) is not None:
         try:
@@ -76,7 +73,7 @@ async def apply_config(ctx: Context, settings: SMBSettings, text: str) -> bool:
                 return True
             # put the old file back, so that the next pass sees the difference and tries again
             if previous is not None:
-                atomic_write(settings.config_file, previous, mode=0o644)
+                atomic_write(settings.config_file, previous.encode(), mode=0o644)
             raise TemporaryError(f"smbd did not take the new smb.conf (kept the old one): {e.stderr.strip()}",
                                  reason="ReloadFailed") from None
     return True

@@ -83,8 +83,8 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
     )
     obs.pools = parse_zpool_status(status.stdout)
     if obs.pools:
-        if result.returncode != 0:  # say why, as a failed command does
-            result = await ctx.runner.run(argv, mutating=False)
+        if result.returncode != 0:
+            raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
         obs.datasets, obs.snapshot_counts = parse_zfs_get(result.stdout)
     pools = [r for r in desired if isinstance(r, ZPool)]
     for pool in pools:
