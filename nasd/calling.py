@@ -18,6 +18,7 @@ from .errors import OwnerError
 from .feed import DesiredFeed
 from .models import NASShare, Resource, ZDataset, ZPool
 from .planning import Plan
+from .snapshot_listing import SnapshotListing
 
 
 async def _await_all(results: list[Any]) -> list[Any]:
@@ -40,11 +41,11 @@ class Hooks:
     def __init__(self, pm: pluggy.PluginManager):
         self.pm = pm
 
-    async def _call(self, name: str, **kwargs: Any) -> list[Any]:
-        return await _await_all(getattr(self.pm.hook, name)(**kwargs))
+    async def _call(self, hook: str, /, **kwargs: Any) -> list[Any]:
+        return await _await_all(getattr(self.pm.hook, hook)(**kwargs))
 
-    async def _owned(self, name: str, what: str, **kwargs: Any) -> Any:
-        answers = [a for a in await self._call(name, **kwargs) if a is not None]
+    async def _owned(self, hook: str, what: str, /, **kwargs: Any) -> Any:
+        answers = [a for a in await self._call(hook, **kwargs) if a is not None]
         if not answers:
             raise OwnerError(f"no installed plugin handles {what}", "NoPlugin")
         if len(answers) > 1:
@@ -123,6 +124,20 @@ class Hooks:
             "take_snapshot", "snapshots", ctx=ctx, datasets=datasets, name=name, recursive=recursive,
             properties=dict(properties or {}),
         )
+
+    async def list_snapshots(self, ctx: Context, roots: list[str], properties: list[str]) -> SnapshotListing:
+        return await self._owned("list_snapshots", "snapshot listings", ctx=ctx, roots=roots, properties=properties)
+
+    async def destroy_snapshots(self, ctx: Context, snapshots: list[str], listing: SnapshotListing) -> int:
+        return await self._owned(
+            "destroy_snapshots", "snapshot destruction", ctx=ctx, snapshots=snapshots, listing=listing
+        )
+
+    async def hold_snapshots(self, ctx: Context, snapshots: list[str], tag: str) -> bool:
+        return await self._owned("hold_snapshots", "snapshot holds", ctx=ctx, snapshots=snapshots, tag=tag)
+
+    async def release_snapshots(self, ctx: Context, snapshots: list[str], tag: str) -> bool:
+        return await self._owned("release_snapshots", "snapshot holds", ctx=ctx, snapshots=snapshots, tag=tag)
 
     async def clone(self, ctx: Context, snapshot: str, target: str, properties: Mapping[str, str] | None = None) -> str:
         return await self._owned(

@@ -8,7 +8,8 @@ Hooks are grouped by the phase of a daemon's life in which they run:
 2. each reconcile pass: ``observe``, then one ``ensure_*`` per resource in
    dependency order (pools, datasets, directories/groups/users, shares,
    schedules, restores), then ``ensure_absent`` for deleted resources
-3. on demand: ``take_snapshot``, ``clone``
+3. on demand: ``list_snapshots``, ``take_snapshot``, ``destroy_snapshots``, ``hold_snapshots``,
+   ``release_snapshots``, ``clone`` (the ZFS plugin answers them for the snapshots plugin)
 4. reporting: ``status_changed``
 5. teardown: ``shutdown``
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from .feed import DesiredFeed
     from .models import NASShare, Resource, ZDataset, ZPool
     from .planning import Plan
+    from .snapshot_listing import SnapshotListing
 
 hookspec = pluggy.HookspecMarker("nasd")
 hookimpl = pluggy.HookimplMarker("nasd")
@@ -212,10 +214,62 @@ def take_snapshot(
 
 
 @hookspec
+def list_snapshots(ctx: Context, roots: list[str], properties: list[str]) -> SnapshotListing | None:
+    """List every snapshot of the datasets ``roots`` (ZFS names) and of every dataset below them.
+
+    Called by the snapshots plugin while it observes (so: read-only), at most once per pass for all
+    its schedules and restores together. ``properties`` are user properties (``module:name``) to
+    read for each snapshot. The listing also says which clones exist in the roots' pools and which
+    snapshot each comes from, and how many holds each snapshot has.
+
+    Return value: a :class:`~nasd.snapshot_listing.SnapshotListing` made with as few commands as the
+    ZFS dialect allows (one listing for all roots, never one per dataset or per snapshot); roots that
+    do not exist are left out. ``None`` means "not mine". Must never: change anything.
+    """
+
+
+@hookspec
+def destroy_snapshots(ctx: Context, snapshots: list[str], listing: SnapshotListing) -> int | None:
+    """Destroy the snapshots ``snapshots`` (full names ``pool/ds@name``), in as few commands as possible.
+
+    Called by retention when it prunes. ``listing`` is the observation the decision was made on: the
+    implementation may use it to batch (``zfs destroy ds@a,b,c`` where the dialect allows it, in
+    batches of a few hundred names; ``zfs destroy -r root@name`` where that removes exactly the
+    wanted snapshots of a subtree the listing covers), never to destroy anything not in
+    ``snapshots``.
+
+    Return value: the number of commands run; ``None`` means "not mine". Raises the command's error
+    (the caller reports it) when a snapshot cannot be destroyed. Must never: destroy a held snapshot
+    or one with clones (it fails instead), force anything, or destroy a snapshot not asked for.
+    """
+
+
+@hookspec
+def hold_snapshots(ctx: Context, snapshots: list[str], tag: str) -> bool | None:
+    """Place the hold ``tag`` on each of ``snapshots`` (full names), so nothing can destroy them.
+
+    Called by restores before they rely on a snapshot. A hold that is already there is not an error.
+    Return value: True when the dialect has holds and they are in place, False when it has none (the
+    caller must then protect the snapshot another way); ``None`` means "not mine".
+    Must never: release other tags.
+    """
+
+
+@hookspec
+def release_snapshots(ctx: Context, snapshots: list[str], tag: str) -> bool | None:
+    """Release the hold ``tag`` from each of ``snapshots``; a hold that is not there is not an error.
+
+    Called when a restore is deleted. Return value: True when done; ``None`` means "not mine".
+    Must never: destroy anything or release other tags.
+    """
+
+
+@hookspec
 def clone(ctx: Context, snapshot: str, target: str, properties: Mapping[str, str]) -> str | None:
     """Clone the snapshot ``snapshot`` (``pool/ds@name``) into the new dataset ``target``.
 
-    Called by restores. Refuses (raises PermanentError) when ``target`` exists.
+    Called by restores. Refuses (raises PermanentError) when ``target`` exists. ``properties`` are set
+    on the clone as it is made (e.g. ``readonly=on`` and the restore's user property).
 
     Return value: the clone's mountpoint; ``None`` means "not mine". Must never:
     touch the source dataset or overwrite an existing dataset.

@@ -327,7 +327,7 @@ class Reconciler:
         try:
             await self._apply(plan.actions)
         except (CommandError, TemporaryError, PermanentError) as e:
-            self._set_deleting(resource, False, "DeleteFailed", str(e))
+            self._set_deleting(resource, False, getattr(e, "reason", "DeleteFailed"), str(e))
             return False, plan.actions
         except Exception as e:
             log.exception("deleting %s/%s failed", *key)

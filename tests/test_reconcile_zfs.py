@@ -67,7 +67,9 @@ async def test_reconciling_the_same_manifests_again_runs_no_mutating_command(poo
     report = await nasd.reconciler.run_pass()
     spawned = nasd.runner.spawns[before:]
     assert not report.mutated and [s for s in spawned if s.mutating] == []
-    assert len(spawned) <= 2  # zpool status + zfs get
+    # zpool status + zfs get; zfs-fuse's `zfs get` cannot leave out snapshots, so it names the file
+    # systems from a listing first (one read more, but milliseconds instead of seconds per 1,000 snapshots)
+    assert len(spawned) <= (3 if nasd.ctx.cache["zfs-dialect"].name == "zfs-fuse" else 2)
     # and a new daemon on the same state (a restart) agrees
     again = await make_nasd([folder])
     start = len(again.runner.spawns)
@@ -152,8 +154,8 @@ async def test_destroy_policy_destroys_but_refuses_to_take_children_along(pool_e
     assert f"{pool}/scratch" not in names.split()
     assert f"{pool}/media" in names.split()
     pending = again.reconciler.current[("ZDataset", "media")].condition("Ready")
-    assert (pending.status, pending.reason) == ("False", "HasChildren")
-    assert "destroyRecursive: true" in pending.message
+    assert (pending.status, pending.reason) == ("False", "HasSnapshots")
+    assert "destroyRecursive: true" in pending.message and f"{pool}/media@keep" in pending.message
 
 
 async def test_a_failing_resource_does_not_block_unrelated_ones_and_dependents_say_why(pool_env, make_nasd):

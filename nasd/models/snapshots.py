@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from .base import Resource, ResourceName, Status, StrictModel
+from .base import DeletionPolicy, Resource, ResourceName, Status, StrictModel
 from .shares import ShareName
 from .zfs import check_dataset_path
 
@@ -32,9 +32,12 @@ def _interval(value: str) -> str:
 
 
 def _format(value: str) -> str:
-    if not _FORMAT.match(value) or "%" not in value:
+    codes = re.findall(r"%(.)", value)
+    if not _FORMAT.match(value) or any(c not in "YmdHMS" for c in codes) or not {"Y", "m", "d", "H", "M"} <= set(codes) \
+            or len(codes) != len(set(codes)):
         raise ValueError(
-            f"{value!r} is not a snapshot name format: strftime codes (%Y %m %d %H %M %S) and letters, digits, '_.:-'"
+            f"{value!r} is not a snapshot name format: letters, digits, '_.:-' and each of the codes %Y %m %d %H %M "
+            "once (%S optional, no other codes), so that every name says its UTC time, e.g. GMT-%Y.%m.%d-%H.%M.%S"
         )
     return value
 
@@ -51,6 +54,13 @@ class Schedule(StrictModel):
 
 
 class Retention(StrictModel):
+    """Which of the snapshots a schedule made are kept; everything else it made is pruned.
+
+    ``keepLast`` keeps the newest N. Each grid rule keeps the newest snapshot of each of the last N
+    UTC hours/days/ISO weeks/months/years that have snapshots (so downtime does not shorten the
+    history). A snapshot any rule keeps is kept. All counts 0 (the default) keeps every snapshot.
+    """
+
     keepLast: int = Field(default=0, ge=0)
     hourly: int = Field(default=0, ge=0)
     daily: int = Field(default=0, ge=0)
@@ -61,14 +71,33 @@ class Retention(StrictModel):
 
 class ZSnapshotScheduleSpec(StrictModel):
     datasets: list[ResourceName] = Field(min_length=1, description="ZDataset names")
-    recursive: bool = False
-    exclude: list[Annotated[str, AfterValidator(check_dataset_path)]] = Field(default_factory=list)
+    recursive: bool = Field(default=False, description="Also snapshot every dataset below them")
+    exclude: list[Annotated[str, AfterValidator(check_dataset_path)]] = Field(
+        default_factory=list,
+        description="With recursive: datasets below the pool (like ZDataset path, e.g. media/tmp) left out, "
+        "together with everything below them",
+    )
     schedule: Schedule
     format: Annotated[str, AfterValidator(_format)] = "GMT-%Y.%m.%d-%H.%M.%S"
     retention: Retention = Field(default_factory=Retention)
     pruneConfirmThreshold: int = Field(
         default=10, ge=0, description="A policy change pruning more than this waits for a confirmation annotation"
     )
+
+
+class ZSnapshotScheduleStatus(Status):
+    lastSnapshot: str | None = None
+    lastRun: str | None = None
+    nextRun: str | None = None
+    #: snapshots this schedule made that exist now (all its datasets)
+    snapshots: int | None = None
+    #: per rule of the retention grid, how many snapshots it keeps (summed over the datasets)
+    kept: dict[str, int] | None = None
+    #: how many existing snapshots a changed retention policy would prune, while it waits for confirmation
+    pendingPrune: int | None = None
+    #: the retention policy in effect (a changed spec.retention takes effect once confirmed or small enough)
+    retentionApplied: dict[str, int] | None = None
+    datasets: list[str] | None = None
 
 
 class ZSnapshotSchedule(Resource):
@@ -79,6 +108,7 @@ class ZSnapshotSchedule(Resource):
 
     kind: Literal["ZSnapshotSchedule"] = "ZSnapshotSchedule"
     spec: ZSnapshotScheduleSpec
+    status: ZSnapshotScheduleStatus = Field(default_factory=ZSnapshotScheduleStatus)
 
     def dependencies(self) -> list[tuple[str, str, str]]:
         return [("ZDataset", d, "DatasetNotReady") for d in self.spec.datasets]
@@ -102,7 +132,10 @@ class RestoreSource(StrictModel):
 
 
 class RestoreTarget(StrictModel):
-    path: Annotated[str, AfterValidator(check_dataset_path)]
+    path: Annotated[str, AfterValidator(check_dataset_path)] = Field(
+        description="The new dataset below the source's pool: 'restore/media' is <pool>/restore/media"
+    )
+    readOnly: bool = Field(default=True, description="Make the clone read-only (readonly=on)")
 
 
 class RestoreShare(StrictModel):
@@ -111,11 +144,31 @@ class RestoreShare(StrictModel):
     readOnly: bool = True
 
 
+def _mode(value: str) -> str:
+    if value != "clone":
+        raise ValueError(
+            f"{value!r} is not supported: only 'clone' restores (a new dataset from the snapshot, the live "
+            "data untouched); 'rollback' is out of scope: use mode: clone and copy back what you need"
+        )
+    return value
+
+
 class ZSnapshotRestoreSpec(StrictModel):
-    mode: Literal["clone"] = "clone"
+    mode: Annotated[str, AfterValidator(_mode)] = Field(default="clone", description="Only 'clone'")
     source: RestoreSource
     target: RestoreTarget
     share: RestoreShare | None = None
+    deletionPolicy: DeletionPolicy = Field(
+        default="Retain", description="Destroy: deleting the restore also destroys the clone"
+    )
+
+
+class ZSnapshotRestoreStatus(Status):
+    snapshot: str | None = None
+    clone: str | None = None
+    mountpoint: str | None = None
+    share: str | None = None
+    hold: str | None = None
 
 
 class ZSnapshotRestore(Resource):
@@ -126,6 +179,7 @@ class ZSnapshotRestore(Resource):
 
     kind: Literal["ZSnapshotRestore"] = "ZSnapshotRestore"
     spec: ZSnapshotRestoreSpec
+    status: ZSnapshotRestoreStatus = Field(default_factory=ZSnapshotRestoreStatus)
 
     def dependencies(self) -> list[tuple[str, str, str]]:
         return [("ZDataset", self.spec.source.dataset, "DatasetNotReady")]

@@ -52,7 +52,7 @@ def managed(**props: str) -> dict:
 
 
 def argvs(plan) -> list[list[str]]:
-    return [a.argv for a in plan.actions]
+    return [a.argv for a in plan.actions if a.argv is not None]  # (checks that read are functions)
 
 
 def test_a_new_dataset_is_one_create_carrying_its_properties():
@@ -171,11 +171,29 @@ def test_deleting_keeps_data_unless_the_spec_says_destroy():
 
 
 def test_a_destroy_that_would_take_children_or_snapshots_is_refused_unless_asked():
-    obs = observed(media=managed(), snapshot_counts={"tank/media": 2})
+    obs = observed(media=managed())
+    plan = plan_dataset_absent(dataset(deletionPolicy="Destroy"), obs)
+    assert plan.actions[0].description == "check that dataset tank/media has no snapshots"  # read first
     obs.datasets["tank/media/child"] = managed()
     plan = plan_dataset_absent(dataset(deletionPolicy="Destroy"), obs)
     assert plan.actions == [] and plan.problem.reason == "HasChildren"
-    assert "1 child datasets and 2 snapshots" in plan.problem.message
+    assert "1 child datasets" in plan.problem.message
+    plan = plan_dataset_absent(dataset(deletionPolicy="Destroy", destroyRecursive=True), obs)
+    assert argvs(plan) == [["zfs", "destroy", "-r", "tank/media"]]
+
+
+def test_a_destroy_blocked_by_a_clone_says_which_clone_and_runs_nothing():
+    obs = observed(media=managed())
+    obs.datasets["tank/restore/check"] = {**managed(), "origin": ("tank/media/sub@GMT-2026.11.26-04.00.00", "-")}
+    obs.datasets["tank/media/sub"] = managed()
+    for recursive in (False, True):
+        plan = plan_dataset_absent(dataset(deletionPolicy="Destroy", destroyRecursive=recursive), obs)
+        assert plan.actions == [] and plan.problem.reason == "BlockedByClone"
+        assert "tank/restore/check" in plan.problem.message
+        assert "tank/media/sub@GMT-2026.11.26-04.00.00" in plan.problem.message
+    # a clone inside the subtree goes with it
+    obs.datasets["tank/restore/check"]["origin"] = ("-", "-")
+    obs.datasets["tank/media/sub"]["origin"] = ("tank/media@a", "-")
     plan = plan_dataset_absent(dataset(deletionPolicy="Destroy", destroyRecursive=True), obs)
     assert argvs(plan) == [["zfs", "destroy", "-r", "tank/media"]]
 

@@ -39,9 +39,15 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
+#: the one parameter whose value is a strftime format (shadow_copy2 reads it raw: no % substitution)
+_STRFTIME = re.compile(r"^(?:[A-Za-z0-9_.:-]|%[YmdHMS])+$")
+
+
 def check_pair(key: str, value: str) -> None:
     if not _KEY.match(key) or key in _FORBIDDEN_KEYS or "script" in key or "exec" in key or "command" in key:
         raise UnsafeValue(f"smb.conf parameter {key!r} is not allowed")
+    if key == "shadow:format" and _STRFTIME.match(value):
+        return
     if any(c in value for c in "\n\r\0%\\") or value != value.strip():
         raise UnsafeValue(f"{key}: the value {value!r} has a newline, '%', a backslash or surrounding spaces")
     if value.startswith(("[", ";", "#")) or "]" in value or "[" in value:

@@ -29,7 +29,6 @@ class ZfsObservation:
     dialect: Dialect
     pools: dict[str, PoolInfo] = field(default_factory=dict)
     datasets: dict[str, Props] = field(default_factory=dict)
-    snapshot_counts: dict[str, int] = field(default_factory=dict)
     importable: set[str] = field(default_factory=set)
     existing_files: set[str] = field(default_factory=set)
     mount_root: str = "/mnt"
@@ -254,15 +253,14 @@ def plan_pool_absent(pool: ZPool, obs: ZfsObservation) -> Plan:
     if not _managed(root):
         return Plan(problem=Problem("Unmanaged", f"pool {name} was not created by nasd; destroy it by hand"))
     children = sorted(d for d in obs.datasets if d.startswith(name + "/"))
-    snaps = sum(n for d, n in obs.snapshot_counts.items() if d == name or d.startswith(name + "/"))
     declared = sorted(d for d in obs.declared if d == name or d.startswith(name + "/"))
     if declared:
         return Plan(problem=Problem("StillDeclared", f"pool {name} holds datasets still declared ({declared[0]}, by "
                                     f"ZDataset {obs.declared[declared[0]][0]}); delete those first"))
-    if (children or snaps) and not pool.spec.destroyRecursive:
+    if children and not pool.spec.destroyRecursive:
         return Plan(problem=Problem(
             "HasChildren",
-            f"pool {name} holds {len(children)} datasets and {snaps} snapshots; set destroyRecursive: true to "
+            f"pool {name} holds {len(children)} datasets; set destroyRecursive: true to "
             "destroy them with the pool",
         ))
     plan = Plan(actions=[] if pool.spec.destroyRecursive else [_refuse_if_volumes_or_snapshots(name)])
@@ -272,6 +270,32 @@ def plan_pool_absent(pool: ZPool, obs: ZfsObservation) -> Plan:
         if os.path.normpath(path) in vdev_files:  # only the pool's own files, never another one listed since
             plan.actions.append(_remove_file(path))
     return plan
+
+
+def blocking_clones(name: str, obs: ZfsObservation) -> list[tuple[str, str]]:
+    """Clones outside ``name``'s subtree made from a snapshot inside it: (clone, origin snapshot)."""
+    out = []
+    for fs, props in obs.datasets.items():
+        origin = props.get("origin", ("-", "-"))[0]
+        if "@" not in origin or fs == name or fs.startswith(name + "/"):
+            continue
+        base = origin.split("@", 1)[0]
+        if base == name or base.startswith(name + "/"):
+            out.append((fs, origin))
+    return sorted(out)
+
+
+def _refuse_if_snapshots(name: str) -> Action:
+    async def check(ctx: Any) -> None:
+        result = await ctx.runner.run(["zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", "-d", "1", name],
+                                      mutating=False)
+        snaps = result.stdout.split()
+        if snaps:
+            raise PermanentError(
+                f"dataset {name} has {len(snaps)} snapshots (e.g. {snaps[0]}); set destroyRecursive: true to "
+                "destroy them with it", reason="HasSnapshots")
+
+    return Action(f"check that dataset {name} has no snapshots", func=check)
 
 
 def _refuse_if_volumes_or_snapshots(pool: str) -> Action:
@@ -388,17 +412,25 @@ def plan_dataset_absent(ds: ZDataset, obs: ZfsObservation) -> Plan:
     if not _managed(observed):
         return Plan(problem=Problem("Unmanaged", f"dataset {name} was not created by nasd; it is left alone"))
     children = sorted(d for d in obs.datasets if d.startswith(name + "/"))
-    snaps = obs.snapshot_counts.get(name, 0) + sum(obs.snapshot_counts.get(c, 0) for c in children)
+    blockers = blocking_clones(name, obs)
+    if blockers:
+        # `zfs destroy` would fail on every pass: say which clone blocks it and wait for a change instead
+        clone, origin = blockers[0]
+        more = f" (and {len(blockers) - 1} more)" if len(blockers) > 1 else ""
+        return Plan(problem=Problem(
+            "BlockedByClone",
+            f"dataset {name} cannot be destroyed: its snapshot {origin} has the clone {clone}{more}; "
+            "delete that clone (or the ZSnapshotRestore that made it) first",
+        ))
     if not ds.spec.destroyRecursive:
-        # zfs-fuse lists snapshots with the properties; OpenZFS (-t filesystem) does not, and `zfs destroy`
-        # without -r refuses when there are any: either way nothing below the dataset is lost.
-        if children or snaps:
+        # the observation lists file systems only; `zfs destroy` without -r would refuse snapshots anyway,
+        # but checking first keeps a refusal out of the mutating commands and says what to do
+        if children:
             return Plan(problem=Problem(
                 "HasChildren",
-                f"dataset {name} has {len(children)} child datasets and {snaps} snapshots; "
-                "set destroyRecursive: true to destroy them too",
+                f"dataset {name} has {len(children)} child datasets; set destroyRecursive: true to destroy them too",
             ))
-        return Plan(actions=_unmount_first(name, obs) + [
+        return Plan(actions=[_refuse_if_snapshots(name)] + _unmount_first(name, obs) + [
             Action(f"destroy dataset {name}", argv=["zfs", "destroy", name])])
     return Plan(actions=[
         Action(f"destroy dataset {name} with its children and snapshots", argv=["zfs", "destroy", "-r", name])])

@@ -8,14 +8,22 @@ from nasd.context import Context
 from nasd.hookspecs import hookimpl
 from nasd.models import Resource, ZDataset, ZPool
 from nasd.planning import Plan
+from nasd.snapshot_listing import SnapshotListing
 
 from . import control, plan
+from . import snapshots as snapshot_commands
 
 NAME = "zfs"
 
 
 def _dialect(ctx: Context) -> Any:
     return ctx.cache.get("zfs-dialect")
+
+
+async def _ready_dialect(ctx: Context) -> Any:
+    if _dialect(ctx) is None:
+        ctx.cache["zfs-dialect"] = await control.detect_dialect(ctx)
+    return _dialect(ctx)
 
 
 @hookimpl
@@ -64,9 +72,27 @@ def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any])
 async def take_snapshot(
     ctx: Context, datasets: list[str], name: str, recursive: bool, properties: Mapping[str, str]
 ) -> list[str]:
-    if _dialect(ctx) is None:
-        ctx.cache["zfs-dialect"] = await control.detect_dialect(ctx)
-    return await control.take_snapshot(ctx, _dialect(ctx), datasets, name, recursive, dict(properties))
+    return await control.take_snapshot(ctx, await _ready_dialect(ctx), datasets, name, recursive, dict(properties))
+
+
+@hookimpl
+async def list_snapshots(ctx: Context, roots: list[str], properties: list[str]) -> SnapshotListing:
+    return await snapshot_commands.list_snapshots(ctx, await _ready_dialect(ctx), roots, properties)
+
+
+@hookimpl
+async def destroy_snapshots(ctx: Context, snapshots: list[str], listing: SnapshotListing) -> int:
+    return await snapshot_commands.destroy_snapshots(ctx, await _ready_dialect(ctx), snapshots, listing)
+
+
+@hookimpl
+async def hold_snapshots(ctx: Context, snapshots: list[str], tag: str) -> bool:
+    return await snapshot_commands.hold(ctx, await _ready_dialect(ctx), snapshots, tag)
+
+
+@hookimpl
+async def release_snapshots(ctx: Context, snapshots: list[str], tag: str) -> bool:
+    return await snapshot_commands.release(ctx, await _ready_dialect(ctx), snapshots, tag)
 
 
 @hookimpl

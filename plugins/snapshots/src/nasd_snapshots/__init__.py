@@ -1,0 +1,1 @@
+"""nasd plugin: snapshot schedules with retention, and restore by clone."""

@@ -1,0 +1,350 @@
+"""The snapshots plugin's hook implementations: observe the snapshots once per pass (or reuse the last
+listing), plan schedules and restores, wake the daemon when a tick is due, and give SMB shares on
+snapshotted datasets their Previous Versions.
+
+The ZFS work itself is done by whichever plugin answers the core's ``list_snapshots``,
+``take_snapshot``, ``destroy_snapshots``, ``hold_snapshots``, ``release_snapshots`` and ``clone``
+hooks (the ZFS plugin): this one decides, it never runs ``zfs`` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from nasd.calling import Hooks
+from nasd.context import Context
+from nasd.errors import TemporaryError
+from nasd.hookspecs import hookimpl
+from nasd.models import NASShare, Resource, ZDataset, ZSnapshotRestore, ZSnapshotSchedule, parse_resource
+from nasd.planning import Action, Plan, Problem
+from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
+from nasd.state import write_json
+
+from .restore import RESTORE_PROPERTY, hold_tag, plan_restore
+from .schedule import SCHEDULE_PROPERTY, name_pattern, name_time, parse_iso, plan_schedule, targets
+from .timing import next_tick
+
+NAME = "snapshots"
+SOURCE = "snapshots"  # the desired-state source of the resources restores derive
+_LISTING = "snapshots-listing"
+_NEXT_DUE = "snapshots-next-due"
+_PREVIOUS_VERSIONS = "snapshots-previous-versions"
+
+
+def now(ctx: Context) -> float:
+    """The time schedules run by; tests may put a clock function in ``ctx.cache["snapshots-clock"]``."""
+    clock: Callable[[], float] = ctx.cache.get("snapshots-clock", time.time)
+    return clock()
+
+
+@dataclass
+class Observation:
+    listing: SnapshotListing
+    now: float
+    #: ZDataset name -> its SMB NASShare (the first, by name)
+    smb_shares: dict[str, NASShare] = field(default_factory=dict)
+    #: ZFS names of datasets that have an SMB share
+    shared: set[str] = field(default_factory=set)
+    datasets: dict[str, ZDataset] = field(default_factory=dict)
+
+
+def _observation(observed: Mapping[str, Any]) -> Observation:
+    obs = observed.get(NAME)
+    if obs is None:
+        error = observed.get(f"{NAME}_error") or observed.get("_observe_error") or "snapshots were not listed"
+        raise TemporaryError(f"cannot read snapshots: {error}", reason="ObserveFailed", delay=2.0)
+    return obs
+
+
+def _roots(resource: Resource, datasets: dict[str, ZDataset]) -> list[str]:
+    if isinstance(resource, ZSnapshotSchedule):
+        return [datasets[n].zfs_name for n in resource.spec.datasets if n in datasets]
+    if isinstance(resource, ZSnapshotRestore) and resource.spec.source.dataset in datasets:
+        return [datasets[resource.spec.source.dataset].zfs_name]
+    return []
+
+
+def _signature(resources: list[Resource]) -> str:
+    data = [[r.kind, r.name, r.spec_dict(), r.metadata.annotations] for r in resources]
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _last_run(schedule: ZSnapshotSchedule, listing: SnapshotListing | None) -> float | None:
+    """When the schedule last ran: its status, or the newest snapshot it made (by the time in its name)."""
+    last = parse_iso(schedule.status.lastRun)
+    if listing is not None:
+        pattern = name_pattern(schedule.spec.format)
+        for s in listing.snapshots:
+            if s.properties.get(SCHEDULE_PROPERTY) == schedule.name:
+                t = name_time(pattern, s.name)
+                if t is not None and (last is None or t > last):
+                    last = t
+    return last
+
+
+# -- setup ------------------------------------------------------------------------------------------
+
+
+@hookimpl
+def startup(ctx: Context) -> None:
+    if ctx.watch:
+        ctx.spawn(_timer(ctx), "snapshot-schedules")
+
+
+async def _timer(ctx: Context) -> None:
+    """Ask for a pass when the earliest schedule is due (the pass itself takes the snapshot)."""
+    while True:
+        due = ctx.cache.get(_NEXT_DUE)
+        wait = 30.0 if due is None else due - now(ctx)
+        if due is not None and wait <= 0:
+            ctx.cache.pop(_NEXT_DUE, None)  # the pass sets the next one
+            ctx.request_reconcile("a snapshot schedule is due")
+            wait = 0.5
+        await asyncio.sleep(min(max(wait, 0.02), 30.0))
+
+
+def _derived_file(ctx: Context):
+    return ctx.state_dir / "snapshots-derived.json"
+
+
+def _load_derived(ctx: Context) -> dict[str, list[dict]]:
+    try:
+        data = json.loads(_derived_file(ctx).read_text())
+        return {k: list(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _feed_derived(ctx: Context, derived: dict[str, list[dict]]) -> None:
+    """Save what restores derive (so a restart keeps serving it) and give it to the core as desired state."""
+    write_json(_derived_file(ctx), derived)
+    ctx.cache["snapshots-derived"] = derived
+    feed = ctx.cache.get("snapshots-feed")
+    if feed is not None:
+        resources = [parse_resource(m, "restore") for items in derived.values() for m in items]
+        feed.replace(SOURCE, resources)
+
+
+@hookimpl
+def supply_desired_state(ctx: Context, feed: Any) -> None:
+    ctx.cache["snapshots-feed"] = feed
+    derived = _load_derived(ctx)
+    ctx.cache["snapshots-derived"] = derived
+    if derived:
+        feed.replace(SOURCE, [parse_resource(m, "restore") for items in derived.values() for m in items])
+
+
+# -- observe ----------------------------------------------------------------------------------------
+
+
+@hookimpl
+async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
+    mine = [r for r in desired if isinstance(r, (ZSnapshotSchedule, ZSnapshotRestore))]
+    if not mine:
+        ctx.cache.pop(_LISTING, None)
+        ctx.cache[_PREVIOUS_VERSIONS] = {}
+        ctx.cache.pop(_NEXT_DUE, None)
+        return None
+    datasets = {r.name: r for r in desired if isinstance(r, ZDataset)}
+    t = now(ctx)
+    roots = sorted({root for r in mine for root in _roots(r, datasets)})
+    signature = _signature(mine)
+    cached = ctx.cache.get(_LISTING)
+    relist_every = float(ctx.settings(NAME).get("relistSeconds", ctx.config.resyncSeconds))
+    schedules = [r for r in mine if isinstance(r, ZSnapshotSchedule)]
+    due = False
+    if cached is not None:
+        for s in schedules:
+            last = _last_run(s, cached["listing"])
+            if last is None or next_tick(s.spec.schedule.cron, s.spec.schedule.interval, last) <= t:
+                due = True
+    # zfs-fuse takes ~1 s per 1,000 snapshots to list them: list again only when something may have
+    # changed (a tick, a changed spec, a restore not done yet, or every relistSeconds); nasd's own
+    # snapshots and prunes update the cached listing as they run
+    fresh = (cached is None or due or cached["roots"] != roots or cached["signature"] != signature
+             or t - cached["at"] >= relist_every
+             or any(isinstance(r, ZSnapshotRestore) and not r.ready for r in mine))
+    if fresh:
+        listing = await Hooks(ctx.pm).list_snapshots(ctx, roots, [SCHEDULE_PROPERTY, RESTORE_PROPERTY])
+        ctx.cache[_LISTING] = {"listing": listing, "roots": roots, "signature": signature, "at": t}
+    else:
+        listing = cached["listing"]
+        listing.reads = 0
+    obs = Observation(listing=listing, now=t, datasets=datasets)
+    for r in sorted((r for r in desired if isinstance(r, NASShare) and r.spec.protocol == "smb"),
+                    key=lambda r: r.name):
+        obs.smb_shares.setdefault(r.spec.dataset, r)
+        if r.spec.dataset in datasets:
+            obs.shared.add(datasets[r.spec.dataset].zfs_name)
+    previous_versions: dict[str, str] = {}
+    next_due: float | None = None
+    for s in sorted(schedules, key=lambda r: r.name):
+        for ds in targets(s, _roots(s, datasets), listing):
+            previous_versions.setdefault(ds, s.spec.format)
+        last = _last_run(s, listing)
+        tick = next_tick(s.spec.schedule.cron, s.spec.schedule.interval, max(t, last or t))
+        next_due = tick if next_due is None else min(next_due, tick)
+    ctx.cache[_PREVIOUS_VERSIONS] = previous_versions
+    ctx.cache[_NEXT_DUE] = next_due
+    return {NAME: obs}
+
+
+# -- planning ---------------------------------------------------------------------------------------
+
+
+def _forget_listing(ctx: Context) -> None:
+    ctx.cache.pop(_LISTING, None)
+
+
+def _take_action(schedule: ZSnapshotSchedule, name: str, datasets: list[str], recursive: bool,
+                 when: float, listing: SnapshotListing) -> Action:
+    how = f"zfs snapshot {'-r ' if recursive else ''}{', '.join(datasets[:3])}{' ...' if len(datasets) > 3 else ''}"
+
+    async def take(ctx: Context) -> None:
+        try:
+            made = await Hooks(ctx.pm).take_snapshot(ctx, datasets, name, recursive, {SCHEDULE_PROPERTY: schedule.name})
+        except Exception:
+            _forget_listing(ctx)
+            raise
+        if recursive:  # -r made one below every root: the listing knows which file systems are there
+            made = [f"{fs}@{name}" for fs in listing.filesystems
+                    if any(fs == r or fs.startswith(r + "/") for r in datasets)]
+        for full in made:
+            ds, snap = full.split("@", 1)
+            listing.snapshots.append(SnapshotInfo(dataset=ds, name=snap, created=int(when),
+                                                  properties={SCHEDULE_PROPERTY: schedule.name}))
+
+    return Action(f"snapshot @{name} ({how})", func=take)
+
+
+def _prune_action(schedule: ZSnapshotSchedule, doomed: list[str], listing: SnapshotListing) -> Action:
+    datasets = sorted({d.split("@", 1)[0] for d in doomed})
+
+    async def prune(ctx: Context) -> None:
+        try:
+            await Hooks(ctx.pm).destroy_snapshots(ctx, doomed, listing)
+        except Exception:
+            _forget_listing(ctx)
+            raise
+        gone = set(doomed)
+        listing.snapshots[:] = [s for s in listing.snapshots if s.full_name not in gone]
+
+    return Action(f"prune {len(doomed)} snapshots made by {schedule.name} from {len(datasets)} dataset(s)", func=prune)
+
+
+def _plan_schedule(ctx: Context, schedule: ZSnapshotSchedule, deps: Mapping[tuple[str, str], Resource],
+                   obs: Observation) -> Plan:
+    roots = [deps[("ZDataset", n)].zfs_name for n in schedule.spec.datasets  # type: ignore[attr-defined]
+             if ("ZDataset", n) in deps]
+    decision = plan_schedule(schedule, roots, obs.listing, obs.now, obs.shared)
+    plan = Plan(status=decision.status, conditions=decision.conditions)
+    if decision.problem:
+        plan.problem = Problem(*decision.problem)
+        return plan
+    if decision.take:
+        plan.actions.append(_take_action(schedule, decision.take, decision.take_datasets,
+                                         decision.take_recursive, decision.take_time or obs.now, obs.listing))
+    if decision.prune:
+        plan.actions.append(_prune_action(schedule, decision.prune, obs.listing))
+    return plan
+
+
+def _plan_restore(ctx: Context, restore: ZSnapshotRestore, deps: Mapping[tuple[str, str], Resource],
+                  obs: Observation) -> Plan:
+    source = deps[("ZDataset", restore.spec.source.dataset)]
+    assert isinstance(source, ZDataset)
+    decision = plan_restore(restore, source, obs.listing, obs.smb_shares.get(source.name))
+    plan = Plan(status=decision.status)
+    if decision.problem:
+        plan.problem = Problem(*decision.problem)
+        return plan
+    snap = decision.snapshot
+    assert snap is not None
+    if decision.make_clone:
+        props = {RESTORE_PROPERTY: restore.name}
+        if restore.spec.target.readOnly:
+            props["readonly"] = "on"
+
+        async def make_clone(ctx: Context) -> None:
+            _forget_listing(ctx)  # the next pass sees the clone
+            await Hooks(ctx.pm).clone(ctx, snap.full_name, decision.clone, props)
+
+        plan.actions.append(Action(f"clone {snap.full_name} as {decision.clone}", func=make_clone))
+    if decision.place_hold:
+        tag = hold_tag(restore)
+
+        async def hold(ctx: Context) -> None:
+            _forget_listing(ctx)
+            await Hooks(ctx.pm).hold_snapshots(ctx, [snap.full_name], tag)
+
+        plan.actions.append(Action(f"hold {snap.full_name} ({tag}) while the clone exists", func=hold))
+    manifests = [r.to_manifest(with_status=False) for r in decision.derived]
+    derived = dict(ctx.cache.get("snapshots-derived") or {})
+    if derived.get(restore.name) != manifests:
+        derived[restore.name] = manifests
+
+        async def feed(ctx: Context) -> None:
+            _feed_derived(ctx, derived)
+
+        what = " and ".join(f"{r.kind} {r.name}" for r in decision.derived)
+        plan.actions.append(Action(f"declare {what} for the clone", func=feed))
+    return plan
+
+
+@hookimpl
+def ensure_resource(ctx: Context, resource: Resource, dependencies: Mapping[tuple[str, str], Resource],
+                    observed: Mapping[str, Any]) -> Plan | None:
+    if isinstance(resource, ZSnapshotSchedule):
+        return _plan_schedule(ctx, resource, dependencies, _observation(observed))
+    if isinstance(resource, ZSnapshotRestore):
+        return _plan_restore(ctx, resource, dependencies, _observation(observed))
+    return None
+
+
+@hookimpl
+def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
+    if isinstance(resource, ZSnapshotSchedule):
+        return Plan()  # the snapshots it made stay (delete them by hand, or keep a schedule that prunes)
+    if not isinstance(resource, ZSnapshotRestore):
+        return None
+    plan = Plan()
+    snapshot, tag = resource.status.snapshot, resource.status.hold
+    if snapshot and tag:
+        async def release(ctx: Context) -> None:
+            _forget_listing(ctx)
+            await Hooks(ctx.pm).release_snapshots(ctx, [snapshot], tag)
+
+        plan.actions.append(Action(f"release the hold {tag} on {snapshot}", func=release))
+    derived = dict(ctx.cache.get("snapshots-derived") or {})
+    if resource.name in derived:
+        del derived[resource.name]
+
+        async def unfeed(ctx: Context) -> None:
+            _feed_derived(ctx, derived)
+
+        what = "the clone" + (" (destroyed: deletionPolicy Destroy)" if resource.spec.deletionPolicy == "Destroy"
+                              else " (kept: deletionPolicy Retain)")
+        plan.actions.append(Action(f"remove the share and {what}", func=unfeed))
+    return plan
+
+
+# -- Previous Versions ------------------------------------------------------------------------------
+
+
+@hookimpl
+def smb_share_options(ctx: Context, share: NASShare, dataset: ZDataset) -> Mapping[str, Any] | None:
+    fmt = (ctx.cache.get(_PREVIOUS_VERSIONS) or {}).get(dataset.zfs_name)
+    if fmt is None:
+        return None
+    return {
+        "vfs objects": "shadow_copy2",
+        "shadow:snapdir": ".zfs/snapshot",
+        "shadow:format": fmt,
+        "shadow:sort": "desc",
+        "shadow:localtime": "no",
+    }

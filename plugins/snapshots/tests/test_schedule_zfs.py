@@ -1,0 +1,89 @@
+"""ZSnapshotSchedule on real ZFS (zfs-fuse): ticks, names, catch-up, retention, batching."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import condition, converge, declare, names, ready, schedule_manifest, snapshots, utc, zfs, zfs_commands
+from nasd_snapshots.retention import Policy, plan_retention
+
+
+async def start(pool_env, make_nasd, clock, *docs):
+    folder = pool_env.root / "manifests"
+    pool_env.write_manifests(folder, pool_env.pool_manifest(), pool_env.dataset_manifest("media"), *docs)
+    nasd = await make_nasd([folder])
+    nasd.ctx.cache["snapshots-clock"] = clock
+    await converge(nasd)
+    return nasd, f"{pool_env.pool_name()}/media"
+
+
+async def test_a_schedule_snapshots_on_its_ticks_with_utc_names_and_catches_up_once_after_downtime(
+        pool_env, make_nasd, clock):
+    nasd, media = await start(pool_env, make_nasd, clock, schedule_manifest("media-hourly", ["media"]))
+    assert snapshots(media, "nasd.io:schedule") == [["GMT-2026.11.26-04.00.00", "media-hourly"]]
+    status = nasd.reconciler.current[("ZSnapshotSchedule", "media-hourly")].status
+    assert ready(nasd, "ZSnapshotSchedule", "media-hourly")[0] == "True"
+    assert (status.lastSnapshot, status.nextRun) == ("GMT-2026.11.26-04.00.00", "2026-11-26T05:00:00Z")
+
+    before = len(zfs_commands(nasd, "snapshot"))
+    clock.set("2026-11-26 04:59:59")
+    assert not (await nasd.reconciler.run_pass()).mutated  # no tick yet: nothing runs
+    clock.set("2026-11-26 05:00:01")
+    await converge(nasd)
+    clock.set("2026-11-26 09:17:30")  # down from 05:00 to 09:17: four ticks missed
+    await converge(nasd)
+    await converge(nasd)
+    assert names(media) == ["GMT-2026.11.26-04.00.00", "GMT-2026.11.26-05.00.00", "GMT-2026.11.26-09.17.30"]
+    assert len(zfs_commands(nasd, "snapshot")) == before + 2  # one catch-up, no burst
+    assert nasd.reconciler.current[
+        ("ZSnapshotSchedule", "media-hourly")].status.nextRun == "2026-11-26T10:00:00Z"
+
+
+def make_history(media: str, schedule: str, hours: int, start: str = "2026-11-25 00:00:00") -> list[tuple[str, float]]:
+    """Snapshots as the schedule would have made them, one per hour from ``start``."""
+    t0 = utc(start)
+    made = []
+    for i in range(hours):
+        name = time.strftime("GMT-%Y.%m.%d-%H.%M.%S", time.gmtime(t0 + 3600 * i))
+        zfs("snapshot", "-o", f"nasd.io:schedule={schedule}", f"{media}@{name}")
+        made.append((name, t0 + 3600 * i))
+    return made
+
+
+async def test_retention_prunes_exactly_what_the_planner_keeps_out_and_never_hand_made_or_held_snapshots(
+        pool_env, make_nasd, clock):
+    nasd, media = await start(pool_env, make_nasd, clock)
+    history = make_history(media, "media-hourly", 30)  # 2026-11-25 00:00 .. 2026-11-26 05:00
+    zfs("snapshot", f"{media}@GMT-2026.11.25-00.30.00")  # the format, but made by hand
+    zfs("snapshot", "-o", "nasd.io:schedule=media-hourly", f"{media}@before-upgrade")  # not the format
+    zfs("hold", "keep", f"{media}@{history[0][0]}")  # held: never pruned
+    retention = {"keepLast": 3, "hourly": 6, "daily": 2}
+    expected = plan_retention(history, Policy(**retention), utc("2026-11-26 05:30:00"))
+    assert len(expected.prune) == 23
+
+    clock.set("2026-11-26 05:30:00")  # no tick due: the newest was made at 05:00
+    base = [pool_env.pool_manifest(), pool_env.dataset_manifest("media")]
+    declare(nasd, *base, schedule_manifest("media-hourly", ["media"], retention=retention))
+    await converge(nasd)
+    status = nasd.reconciler.current[("ZSnapshotSchedule", "media-hourly")].status
+    # a new policy that would prune 23 (> pruneConfirmThreshold 10) waits, and says so
+    assert status.pendingPrune == 23 and status.retentionApplied is None
+    assert condition(nasd, "ZSnapshotSchedule", "media-hourly", "PolicyChangePending").status == "True"
+    assert len(names(media)) == 32 and zfs_commands(nasd, "destroy") == []
+
+    doc = schedule_manifest("media-hourly", ["media"], retention=retention)
+    doc["metadata"]["annotations"] = {"nasd.io/confirm-prune": "23"}
+    declare(nasd, *base, doc)
+    await converge(nasd)
+    survivors = sorted({n for n, _ in history} - set(expected.prune)
+                       | {history[0][0], "GMT-2026.11.25-00.30.00", "before-upgrade"})
+    assert names(media) == survivors
+    destroys = zfs_commands(nasd, "destroy")
+    assert len(destroys) == 22  # zfs-fuse has no comma lists: one per snapshot, the held one is not tried
+    assert all(d[-1].split("@")[1] in expected.prune for d in destroys)
+    status = nasd.reconciler.current[("ZSnapshotSchedule", "media-hourly")].status
+    assert (status.pendingPrune, status.retentionApplied["hourly"]) == (0, 6)
+    assert status.kept == {"keepLast": 3, "hourly": 6, "daily": 2}
+    blocked = condition(nasd, "ZSnapshotSchedule", "media-hourly", "PruneBlocked")
+    assert blocked.status == "True" and f"{media}@{history[0][0]} (1 hold(s))" in blocked.message
+    assert not (await nasd.reconciler.run_pass()).mutated  # converged: nothing more to prune

@@ -1,0 +1,151 @@
+"""Snapshot commands the snapshots plugin asks for (through core hooks): one listing for all
+datasets, batched destruction, holds. Each uses the fewest commands the ZFS dialect allows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from nasd.context import Context
+from nasd.errors import CommandError
+from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
+
+from .dialect import Dialect
+
+#: names per `zfs destroy ds@a,b,c` (the command line stays far below ARG_MAX)
+DESTROY_BATCH = 200
+
+
+def parse_snapshot_get(text: str, properties: list[str]) -> tuple[list[SnapshotInfo], list[str]]:
+    """`zfs get -H -p -o name,property,value creation,userrefs,PROPS -r ...` -> (snapshots, file systems).
+
+    zfs-fuse cannot leave file systems out (no ``-t``): their rows name the file systems seen."""
+    snaps: dict[str, SnapshotInfo] = {}
+    filesystems: list[str] = []
+    seen_fs: set[str] = set()
+    wanted = set(properties)
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3:
+            continue
+        name, prop, value = parts
+        if "@" not in name:
+            if name not in seen_fs:
+                seen_fs.add(name)
+                filesystems.append(name)
+            continue
+        info = snaps.get(name)
+        if info is None:
+            dataset, snap = name.split("@", 1)
+            info = snaps[name] = SnapshotInfo(dataset=dataset, name=snap, created=0)
+        if prop == "creation":
+            info.created = int(value) if value.isdigit() else 0
+        elif prop == "userrefs":
+            info.userrefs = int(value) if value.isdigit() else 0
+        elif prop in wanted and value != "-":
+            info.properties[prop] = value
+    return list(snaps.values()), filesystems
+
+
+def _missing_only(stderr: str) -> bool:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    return all("does not exist" in ln for ln in lines)
+
+
+async def list_snapshots(ctx: Context, dialect: Dialect, roots: list[str], properties: list[str]) -> SnapshotListing:
+    listing = SnapshotListing(roots=sorted(set(roots)))
+    if not roots:
+        return listing
+    props = [p for p in properties if ":" in p]
+    get = ["zfs", "get", "-H", "-p", "-o", "name,property,value", "-r"]
+    if dialect.get_types:
+        get += ["-t", "snapshot,filesystem"]
+    get += [",".join(["creation", "userrefs", *props]), *listing.roots]
+    pools = sorted({r.split("/", 1)[0] for r in roots})
+    origins = ["zfs", "list", "-H", "-o", "name,origin,mountpoint", "-t", "filesystem", "-r", *pools]
+    got, orig = await asyncio.gather(
+        ctx.runner.run(get, mutating=False, check=False), ctx.runner.run(origins, mutating=False, check=False)
+    )
+    listing.reads = 2
+    for result in (got, orig):
+        if result.returncode != 0 and not _missing_only(result.stderr):
+            raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
+    listing.snapshots, listing.filesystems = parse_snapshot_get(got.stdout, props)
+    listing.roots = [r for r in listing.roots if r in set(listing.filesystems)]
+    by_name = {s.full_name: s for s in listing.snapshots}
+    for line in orig.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3:
+            continue
+        listing.mountpoints[parts[0]] = parts[2]
+        if "@" in parts[1]:
+            listing.origins[parts[0]] = parts[1]
+            if parts[1] in by_name:
+                by_name[parts[1]].clones.append(parts[0])
+    return listing
+
+
+def destroy_commands(dialect: Dialect, snapshots: list[str], listing: SnapshotListing) -> list[list[str]]:
+    """The fewest `zfs destroy` commands that remove exactly ``snapshots``.
+
+    OpenZFS: one ``zfs destroy ds@a,b,c`` per dataset (in batches of DESTROY_BATCH names).
+    zfs-fuse (no comma lists): ``zfs destroy -r root@name`` where every snapshot called ``name`` in
+    the subtree of ``root`` (which the listing covers) is to go, otherwise one command per snapshot.
+    """
+    wanted: dict[str, list[str]] = defaultdict(list)  # dataset -> names, in the given order
+    for full in dict.fromkeys(snapshots):
+        dataset, name = full.split("@", 1)
+        wanted[dataset].append(name)
+    commands: list[list[str]] = []
+    if dialect.comma_destroy:
+        for dataset, names in wanted.items():
+            for i in range(0, len(names), DESTROY_BATCH):
+                commands.append(["zfs", "destroy", f"{dataset}@{','.join(names[i:i + DESTROY_BATCH])}"])
+        return commands
+    doomed: dict[str, set[str]] = defaultdict(set)  # snapshot name -> datasets where it goes
+    for dataset, names in wanted.items():
+        for name in names:
+            doomed[name].add(dataset)
+    existing: dict[str, set[str]] = defaultdict(set)  # snapshot name -> datasets that have it
+    for s in listing.snapshots:
+        existing[s.name].add(s.dataset)
+    for name, datasets in doomed.items():
+        have = existing.get(name, set())
+        chosen: list[str] = []
+        for dataset in sorted(datasets, key=lambda d: (d.count("/"), d)):
+            if any(dataset.startswith(r + "/") for r in chosen):
+                continue  # inside a subtree already taken with -r
+            below = [d for d in have if d.startswith(dataset + "/")]
+            if below and listing.covers(dataset) and all(d in datasets for d in below):
+                chosen.append(dataset)
+                commands.append(["zfs", "destroy", "-r", f"{dataset}@{name}"])
+            else:
+                commands.append(["zfs", "destroy", f"{dataset}@{name}"])
+    return commands
+
+
+async def destroy_snapshots(ctx: Context, dialect: Dialect, snapshots: list[str], listing: SnapshotListing) -> int:
+    commands = destroy_commands(dialect, snapshots, listing)
+    for argv in commands:
+        await ctx.runner.run(argv, mutating=True)
+    return len(commands)
+
+
+async def hold(ctx: Context, dialect: Dialect, snapshots: list[str], tag: str) -> bool:
+    if not dialect.holds:
+        return False
+    for snap in snapshots:  # one at a time: a hold already there fails the whole command
+        result = await ctx.runner.run(["zfs", "hold", tag, snap], mutating=True, check=False)
+        if result.returncode != 0 and "already exists" not in result.stderr:
+            raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
+    return True
+
+
+async def release(ctx: Context, dialect: Dialect, snapshots: list[str], tag: str) -> bool:
+    if not dialect.holds:
+        return True
+    for snap in snapshots:
+        result = await ctx.runner.run(["zfs", "release", tag, snap], mutating=True, check=False)
+        if result.returncode != 0 and not any(m in result.stderr for m in ("no such tag", "does not exist")):
+            raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
+    return True
