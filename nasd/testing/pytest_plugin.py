@@ -13,6 +13,7 @@ from typing import Any, AsyncIterator, Callable
 import pytest
 import yaml
 
+from .smb import smb_env  # noqa: F401  (a fixture)
 from .zfs import ZFSFuse, ZFSUnavailable, fuse_mounts_under
 
 

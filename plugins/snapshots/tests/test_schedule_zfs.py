@@ -87,3 +87,39 @@ async def test_retention_prunes_exactly_what_the_planner_keeps_out_and_never_han
     blocked = condition(nasd, "ZSnapshotSchedule", "media-hourly", "PruneBlocked")
     assert blocked.status == "True" and f"{media}@{history[0][0]} (1 hold(s))" in blocked.message
     assert not (await nasd.reconciler.run_pass()).mutated  # converged: nothing more to prune
+
+
+async def test_a_recursive_schedule_takes_a_subtree_with_one_command_and_prunes_a_name_with_one_command(
+        pool_env, make_nasd, clock):
+    children = [pool_env.dataset_manifest(c, path=f"media/{c}") for c in ("a", "b", "c")]
+    schedule = schedule_manifest("tree", ["media"], recursive=True, retention={"keepLast": 2})
+    nasd, media = await start(pool_env, make_nasd, clock, *children, schedule)
+    tree = [media, f"{media}/a", f"{media}/b", f"{media}/c"]
+    assert zfs_commands(nasd, "snapshot") == [
+        ["snapshot", "-r", "-o", "nasd.io:schedule=tree", f"{media}@GMT-2026.11.26-04.00.00"]]
+    for hour in ("05", "06"):
+        clock.set(f"2026-11-26 {hour}:00:00")
+        await converge(nasd)
+    for ds in tree:
+        assert names(ds) == ["GMT-2026.11.26-05.00.00", "GMT-2026.11.26-06.00.00"]
+    # zfs-fuse has no `ds@a,b`: the oldest name went from all four datasets in one `destroy -r`
+    assert zfs_commands(nasd, "destroy") == [["destroy", "-r", f"{media}@GMT-2026.11.26-04.00.00"]]
+    assert len(zfs_commands(nasd, "snapshot")) == 3
+
+
+async def test_with_an_exclusion_the_subtree_is_no_longer_whole_so_each_dataset_is_its_own_command(
+        pool_env, make_nasd, clock):
+    children = [pool_env.dataset_manifest(c, path=f"media/{c}") for c in ("a", "b")]
+    zfs_names = []
+    schedule = schedule_manifest("tree", ["media"], recursive=True, exclude=["media/b"], retention={"keepLast": 1})
+    nasd, media = await start(pool_env, make_nasd, clock, *children, schedule)
+    zfs_names = sorted(c[-1] for c in zfs_commands(nasd, "snapshot"))
+    assert zfs_names == [f"{media}/a@GMT-2026.11.26-04.00.00", f"{media}@GMT-2026.11.26-04.00.00"]
+    assert names(f"{media}/b") == []
+    zfs("snapshot", f"{media}/b@GMT-2026.11.26-04.00.00")  # the same name by hand where excluded
+    clock.set("2026-11-26 05:00:00")
+    await converge(nasd)
+    # a `destroy -r media@...` would take the hand-made one below: one command per dataset instead
+    assert sorted(zfs_commands(nasd, "destroy")) == [
+        ["destroy", f"{media}/a@GMT-2026.11.26-04.00.00"], ["destroy", f"{media}@GMT-2026.11.26-04.00.00"]]
+    assert names(f"{media}/b") == ["GMT-2026.11.26-04.00.00"]

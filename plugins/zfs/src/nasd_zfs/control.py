@@ -138,7 +138,7 @@ async def clone(ctx: Context, snapshot: str, target: str, properties: dict[str, 
     exists = await ctx.runner.run(["zfs", "list", "-H", "-o", "name", target], mutating=False, check=False)
     if exists.returncode == 0:
         raise PermanentError(f"{target} already exists; a clone never overwrites a dataset", reason="TargetExists")
-    argv = ["zfs", "clone", "-o", f"{MANAGED}=true"]
+    argv = ["zfs", "clone", "-p", "-o", f"{MANAGED}=true"]  # -p: parents such as restore/ as needed
     for k, v in properties.items():
         argv += ["-o", f"{k}={v}"]
     try:

@@ -190,7 +190,8 @@ def plan_pool(pool: ZPool, obs: ZfsObservation) -> Plan:
             "nasd never recreates a pool: fix the spec or the pool by hand",
         )
         return plan
-    changes = {k: v for k, v in props.items() if not _same(k, v, root.get(k, ("-", ""))[0])}
+    changes = {k: v for k, v in props.items()
+               if not _same(k, v, root.get(k, ("-", ""))[0]) and root.get(k, ("-", ""))[1] != "temporary"}
     if pool.spec.mountpoint and root.get("mountpoint", ("", ""))[0] != pool.spec.mountpoint:
         changes["mountpoint"] = pool.spec.mountpoint
     refused = [f"{k} is {root.get(k, ('-', ''))[0]!r}, the spec asks {v!r}" for k, v in changes.items()
@@ -373,8 +374,10 @@ def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
     refused = []
     changes: dict[str, str] = {}
     for k, v in props.items():
-        have = observed.get(k, ("-", ""))[0]
-        if _same(k, v, have):
+        have, source = observed.get(k, ("-", ""))
+        if _same(k, v, have) or source == "temporary":
+            # "temporary": ZFS shows a mount option, not the stored value (zfs-fuse reports every readonly
+            # dataset as "off temporary" while refusing writes): setting it again would change nothing
             continue
         if k in CREATE_ONLY:
             refused.append(f"{k} is {have!r}, the spec asks {v!r}")
