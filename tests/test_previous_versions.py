@@ -1,0 +1,136 @@
+"""End to end with the real smbd and smbclient: snapshots a schedule makes show as Windows "Previous
+Versions" of a share's files, and a restore's clone is served read-only to the same users.
+
+zfs-fuse has no ``.zfs/snapshot`` directory: these tests expose a snapshot there themselves, as a
+read-only clone mounted at ``<dataset>/.zfs/snapshot/<name>`` (what OpenZFS shows by itself, and what
+the VM tier checks for real). nasd only writes the shadow_copy2 settings; it never relies on the trick.
+"""
+
+from __future__ import annotations
+
+import calendar
+import subprocess
+import time
+from pathlib import Path
+
+from nasd.models import parse_resource
+
+ALICE = "s3cret-Alice"
+SNAP = "GMT-2026.11.26-04.00.00"
+
+
+class Clock:
+    def __init__(self, text: str):
+        self.t = float(calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S")))
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def identities(smb_env) -> list[dict]:
+    d = {"apiVersion": "nasd.io/v1alpha1"}
+    return [
+        d | {"kind": "NASDirectory", "metadata": {"name": "local"}, "spec": {"type": "local"}},
+        d | {"kind": "NASUser", "metadata": {"name": "alice"},
+             "spec": {"directory": "local", "uid": 2001, "passwordSecretRef": {"file": smb_env.secret("alice", ALICE)}}},
+        d | {"kind": "NASUser", "metadata": {"name": "bob"},
+             "spec": {"directory": "local", "uid": 2002,
+                      "passwordSecretRef": {"file": smb_env.secret("bob", "s3cret-Bob")}}},
+    ]
+
+
+def media_share() -> dict:
+    return {"apiVersion": "nasd.io/v1alpha1", "kind": "NASShare", "metadata": {"name": "media"},
+            "spec": {"protocol": "smb", "dataset": "media", "smb": {"validUsers": ["alice"]}}}
+
+
+def schedule() -> dict:
+    return {"apiVersion": "nasd.io/v1alpha1", "kind": "ZSnapshotSchedule", "metadata": {"name": "media-hourly"},
+            "spec": {"datasets": ["media"], "schedule": {"cron": "0 * * * *"}, "retention": {"hourly": 24}}}
+
+
+async def converge(nasd, passes: int = 8) -> None:
+    for _ in range(passes):
+        if not (await nasd.reconciler.run_pass(ignore_backoff=True)).mutated:
+            return
+    raise AssertionError("did not converge")
+
+
+async def start(pool_env, smb_env, make_nasd, tmp_path):
+    """A share of `media` for alice, with file.txt saying v1 when the schedule's first snapshot is taken
+    (04:00 UTC by the plugin's clock) and v2 after it."""
+    base = [pool_env.pool_manifest(), pool_env.dataset_manifest("media"), *identities(smb_env), media_share()]
+    folder = pool_env.root / "manifests"
+    pool_env.write_manifests(folder, *base)
+    nasd = await make_nasd([folder], watch=True, plugins={"zfs": {"mountRoot": str(pool_env.mount_root)},
+                                                          "smb": smb_env.settings()})
+    nasd.ctx.cache["snapshots-clock"] = Clock("2026-11-26 04:00:05")
+    await converge(nasd)
+    mountpoint = Path(nasd.reconciler.current[("ZDataset", "media")].status.mountpoint)
+    subprocess.run(["chown", "2001", str(mountpoint)], check=True)
+    (tmp_path / "file.txt").write_text("v1\n")
+    assert smb_env.smbclient("media", "alice", ALICE, "put file.txt", cwd=tmp_path).returncode == 0
+    base.append(schedule())
+    nasd.feed.replace("manifests", [parse_resource(d) for d in base])
+    await converge(nasd)
+    (tmp_path / "file.txt").write_text("v2\n")
+    assert smb_env.smbclient("media", "alice", ALICE, "put file.txt", cwd=tmp_path).returncode == 0
+    return nasd, base, mountpoint
+
+
+def expose_snapshot(dataset: str, mountpoint: Path, name: str) -> None:
+    """What OpenZFS shows by itself: the snapshot's files under <mountpoint>/.zfs/snapshot/<name>."""
+    subprocess.run(["zfs", "clone", "-o", "readonly=on", "-o", f"mountpoint={mountpoint}/.zfs/snapshot/{name}",
+                    f"{dataset}@{name}", f"{dataset.split('/')[0]}/pv-{name.lower()}"], check=True)
+
+
+async def test_a_share_on_a_scheduled_dataset_shows_its_snapshots_as_previous_versions(
+        pool_env, smb_env, make_nasd, tmp_path):
+    nasd, _, mountpoint = await start(pool_env, smb_env, make_nasd, tmp_path)
+    conf = subprocess.run(["testparm", "-s", "--section-name", "media", str(config_file(nasd))],
+                          capture_output=True, text=True).stdout
+    for line in ("vfs objects = shadow_copy2", "shadow:snapdir = .zfs/snapshot",
+                 "shadow:format = GMT-%Y.%m.%d-%H.%M.%S", "shadow:sort = desc", "shadow:localtime = no"):
+        assert line in conf, conf
+    expose_snapshot(f"{pool_env.pool_name()}/media", mountpoint, SNAP)
+    info = smb_env.smbclient("media", "alice", ALICE, "allinfo file.txt")
+    assert f"@{SNAP}" in info.stdout, info.stdout + info.stderr
+    got = smb_env.smbclient("media", "alice", ALICE, f"get @{SNAP}/file.txt old.txt", cwd=tmp_path)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert (tmp_path / "old.txt").read_text() == "v1\n"
+    got = smb_env.smbclient("media", "alice", ALICE, "get file.txt now.txt", cwd=tmp_path)
+    assert (tmp_path / "now.txt").read_text() == "v2\n"
+
+
+def config_file(nasd) -> Path:
+    from nasd_smb.settings import load_settings  # where the SMB plugin keeps smb.conf
+    return load_settings(nasd.ctx.settings("smb"), nasd.ctx.state_dir).config_file
+
+
+async def test_a_restore_serves_its_clone_read_only_to_the_users_of_the_source_share_and_goes_away_with_it(
+        pool_env, smb_env, make_nasd, tmp_path):
+    nasd, base, mountpoint = await start(pool_env, smb_env, make_nasd, tmp_path)
+    restore = {"apiVersion": "nasd.io/v1alpha1", "kind": "ZSnapshotRestore", "metadata": {"name": "media-check"},
+               "spec": {"mode": "clone", "source": {"dataset": "media", "snapshot": SNAP},
+                        "target": {"path": "restore/media-check"},
+                        "share": {"protocol": "smb", "name": "media-check", "readOnly": True}}}
+    nasd.feed.replace("manifests", [parse_resource(d) for d in [*base, restore]])
+    await converge(nasd)
+    status = nasd.reconciler.current[("ZSnapshotRestore", "media-check")].status
+    assert (status.share, status.mountpoint) == ("media-check", str(pool_env.mount_root / pool_env.pool_name()
+                                                                       / "restore" / "media-check"))
+    assert nasd.reconciler.current[("NASShare", "media-check")].ready
+    got = smb_env.smbclient("media-check", "alice", ALICE, "get file.txt restored.txt", cwd=tmp_path)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert (tmp_path / "restored.txt").read_text() == "v1\n"
+    put = smb_env.smbclient("media-check", "alice", ALICE, "put restored.txt again.txt", cwd=tmp_path)
+    assert "NT_STATUS_ACCESS_DENIED" in put.stdout + put.stderr or "WRITE_PROTECTED" in put.stdout + put.stderr
+    bob = smb_env.smbclient("media-check", "bob", "s3cret-Bob", "ls")  # not a valid user of media: not here either
+    assert "NT_STATUS_ACCESS_DENIED" in bob.stdout + bob.stderr
+    assert (mountpoint / "file.txt").read_text() == "v2\n"  # the live share is untouched
+
+    nasd.feed.replace("manifests", [parse_resource(d) for d in base])
+    await converge(nasd)
+    gone = smb_env.smbclient("media-check", "alice", ALICE, "ls")
+    assert "NT_STATUS_BAD_NETWORK_NAME" in gone.stdout + gone.stderr
+    assert smb_env.smbclient("media", "alice", ALICE, "ls").returncode == 0
