@@ -31,7 +31,7 @@ class Clock:
 def snapshots(dataset: str, *props: str) -> list[list[str]]:
     """Every snapshot of ``dataset`` alone (name after '@', then the properties), oldest name first."""
     out = subprocess.run(["zfs", "get", "-H", "-p", "-o", "name,property,value", "-r", "-d", "1",
-                          ",".join(("type",) + props), dataset], capture_output=True, text=True, check=True).stdout
+                          ",".join(("type",) + props), dataset], capture_output=True, text=True).stdout  # (none yet: [])
     rows: dict[str, list[str]] = {}
     for line in out.splitlines():
         name, prop, value = line.split("\t")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from conftest import condition, converge, declare, names, ready, schedule_manifest, snapshots, utc, zfs, zfs_commands
@@ -123,3 +124,23 @@ async def test_with_an_exclusion_the_subtree_is_no_longer_whole_so_each_dataset_
     assert sorted(zfs_commands(nasd, "destroy")) == [
         ["destroy", f"{media}/a@GMT-2026.11.26-04.00.00"], ["destroy", f"{media}@GMT-2026.11.26-04.00.00"]]
     assert names(f"{media}/b") == ["GMT-2026.11.26-04.00.00"]
+
+
+async def test_a_running_daemon_takes_the_snapshot_when_the_tick_comes_with_nothing_else_waking_it(
+        pool_env, make_nasd):
+    folder = pool_env.root / "manifests"
+    pool_env.write_manifests(folder, pool_env.pool_manifest(), pool_env.dataset_manifest("media"),
+                             schedule_manifest("media-hourly", ["media"]))
+    nasd = await make_nasd([folder], watch=True)
+    offset = utc("2026-11-26 04:59:58") - time.time()  # two seconds before a tick, running at real speed
+    nasd.ctx.cache["snapshots-clock"] = lambda: time.time() + offset
+    loop = asyncio.create_task(nasd.reconciler.loop())
+    media = f"{pool_env.pool_name()}/media"
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and "GMT-2026.11.26-05.00.00" not in names(media):
+            await asyncio.sleep(0.2)
+    finally:
+        loop.cancel()
+    # the first pass snapshots a new schedule at once (named when it was taken), then the tick on time
+    assert names(media) == ["GMT-2026.11.26-04.59.58", "GMT-2026.11.26-05.00.00"]

@@ -34,6 +34,7 @@ SOURCE = "snapshots"  # the desired-state source of the resources restores deriv
 _LISTING = "snapshots-listing"
 _NEXT_DUE = "snapshots-next-due"
 _PREVIOUS_VERSIONS = "snapshots-previous-versions"
+_TIMER_EVENT = "snapshots-timer"
 
 
 def now(ctx: Context) -> float:
@@ -97,15 +98,21 @@ def startup(ctx: Context) -> None:
 
 
 async def _timer(ctx: Context) -> None:
-    """Ask for a pass when the earliest schedule is due (the pass itself takes the snapshot)."""
+    """Ask for a pass when the earliest schedule is due (the pass itself takes the snapshot). Each pass's
+    observation sets the next due time and wakes this task, so a sooner tick is never slept through."""
+    changed: asyncio.Event = ctx.cache.setdefault(_TIMER_EVENT, asyncio.Event())
     while True:
+        changed.clear()  # (no await until the wait: an update from now on wakes it)
         due = ctx.cache.get(_NEXT_DUE)
         wait = 30.0 if due is None else due - now(ctx)
         if due is not None and wait <= 0:
             ctx.cache.pop(_NEXT_DUE, None)  # the pass sets the next one
             ctx.request_reconcile("a snapshot schedule is due")
-            wait = 0.5
-        await asyncio.sleep(min(max(wait, 0.02), 30.0))
+            wait = 30.0
+        try:
+            await asyncio.wait_for(changed.wait(), min(max(wait, 0.02), 30.0))
+        except asyncio.TimeoutError:
+            pass
 
 
 def _derived_file(ctx: Context):
@@ -191,6 +198,8 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
         next_due = tick if next_due is None else min(next_due, tick)
     ctx.cache[_PREVIOUS_VERSIONS] = previous_versions
     ctx.cache[_NEXT_DUE] = next_due
+    if _TIMER_EVENT in ctx.cache:
+        ctx.cache[_TIMER_EVENT].set()
     return {NAME: obs}
 
 

@@ -16,6 +16,7 @@ from nasd.state import write_json
 
 from .dialect import Dialect, parse_dialect
 from .parse import parse_zfs_get, parse_zpool_import, parse_zpool_status
+from .snapshots import snapshot_commands
 from .plan import MANAGED, STATUS_PROPERTIES, ZfsObservation
 
 CACHE_KEY = "zfs"
@@ -121,17 +122,9 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
 async def take_snapshot(
     ctx: Context, dialect: Dialect, datasets: list[str], name: str, recursive: bool, properties: dict[str, str]
 ) -> list[str]:
-    opts: list[str] = []
-    for k, v in properties.items():
-        opts += ["-o", f"{k}={v}"]
-    flags = ["-r"] if recursive else []
-    targets = [f"{ds}@{name}" for ds in datasets]
-    if dialect.multi_snapshot or len(targets) == 1:
-        await ctx.runner.run(["zfs", "snapshot", *flags, *opts, *targets], mutating=True)
-    else:
-        for t in targets:
-            await ctx.runner.run(["zfs", "snapshot", *flags, *opts, t], mutating=True)
-    return targets
+    for argv in snapshot_commands(dialect, datasets, name, recursive, properties):
+        await ctx.runner.run(argv, mutating=True)
+    return [f"{ds}@{name}" for ds in datasets]
 
 
 async def clone(ctx: Context, snapshot: str, target: str, properties: dict[str, str]) -> str:

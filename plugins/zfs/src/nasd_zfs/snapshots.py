@@ -85,6 +85,20 @@ async def list_snapshots(ctx: Context, dialect: Dialect, roots: list[str], prope
     return listing
 
 
+def snapshot_commands(dialect: Dialect, datasets: list[str], name: str, recursive: bool,
+                      properties: dict[str, str]) -> list[list[str]]:
+    """`zfs snapshot` for ``datasets@name`` taken together: one command for all of them where the dialect
+    takes several (atomically), otherwise one per dataset; ``-r`` when they are given as subtree roots."""
+    opts: list[str] = []
+    for k, v in properties.items():
+        opts += ["-o", f"{k}={v}"]
+    flags = ["-r"] if recursive else []
+    targets = [f"{ds}@{name}" for ds in datasets]
+    if dialect.multi_snapshot or len(targets) == 1:
+        return [["zfs", "snapshot", *flags, *opts, *targets]]
+    return [["zfs", "snapshot", *flags, *opts, t] for t in targets]
+
+
 def destroy_commands(dialect: Dialect, snapshots: list[str], listing: SnapshotListing) -> list[list[str]]:
     """The fewest `zfs destroy` commands that remove exactly ``snapshots``.
 

@@ -1,0 +1,85 @@
+"""The schedule planner on its own (pure: a listing in, a decision out), for the cases real time makes
+slow or impossible to stage: clock jumps, long downtime, >512 versions, names taken by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import utc
+from nasd.models import ManifestError, parse_resource
+from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
+from nasd_snapshots.schedule import name_pattern, name_time, plan_schedule, whole_subtrees
+
+TREE = ["tank/media", "tank/media/a", "tank/media/b"]
+
+
+def schedule(**spec):
+    spec = {"datasets": ["media"], "schedule": {"cron": "0 * * * *"}, **spec}
+    return parse_resource({"apiVersion": "nasd.io/v1alpha1", "kind": "ZSnapshotSchedule",
+                           "metadata": {"name": "s"}, "spec": spec})
+
+
+def listing(*snaps: tuple[str, str], mine: bool = True) -> SnapshotListing:
+    return SnapshotListing(roots=["tank/media"], filesystems=TREE, snapshots=[
+        SnapshotInfo(dataset=d, name=n, created=0, properties={"nasd.io:schedule": "s"} if mine else {})
+        for d, n in snaps])
+
+
+def test_a_tick_on_time_is_named_by_its_scheduled_time_and_a_late_one_by_the_actual_time():
+    last = listing(("tank/media", "GMT-2026.11.26-03.00.00"))
+    assert plan_schedule(schedule(), ["tank/media"], last, utc("2026-11-26 04:00:20")).take == "GMT-2026.11.26-04.00.00"
+    late = plan_schedule(schedule(), ["tank/media"], last, utc("2026-11-26 07:42:09"))
+    assert late.take == "GMT-2026.11.26-07.42.09"  # a catch-up says when it was really taken
+
+
+def test_a_clock_that_jumped_back_takes_nothing_until_the_next_tick_after_the_newest_snapshot():
+    last = listing(("tank/media", "GMT-2026.11.26-05.00.00"))
+    decision = plan_schedule(schedule(), ["tank/media"], last, utc("2026-11-26 04:30:00"))
+    assert decision.take is None and decision.prune == []
+    assert decision.status["nextRun"] == "2026-11-26T06:00:00Z"
+
+
+def test_a_dataset_that_already_has_the_name_is_left_out_of_the_tick():
+    last = listing(("tank/media", "GMT-2026.11.26-03.00.00"))
+    last.snapshots += listing(("tank/media/b", "GMT-2026.11.26-04.00.00"), mine=False).snapshots  # by hand
+    decision = plan_schedule(schedule(recursive=True), ["tank/media"], last, utc("2026-11-26 04:00:01"))
+    assert (decision.take_datasets, decision.take_recursive) == (["tank/media", "tank/media/a"], False)
+
+
+def test_a_whole_subtree_is_taken_with_r_and_an_exclusion_breaks_it():
+    assert whole_subtrees(TREE, listing()) == ["tank/media"]
+    assert whole_subtrees(["tank/media", "tank/media/a"], listing()) is None
+    decision = plan_schedule(schedule(recursive=True, exclude=["media/b"]), ["tank/media"], listing(), utc(
+        "2026-11-26 04:00:00"))
+    assert (decision.take_datasets, decision.take_recursive) == (["tank/media", "tank/media/a"], False)
+
+
+def test_more_than_512_versions_on_a_shared_dataset_is_ready_with_a_warning_saying_by_how_much():
+    s = schedule(retention={"keepLast": 10, "hourly": 600})
+    decision = plan_schedule(s, ["tank/media"], listing(), utc("2026-11-26 04:00:00"), shared={"tank/media"})
+    (warning,) = [c for c in decision.conditions if c[0] == "PreviousVersionsTruncated"]
+    assert warning[1] is True and "lower the counts by 98" in warning[3]
+    assert decision.problem is None
+    quiet = plan_schedule(schedule(retention={"hourly": 24}), ["tank/media"], listing(), utc("2026-11-26 04:00:00"),
+                          shared={"tank/media"})
+    assert [c[1] for c in quiet.conditions if c[0] == "PreviousVersionsTruncated"] == [False]
+
+
+def test_hand_made_snapshots_in_the_format_are_not_the_schedules_and_never_pruned():
+    hand = listing(*[("tank/media", f"GMT-2026.11.2{d}-00.00.00") for d in range(6)], mine=False)
+    decision = plan_schedule(schedule(retention={"keepLast": 1}), ["tank/media"], hand, utc("2026-11-26 04:00:00"))
+    assert decision.prune == [] and decision.take == "GMT-2026.11.26-04.00.00"
+
+
+def test_names_map_back_to_their_utc_time_and_other_names_do_not():
+    pattern = name_pattern("GMT-%Y.%m.%d-%H.%M.%S")
+    assert name_time(pattern, "GMT-2026.11.26-04.00.00") == utc("2026-11-26 04:00:00")
+    assert name_time(pattern, "GMT-2026.13.26-04.00.00") is None  # no 13th month
+    assert name_time(pattern, "before-upgrade") is None
+
+
+@pytest.mark.parametrize("fmt", ["%Y%m%d", "snap-%Y.%m.%d-%H.%M-%Z", "GMT-%Y.%m.%d-%H.%M.%S;rm", "%Y%Y%m%d%H%M"])
+def test_a_name_format_that_cannot_say_its_time_or_smuggles_characters_is_refused(fmt):
+    with pytest.raises(ManifestError) as e:
+        schedule(format=fmt)
+    assert "spec.format" in str(e.value) and "%Y %m %d %H %M" in str(e.value)
