@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: venv system-packages test test-fast demo demo-clean bench bench-zfs bench-smb crds clean
+.PHONY: venv system-packages test test-fast demo demo-clean bench bench-zfs bench-smb bench-snapshots crds clean
 
 venv: $(VENV)/.installed
 
@@ -29,13 +29,16 @@ demo: venv system-packages
 demo-clean:
 	scripts/demo.sh clean
 
-bench: bench-zfs bench-smb
+bench: bench-zfs bench-smb bench-snapshots
 
 bench-zfs: venv system-packages
 	$(BIN)/python bench/zfs_converge.py $(BENCH_ARGS)
 
 bench-smb: venv system-packages
 	$(BIN)/python bench/smb_apply.py $(BENCH_ARGS)
+
+bench-snapshots: venv system-packages
+	$(BIN)/python bench/snapshots.py $(BENCH_ARGS)
 
 crds: venv
 	$(BIN)/python -m nasd.crds crds

@@ -113,13 +113,13 @@ async def test_a_restore_serves_its_clone_read_only_to_the_users_of_the_source_s
     restore = {"apiVersion": "nasd.io/v1alpha1", "kind": "ZSnapshotRestore", "metadata": {"name": "media-check"},
                "spec": {"mode": "clone", "source": {"dataset": "media", "snapshot": SNAP},
                         "target": {"path": "restore/media-check"},
-                        "share": {"protocol": "smb", "name": "media-check", "readOnly": True}}}
+                        "share": {"protocol": "smb", "name": "Media-Check", "readOnly": True}}}
     nasd.feed.replace("manifests", [parse_resource(d) for d in [*base, restore]])
     await converge(nasd)
     status = nasd.reconciler.current[("ZSnapshotRestore", "media-check")].status
-    assert (status.share, status.mountpoint) == ("media-check", str(pool_env.mount_root / pool_env.pool_name()
+    assert (status.share, status.mountpoint) == ("Media-Check", str(pool_env.mount_root / pool_env.pool_name()
                                                                        / "restore" / "media-check"))
-    assert nasd.reconciler.current[("NASShare", "media-check")].ready
+    assert nasd.reconciler.current[("NASShare", "media-check-share")].ready
     got = smb_env.smbclient("media-check", "alice", ALICE, "get file.txt restored.txt", cwd=tmp_path)
     assert got.returncode == 0, got.stdout + got.stderr
     assert (tmp_path / "restored.txt").read_text() == "v1\n"

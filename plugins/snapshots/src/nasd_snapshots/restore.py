@@ -54,7 +54,7 @@ def derived_resources(restore: ZSnapshotRestore, source: ZDataset, source_share:
     })
     out: list[Resource] = [dataset]
     if spec.share is not None and spec.share.protocol == "smb":
-        smb: dict[str, Any] = {"readOnly": spec.share.readOnly}
+        smb: dict[str, Any] = {"name": spec.share.name, "readOnly": spec.share.readOnly}
         if source_share is not None and source_share.spec.smb is not None:
             src = source_share.spec.smb
             for key in ("validUsers", "validGroups", "hostsAllow", "hostsDeny", "forceUser", "forceGroup"):
@@ -62,7 +62,7 @@ def derived_resources(restore: ZSnapshotRestore, source: ZDataset, source_share:
                 if value:
                     smb[key] = value
         out.append(NASShare.model_validate({
-            "metadata": {"name": spec.share.name, "annotations": {"nasd.io/restore": restore.name}},
+            "metadata": {"name": f"{restore.name}-share", "annotations": {"nasd.io/restore": restore.name}},
             "spec": {"protocol": "smb", "dataset": dataset.name, "smb": smb},
         }))
     return out

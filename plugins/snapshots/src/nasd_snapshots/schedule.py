@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from nasd.models.snapshots import ZSnapshotSchedule
 from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
 
-from .retention import RULES, Policy, plan_retention
+from .retention import RULES, Policy, RetentionResult, plan_retention
 from .timing import is_due, next_tick
 
 #: the user property that marks a snapshot as made by a schedule (its value: the schedule's name)
@@ -127,13 +127,14 @@ def plan_schedule(schedule: ZSnapshotSchedule, roots: list[str], listing: Snapsh
     names_by_dataset: dict[str, set[str]] = {d: set() for d in datasets}
     last_run = parse_iso(schedule.status.lastRun)
     newest: tuple[float, str] | None = None
+    times: dict[str, float | None] = {}  # a recursive schedule has each name on every dataset: parse it once
     for s in listing.snapshots:
         if s.dataset not in wanted:
             continue
         names_by_dataset[s.dataset].add(s.name)
         if s.properties.get(SCHEDULE_PROPERTY) != schedule.name:
             continue  # made by hand or by someone else: never touched
-        t = name_time(pattern, s.name)
+        t = times[s.name] if s.name in times else times.setdefault(s.name, name_time(pattern, s.name))
         if t is None:
             continue
         own[s.dataset].append((s, t))
@@ -166,9 +167,10 @@ def plan_schedule(schedule: ZSnapshotSchedule, roots: list[str], listing: Snapsh
     applied = schedule.status.retentionApplied
     policy = policy_of(desired_policy)
     pending = 0
+    results: dict[tuple[Policy, str], RetentionResult] = {}  # (the first pass of a new policy needs it twice)
     if applied != desired_policy:
-        new_prune = _prune(own, policy_of(desired_policy), now)
-        old_prune = _prune(own, policy_of(applied), now) if applied is not None else []
+        new_prune = _prune(own, policy_of(desired_policy), now, results)
+        old_prune = _prune(own, policy_of(applied), now, results) if applied is not None else []
         pending = len(set(new_prune) - set(old_prune))
         confirmed = schedule.metadata.annotations.get(CONFIRM_ANNOTATION, "")
         if pending <= spec.pruneConfirmThreshold or (confirmed.isdigit() and int(confirmed) >= pending):
@@ -189,7 +191,7 @@ def plan_schedule(schedule: ZSnapshotSchedule, roots: list[str], listing: Snapsh
     remaining = 0
     largest = 0
     for d in datasets:
-        result = plan_retention([(s.name, t) for s, t in own[d]], policy, now)
+        result = _retention(own, d, policy, now, results)
         for rule, n in result.buckets.items():
             kept[rule] = kept.get(rule, 0) + n
         by_name = {s.name: s for s, _ in own[d]}
@@ -243,8 +245,17 @@ def plan_schedule(schedule: ZSnapshotSchedule, roots: list[str], listing: Snapsh
     return decision
 
 
-def _prune(own: dict[str, list[tuple[SnapshotInfo, float]]], policy: Policy, now: float) -> list[str]:
+def _retention(own: dict[str, list[tuple[SnapshotInfo, float]]], dataset: str, policy: Policy, now: float,
+               results: dict[tuple[Policy, str], RetentionResult]) -> RetentionResult:
+    key = (policy, dataset)
+    if key not in results:
+        results[key] = plan_retention([(s.name, t) for s, t in own[dataset]], policy, now)
+    return results[key]
+
+
+def _prune(own: dict[str, list[tuple[SnapshotInfo, float]]], policy: Policy, now: float,
+           results: dict[tuple[Policy, str], RetentionResult]) -> list[str]:
     out: list[str] = []
-    for d, items in own.items():
-        out += [f"{d}@{n}" for n in plan_retention([(s.name, t) for s, t in items], policy, now).prune]
+    for d in own:
+        out += [f"{d}@{n}" for n in _retention(own, d, policy, now, results).prune]
     return out
