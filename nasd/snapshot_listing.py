@@ -31,6 +31,8 @@ class SnapshotListing:
     origins: dict[str, str] = field(default_factory=dict)
     #: every file system in the roots' pools -> its mountpoint
     mountpoints: dict[str, str] = field(default_factory=dict)
+    #: file systems in the roots' pools -> the asked user properties that are set on them
+    filesystem_properties: dict[str, dict[str, str]] = field(default_factory=dict)
     #: how many commands the listing took (reads), for reports and benchmarks
     reads: int = 0
 

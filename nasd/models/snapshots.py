@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .base import DeletionPolicy, Resource, ResourceName, Status, StrictModel
 from .shares import ShareName
+from ..timing import parse_cron
 from .zfs import check_dataset_path
 
 _CRON_FIELD = re.compile(r"^[0-9*,/-]+$")
 _INTERVAL = re.compile(r"^([0-9]+)(s|m|h|d)$")
-_FORMAT = re.compile(r"^[A-Za-z0-9_.:%-]+$")
+_FORMAT = re.compile(r"^(?:[A-Za-z0-9_.:-]|%[A-Za-z])+$")  # every % starts a code
 _SNAPSHOT = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
@@ -21,6 +22,8 @@ def _cron(value: str) -> str:
     fields = value.split()
     if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
         raise ValueError(f"{value!r} is not a cron expression: five fields (minute hour day month weekday), UTC")
+    cron = parse_cron(value)  # ranges per field, with the field named in the error
+    cron.next_after(0.0)  # and one that never fires (say, February 31) is refused here, not at run time
     return value
 
 
@@ -178,6 +181,13 @@ class ZSnapshotRestore(Resource):
     key_column: ClassVar[tuple[str, str] | None] = ("Target", ".spec.target.path")
 
     kind: Literal["ZSnapshotRestore"] = "ZSnapshotRestore"
+
+    @field_validator("metadata")
+    @classmethod
+    def _short_name(cls, metadata: Any) -> Any:
+        if len(metadata.name) > 200:  # it names the hold tag and the clone's ZDataset and share
+            raise ValueError("a ZSnapshotRestore name may be at most 200 characters")
+        return metadata
     spec: ZSnapshotRestoreSpec
     status: ZSnapshotRestoreStatus = Field(default_factory=ZSnapshotRestoreStatus)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import condition, converge, declare, ready, zfs
+from conftest import converge, declare, ready, zfs, zfs_commands
 from nasd.models import ManifestError, parse_resource
 
 
@@ -52,7 +53,7 @@ async def test_a_restore_clones_the_snapshot_read_only_holds_it_and_leaves_the_l
     with pytest.raises(OSError, match="Read-only file system"):  # readonly=on (zfs-fuse shows it "off temporary")
         Path(status.mountpoint, "new.txt").write_text("x")
     assert (mountpoint / "file.txt").read_text() == "v2\n"  # the live data is untouched
-    assert ready(nasd, "ZDataset", "check-clone")[0] == "True"  # the clone is a dataset like any other
+    assert ready(nasd, "ZDataset", "check-clone")[0] == "True", ready(nasd, "ZDataset", "check-clone")
     assert not (await nasd.reconciler.run_pass()).mutated  # and converged: no more commands
 
     declare(nasd, *base)  # deleting the restore (deletionPolicy Retain): hold released, clone kept
@@ -117,3 +118,40 @@ def test_rollback_is_refused_with_a_clear_error():
         parse_resource(restore_manifest("r", {"dataset": "media", "snapshot": "s"}, "t") | {
             "spec": {"mode": "rollback", "source": {"dataset": "media", "snapshot": "s"}, "target": {"path": "t"}}})
     assert "spec.mode" in str(e.value) and "rollback" in str(e.value) and "use mode: clone" in str(e.value)
+
+
+async def test_a_restore_whose_status_was_lost_after_cloning_recognises_its_clone_and_holds_it(
+        pool_env, make_nasd, clock):
+    nasd, base, media, _ = await setup(pool_env, make_nasd, clock)
+    clone = f"{pool_env.pool_name()}/restore/check"
+    # what a kill -9 right after `zfs clone` leaves: the clone (with its marks), no hold, no status
+    zfs("clone", "-p", "-o", "nasd.io:managed=true", "-o", "nasd.io:restore=check",
+        f"{media}@GMT-2026.11.26-04.00.00", clone)
+    declare(nasd, *base, restore_manifest("check", {"dataset": "media", "selector": {"prefix": "GMT-"}},
+                                          "restore/check"))
+    await converge(nasd)
+    assert ready(nasd, "ZSnapshotRestore", "check")[0] == "True"  # not TargetExists: the newer match does not move it
+    assert get(f"{media}@GMT-2026.11.26-04.00.00", "userrefs") == "1"
+    store = nasd.reconciler.current[("ZSnapshotRestore", "check")]
+    store.status = type(store.status)()  # and its status lost again before the restore is deleted
+    declare(nasd, *base)
+    await converge(nasd)
+    assert get(f"{media}@GMT-2026.11.26-04.00.00", "userrefs") == "0"  # the hold is found and released
+
+
+async def test_a_clone_destroyed_by_hand_is_cloned_again_never_replaced_by_an_empty_dataset(
+        pool_env, make_nasd, clock):
+    nasd, base, media, _ = await setup(pool_env, make_nasd, clock)
+    declare(nasd, *base, restore_manifest("check", {"dataset": "media", "snapshot": "manual-1"}, "restore/check"))
+    await converge(nasd)
+    clone = f"{pool_env.pool_name()}/restore/check"
+    zfs("release", "nasd-restore-check", f"{media}@manual-1")
+    subprocess.run(["zfs", "umount", clone], capture_output=True)
+    zfs("destroy", clone)
+    await converge(nasd)  # its ZDataset finds it gone (and is retried); the pass after, the restore clones again
+    assert ready(nasd, "ZDataset", "check-clone")[:2] == ("False", "NotFound")
+    await converge(nasd)
+    assert get(clone, "origin") == f"{media}@manual-1"
+    assert ready(nasd, "ZDataset", "check-clone")[0] == "True"
+    assert [c for c in zfs_commands(nasd, "create") if c[-1] == clone] == []
+    assert get(f"{media}@manual-1", "userrefs") == "1"

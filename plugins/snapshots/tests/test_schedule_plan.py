@@ -8,7 +8,7 @@ import pytest
 from conftest import utc
 from nasd.models import ManifestError, parse_resource
 from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
-from nasd_snapshots.schedule import name_pattern, name_time, plan_schedule, whole_subtrees
+from nasd_snapshots.schedule import name_pattern, name_time, plan_schedule, policy_token, whole_subtrees
 
 TREE = ["tank/media", "tank/media/a", "tank/media/b"]
 
@@ -30,6 +30,12 @@ def test_a_tick_on_time_is_named_by_its_scheduled_time_and_a_late_one_by_the_act
     assert plan_schedule(schedule(), ["tank/media"], last, utc("2026-11-26 04:00:20")).take == "GMT-2026.11.26-04.00.00"
     late = plan_schedule(schedule(), ["tank/media"], last, utc("2026-11-26 07:42:09"))
     assert late.take == "GMT-2026.11.26-07.42.09"  # a catch-up says when it was really taken
+
+
+def test_a_sub_minute_interval_names_the_latest_tick_not_an_earlier_one():
+    last = listing(("tank/media", "GMT-2026.11.26-03.59.30"))
+    decision = plan_schedule(schedule(schedule={"interval": "30s"}), ["tank/media"], last, utc("2026-11-26 04:00:05"))
+    assert decision.take == "GMT-2026.11.26-04.00.00"
 
 
 def test_a_clock_that_jumped_back_takes_nothing_until_the_next_tick_after_the_newest_snapshot():
@@ -83,3 +89,17 @@ def test_a_name_format_that_cannot_say_its_time_or_smuggles_characters_is_refuse
     with pytest.raises(ManifestError) as e:
         schedule(format=fmt)
     assert "spec.format" in str(e.value) and "%Y %m %d %H %M" in str(e.value)
+
+
+def test_a_confirmation_approves_only_the_policy_it_names_not_a_later_change():
+    history = listing(*[("tank/media", f"GMT-2026.11.26-{h:02d}.00.00") for h in range(24)])
+    now = utc("2026-11-26 23:30:00")
+    first = schedule(retention={"keepLast": 10})
+    first.metadata.annotations["nasd.io/confirm-prune"] = f"500/{policy_token({'keepLast': 10})}"
+    assert len(plan_schedule(first, ["tank/media"], history, now).prune) == 14
+    later = schedule(retention={"keepLast": 2}, pruneConfirmThreshold=5)
+    later.metadata.annotations = dict(first.metadata.annotations)  # left over from the first change
+    later.status.retentionApplied = {"keepLast": 10}
+    decision = plan_schedule(later, ["tank/media"], history, now)
+    # 8 more than the policy in effect would prune: more than the threshold, and the old "500" is for another policy
+    assert decision.status["pendingPrune"] == 8 and len(decision.prune) == 14

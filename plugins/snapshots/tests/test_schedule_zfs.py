@@ -7,6 +7,7 @@ import time
 
 from conftest import condition, converge, declare, names, ready, schedule_manifest, snapshots, utc, zfs, zfs_commands
 from nasd_snapshots.retention import Policy, plan_retention
+from nasd_snapshots.schedule import policy_token
 
 
 async def start(pool_env, make_nasd, clock, *docs):
@@ -72,8 +73,11 @@ async def test_retention_prunes_exactly_what_the_planner_keeps_out_and_never_han
     assert condition(nasd, "ZSnapshotSchedule", "media-hourly", "PolicyChangePending").status == "True"
     assert len(names(media)) == 32 and zfs_commands(nasd, "destroy") == []
 
+    message = condition(nasd, "ZSnapshotSchedule", "media-hourly", "PolicyChangePending").message
+    token = f"23/{policy_token(retention)}"
+    assert f'nasd.io/confirm-prune: "{token}"' in message  # the message says what to write
     doc = schedule_manifest("media-hourly", ["media"], retention=retention)
-    doc["metadata"]["annotations"] = {"nasd.io/confirm-prune": "23"}
+    doc["metadata"]["annotations"] = {"nasd.io/confirm-prune": token}
     declare(nasd, *base, doc)
     await converge(nasd)
     survivors = sorted({n for n, _ in history} - set(expected.prune)
@@ -144,3 +148,27 @@ async def test_a_running_daemon_takes_the_snapshot_when_the_tick_comes_with_noth
         loop.cancel()
     # the first pass snapshots a new schedule at once (named when it was taken), then the tick on time
     assert names(media) == ["GMT-2026.11.26-04.59.58", "GMT-2026.11.26-05.00.00"]
+
+
+async def test_a_schedule_property_inherited_from_the_dataset_does_not_make_hand_made_snapshots_prunable(
+        pool_env, make_nasd, clock):
+    nasd, media = await start(pool_env, make_nasd, clock)
+    zfs("set", "nasd.io:schedule=media-hourly", media)  # set on the dataset: every snapshot inherits it
+    for hour in ("00", "01", "02"):
+        zfs("snapshot", f"{media}@GMT-2026.11.25-{hour}.00.00")
+    declare(nasd, pool_env.pool_manifest(), pool_env.dataset_manifest("media"),
+            schedule_manifest("media-hourly", ["media"], retention={"keepLast": 1}))
+    await converge(nasd)
+    assert names(media) == ["GMT-2026.11.25-00.00.00", "GMT-2026.11.25-01.00.00", "GMT-2026.11.25-02.00.00",
+                            "GMT-2026.11.26-04.00.00"]
+    assert zfs_commands(nasd, "destroy") == []
+
+
+async def test_two_schedules_with_one_name_format_on_one_dataset_are_refused_for_the_second(
+        pool_env, make_nasd, clock):
+    nasd, media = await start(pool_env, make_nasd, clock, schedule_manifest("a-hourly", ["media"]),
+                              schedule_manifest("b-hourly", ["media"]))
+    assert ready(nasd, "ZSnapshotSchedule", "a-hourly")[0] == "True"
+    assert ready(nasd, "ZSnapshotSchedule", "b-hourly")[:2] == ("False", "OverlappingSchedule")
+    assert "a-hourly" in ready(nasd, "ZSnapshotSchedule", "b-hourly")[2]
+    assert names(media) == ["GMT-2026.11.26-04.00.00"]

@@ -182,6 +182,21 @@ def test_a_destroy_that_would_take_children_or_snapshots_is_refused_unless_asked
     assert argvs(plan) == [["zfs", "destroy", "-r", "tank/media"]]
 
 
+def test_the_clone_of_a_declared_restore_is_never_destroyed_even_when_its_zdataset_goes():
+    obs = observed(media=managed())
+    obs.restored["tank/media"] = "check"
+    assert plan_dataset_absent(dataset(deletionPolicy="Destroy", destroyRecursive=True), obs).actions == []
+
+
+def test_a_dataset_that_only_adopts_is_never_created():
+    with pytest.raises(TemporaryError) as e:  # (retried: the restore makes it)
+        plan_dataset(parse_resource({
+            "apiVersion": "nasd.io/v1alpha1", "kind": "ZDataset",
+            "metadata": {"name": "media", "annotations": {"nasd.io/create": "false"}},
+            "spec": {"pool": "tank", "path": "media"}}), pool(), observed())
+    assert e.value.reason == "NotFound"
+
+
 def test_a_destroy_blocked_by_a_clone_says_which_clone_and_runs_nothing():
     obs = observed(media=managed())
     obs.datasets["tank/restore/check"] = {**managed(), "origin": ("tank/media/sub@GMT-2026.11.26-04.00.00", "-")}

@@ -58,10 +58,15 @@ def test_zfs_fuse_never_uses_r_where_it_would_take_a_snapshot_not_asked_for():
 
 
 def test_a_snapshot_listing_is_parsed_with_times_holds_and_only_the_asked_user_properties():
-    text = ("tank/media\tcreation\t1795000000\n"
-            "tank/media@a\tcreation\t1795000001\ntank/media@a\tuserrefs\t1\ntank/media@a\tnasd.io:schedule\ts\n"
-            "tank/media@b\tcreation\t1795000002\ntank/media@b\tuserrefs\t0\ntank/media@b\tnasd.io:schedule\t-\n")
+    text = ("tank/media\tcreation\t1795000000\t-\n"
+            "tank/media@a\tcreation\t1795000001\t-\ntank/media@a\tuserrefs\t1\t-\n"
+            "tank/media@a\tnasd.io:schedule\ts\tlocal\n"
+            "tank/media@b\tcreation\t1795000002\t-\ntank/media@b\tuserrefs\t0\t-\n"
+            "tank/media@b\tnasd.io:schedule\t-\t-\n"
+            "tank/media@c\tcreation\t1795000003\t-\ntank/media@c\tuserrefs\t0\t-\n"
+            "tank/media@c\tnasd.io:schedule\ts\tinherited from tank/media\n")
     snaps, filesystems = parse_snapshot_get(text, ["nasd.io:schedule"])
     assert filesystems == ["tank/media"]
     assert [(s.full_name, s.created, s.userrefs, s.properties) for s in snaps] == [
-        ("tank/media@a", 1795000001, 1, {"nasd.io:schedule": "s"}), ("tank/media@b", 1795000002, 0, {})]
+        ("tank/media@a", 1795000001, 1, {"nasd.io:schedule": "s"}), ("tank/media@b", 1795000002, 0, {}),
+        ("tank/media@c", 1795000003, 0, {})]  # inherited from the dataset: not the schedule's own

@@ -27,7 +27,7 @@ from nasd.state import write_json
 
 from .restore import RESTORE_PROPERTY, hold_tag, plan_restore
 from .schedule import SCHEDULE_PROPERTY, name_pattern, name_time, parse_iso, plan_schedule, targets
-from .timing import next_tick
+from nasd.timing import next_tick
 
 NAME = "snapshots"
 SOURCE = "snapshots"  # the desired-state source of the resources restores derive
@@ -35,6 +35,7 @@ _LISTING = "snapshots-listing"
 _NEXT_DUE = "snapshots-next-due"
 _PREVIOUS_VERSIONS = "snapshots-previous-versions"
 _TIMER_EVENT = "snapshots-timer"
+_NO_HOLDS = "snapshots-no-holds"
 
 
 def now(ctx: Context) -> float:
@@ -51,6 +52,8 @@ class Observation:
     smb_shares: dict[str, NASShare] = field(default_factory=dict)
     #: ZFS names of datasets that have an SMB share
     shared: set[str] = field(default_factory=set)
+    #: dataset -> the schedules (name, format) that snapshot it, by name
+    claims: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     datasets: dict[str, ZDataset] = field(default_factory=dict)
 
 
@@ -119,12 +122,19 @@ def _derived_file(ctx: Context):
     return ctx.state_dir / "snapshots-derived.json"
 
 
-def _load_derived(ctx: Context) -> dict[str, list[dict]]:
+def _load_derived(ctx: Context) -> tuple[dict[str, list[dict]], list[str]]:
+    """What restores derived before a restart, and the errors reading it (which hold every deletion: a
+    clone missing from the desired state must not read as deleted)."""
+    path = _derived_file(ctx)
     try:
-        data = json.loads(_derived_file(ctx).read_text())
-        return {k: list(v) for k, v in data.items()} if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a mapping")
+        return {str(k): list(v) for k, v in data.items()}, []
+    except FileNotFoundError:
+        return {}, []
+    except (OSError, ValueError, TypeError) as e:
+        return {}, [f"{path}: cannot be read ({e}); the clones and shares of restores it lists are kept"]
 
 
 def _feed_derived(ctx: Context, derived: dict[str, list[dict]]) -> None:
@@ -140,10 +150,17 @@ def _feed_derived(ctx: Context, derived: dict[str, list[dict]]) -> None:
 @hookimpl
 def supply_desired_state(ctx: Context, feed: Any) -> None:
     ctx.cache["snapshots-feed"] = feed
-    derived = _load_derived(ctx)
+    derived, errors = _load_derived(ctx)
     ctx.cache["snapshots-derived"] = derived
-    if derived:
-        feed.replace(SOURCE, [parse_resource(m, "restore") for items in derived.values() for m in items])
+    resources = []
+    for items in derived.values():
+        for manifest in items:
+            try:
+                resources.append(parse_resource(manifest, str(_derived_file(ctx))))
+            except Exception as e:
+                errors.append(str(e))
+    if resources or errors:
+        feed.replace(SOURCE, resources, errors)
 
 
 # -- observe ----------------------------------------------------------------------------------------
@@ -175,7 +192,10 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
     # snapshots and prunes update the cached listing as they run
     fresh = (cached is None or due or cached["roots"] != roots or cached["signature"] != signature
              or t - cached["at"] >= relist_every
-             or any(isinstance(r, ZSnapshotRestore) and not r.ready for r in mine))
+             or any(isinstance(r, ZSnapshotRestore) and not r.ready for r in mine)
+             # a restore's clone gone (destroyed by hand): its ZDataset says so, the restore clones again
+             or any(r.metadata.annotations.get("nasd.io/restore") and r.status.conditions and not r.ready
+                    for r in desired))
     if fresh:
         listing = await Hooks(ctx.pm).list_snapshots(ctx, roots, [SCHEDULE_PROPERTY, RESTORE_PROPERTY])
         ctx.cache[_LISTING] = {"listing": listing, "roots": roots, "signature": signature, "at": t}
@@ -193,6 +213,7 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
     for s in sorted(schedules, key=lambda r: r.name):
         for ds in targets(s, _roots(s, datasets), listing):
             previous_versions.setdefault(ds, s.spec.format)
+            obs.claims.setdefault(ds, []).append((s.name, s.spec.format))
         last = _last_run(s, listing)
         tick = next_tick(s.spec.schedule.cron, s.spec.schedule.interval, max(t, last or t))
         next_due = tick if next_due is None else min(next_due, tick)
@@ -250,6 +271,13 @@ def _plan_schedule(ctx: Context, schedule: ZSnapshotSchedule, deps: Mapping[tupl
                    obs: Observation) -> Plan:
     roots = [deps[("ZDataset", n)].zfs_name for n in schedule.spec.datasets  # type: ignore[attr-defined]
              if ("ZDataset", n) in deps]
+    for ds in targets(schedule, roots, obs.listing):
+        earlier = [name for name, fmt in obs.claims.get(ds, []) if name < schedule.name and fmt == schedule.spec.format]
+        if earlier:  # both would take the same names there, and each would take the other's for its own
+            return Plan(problem=Problem(
+                "OverlappingSchedule",
+                f"{ds} is also snapshotted by ZSnapshotSchedule {earlier[0]} with the same name format; give this "
+                "one another format (e.g. a prefix) or exclude the dataset from one of them"))
     decision = plan_schedule(schedule, roots, obs.listing, obs.now, obs.shared)
     plan = Plan(status=decision.status, conditions=decision.conditions)
     if decision.problem:
@@ -284,12 +312,13 @@ def _plan_restore(ctx: Context, restore: ZSnapshotRestore, deps: Mapping[tuple[s
             await Hooks(ctx.pm).clone(ctx, snap.full_name, decision.clone, props)
 
         plan.actions.append(Action(f"clone {snap.full_name} as {decision.clone}", func=make_clone))
-    if decision.place_hold:
+    if decision.place_hold and not ctx.cache.get(_NO_HOLDS):
         tag = hold_tag(restore)
 
         async def hold(ctx: Context) -> None:
             _forget_listing(ctx)
-            await Hooks(ctx.pm).hold_snapshots(ctx, [snap.full_name], tag)
+            if not await Hooks(ctx.pm).hold_snapshots(ctx, [snap.full_name], tag):
+                ctx.cache[_NO_HOLDS] = True  # no holds here: the clone itself keeps retention off it
 
         plan.actions.append(Action(f"hold {snap.full_name} ({tag}) while the clone exists", func=hold))
     manifests = [r.to_manifest(with_status=False) for r in decision.derived]
@@ -322,14 +351,33 @@ def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any])
     if not isinstance(resource, ZSnapshotRestore):
         return None
     plan = Plan()
-    snapshot, tag = resource.status.snapshot, resource.status.hold
-    if snapshot and tag:
+    tag = hold_tag(resource)
+    snapshot = resource.status.snapshot
+    obs = observed.get(NAME)
+    if not snapshot and obs is not None:  # the status was lost: find the clone by its property
+        for fs, props in obs.listing.filesystem_properties.items():
+            if props.get(RESTORE_PROPERTY) == resource.name and fs in obs.listing.origins:
+                snapshot = obs.listing.origins[fs]
+    derived = dict(ctx.cache.get("snapshots-derived") or {})
+    clone = resource.status.clone or next(
+        (f"{m['spec']['pool']}/{m['spec']['path']}" for m in derived.get(resource.name, []) if m.get("kind") == "ZDataset"),
+        None)
+    if snapshot:
         async def release(ctx: Context) -> None:
             _forget_listing(ctx)
             await Hooks(ctx.pm).release_snapshots(ctx, [snapshot], tag)
 
         plan.actions.append(Action(f"release the hold {tag} on {snapshot}", func=release))
-    derived = dict(ctx.cache.get("snapshots-derived") or {})
+    elif clone:
+        async def find_and_release(ctx: Context) -> None:
+            _forget_listing(ctx)
+            listing = await Hooks(ctx.pm).list_snapshots(ctx, [clone], [RESTORE_PROPERTY])
+            origin = listing.origins.get(clone)
+            if origin:
+                await Hooks(ctx.pm).release_snapshots(ctx, [origin], tag)
+
+        plan.actions.append(Action(f"release the hold {tag} on the snapshot {clone} was cloned from",
+                                   func=find_and_release))
     if resource.name in derived:
         del derived[resource.name]
 

@@ -44,7 +44,10 @@ def derived_resources(restore: ZSnapshotRestore, source: ZDataset, source_share:
     share on the source dataset, so that checking a restore never widens who can read the data)."""
     spec = restore.spec
     dataset = ZDataset.model_validate({
-        "metadata": {"name": f"{restore.name}-clone", "annotations": {"nasd.io/restore": restore.name}},
+        # nasd.io/create "false": should the clone go (destroyed by hand), the ZFS plugin must not make an
+        # empty dataset in its place; the restore clones it again
+        "metadata": {"name": f"{restore.name}-clone",
+                     "annotations": {"nasd.io/restore": restore.name, "nasd.io/create": "false"}},
         "spec": {
             "pool": source.spec.pool,
             "path": spec.target.path,
@@ -88,9 +91,12 @@ def plan_restore(restore: ZSnapshotRestore, source: ZDataset, listing: SnapshotL
                                             "use protocol: smb or leave share out")
         return decision
     origin = listing.origins.get(target)
-    # once cloned, the restore stays with the snapshot it cloned (a newer match does not move it)
+    # once cloned, the restore stays with the snapshot it cloned (a newer match does not move it); the
+    # clone is known by its property even when the restore's status was lost (a kill -9 after cloning)
+    ours = listing.filesystem_properties.get(target, {}).get(RESTORE_PROPERTY) == restore.name
     snap = None
-    if origin is not None and origin.split("@", 1)[0] == source.zfs_name and restore.status.snapshot:
+    if origin is not None and origin.split("@", 1)[0] == source.zfs_name and (
+            ours or restore.status.snapshot == origin):
         snap = next((s for s in listing.of(source.zfs_name) if s.full_name == origin), None)
     if snap is None:
         snap = pick_snapshot(restore, source.zfs_name, listing)

@@ -8,6 +8,7 @@ status. It runs nothing: the plugin turns the decision into actions.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import datetime as dt
 import re
 import time
@@ -17,7 +18,7 @@ from nasd.models.snapshots import ZSnapshotSchedule
 from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
 
 from .retention import RULES, Policy, RetentionResult, plan_retention
-from .timing import is_due, next_tick
+from nasd.timing import is_due, next_tick, parse_interval
 
 #: the user property that marks a snapshot as made by a schedule (its value: the schedule's name)
 SCHEDULE_PROPERTY = "nasd.io:schedule"
@@ -51,6 +52,32 @@ def name_time(pattern: re.Pattern[str], name: str) -> float | None:
                                                  int(g.get("S") or 0)).timetuple()))
     except ValueError:
         return None
+
+
+def latest_tick(cron: str | None, interval: str | None, now: float) -> float | None:
+    """The latest tick at or before ``now`` within the last ON_TIME_SECONDS (None: none that recent)."""
+    found: list[float] = []
+    if interval:
+        step = parse_interval(interval)
+        found.append(float(int(now // step) * step))
+    if cron:
+        t = next_tick(cron, None, now - ON_TIME_SECONDS)  # cron ticks are whole minutes: at most one here
+        if t <= now:
+            found.append(t)
+    latest = max(found, default=None)
+    return latest if latest is not None and now - latest <= ON_TIME_SECONDS else None
+
+
+def policy_token(retention: dict[str, int]) -> str:
+    """A short fingerprint of a retention policy, for confirmations that name the policy they approve."""
+    text = ",".join(f"{k}={int(retention.get(k, 0))}" for k in RULES)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _confirms(annotation: str, pending: int, retention: dict[str, int]) -> bool:
+    """``"<count>/<policy token>"``: up to count snapshots may go, for exactly this policy."""
+    count, _, token = annotation.partition("/")
+    return count.isdigit() and int(count) >= pending and token == policy_token(retention)
 
 
 def iso(t: float) -> str:
@@ -146,8 +173,8 @@ def plan_schedule(schedule: ZSnapshotSchedule, roots: list[str], listing: Snapsh
     # -- the tick ----------------------------------------------------------------------------
     cron, interval = spec.schedule.cron, spec.schedule.interval
     if is_due(cron, interval, last_run, now):
-        on_time = next_tick(cron, interval, now - ON_TIME_SECONDS)
-        when = on_time if on_time <= now else float(int(now))
+        on_time = latest_tick(cron, interval, now)
+        when = on_time if on_time is not None and now - on_time <= ON_TIME_SECONDS else float(int(now))
         name = time.strftime(spec.format, time.gmtime(when))
         fresh = [d for d in datasets if name not in names_by_dataset[d]]
         if fresh:
@@ -172,8 +199,10 @@ def plan_schedule(schedule: ZSnapshotSchedule, roots: list[str], listing: Snapsh
         new_prune = _prune(own, policy_of(desired_policy), now, results)
         old_prune = _prune(own, policy_of(applied), now, results) if applied is not None else []
         pending = len(set(new_prune) - set(old_prune))
-        confirmed = schedule.metadata.annotations.get(CONFIRM_ANNOTATION, "")
-        if pending <= spec.pruneConfirmThreshold or (confirmed.isdigit() and int(confirmed) >= pending):
+        # the confirmation names the policy it is for: one given for an earlier change approves nothing later
+        token = f"{pending}/{policy_token(desired_policy)}"
+        if pending <= spec.pruneConfirmThreshold or _confirms(
+                schedule.metadata.annotations.get(CONFIRM_ANNOTATION, ""), pending, desired_policy):
             applied, pending = desired_policy, 0
         else:
             policy = policy_of(applied) if applied is not None else Policy()  # (all 0: keeps everything)
@@ -181,7 +210,7 @@ def plan_schedule(schedule: ZSnapshotSchedule, roots: list[str], listing: Snapsh
                 "PolicyChangePending", True, "WaitingForConfirmation",
                 f"the new retention would prune {pending} existing snapshots, more than pruneConfirmThreshold "
                 f"({spec.pruneConfirmThreshold}); the previous policy stays in effect until you annotate "
-                f"{CONFIRM_ANNOTATION}: \"{pending}\" (or raise the threshold)",
+                f"{CONFIRM_ANNOTATION}: \"{token}\" (or raise the threshold)",
             ))
     if not pending:
         decision.conditions.append(("PolicyChangePending", False, "Applied", "the retention policy is in effect"))

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 from nasd.context import Context
 from nasd.errors import CommandError, PermanentError
-from nasd.models import Resource, ZDataset, ZPool
+from nasd.models import Resource, ZDataset, ZPool, ZSnapshotRestore
 from nasd.models.zfs_properties import CHECKS
 from nasd.state import write_json
 
@@ -71,9 +71,14 @@ def _read_properties(dialect: Dialect, desired: Iterable[Resource]) -> list[str]
 async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount_root: str) -> ZfsObservation:
     """Two reads whatever the number of datasets: `zpool status` and one `zfs get`."""
     obs = ZfsObservation(dialect=dialect, mount_root=mount_root)
+    by_name = {r.name: r for r in desired if isinstance(r, ZDataset)}
     for r in desired:
         if isinstance(r, ZDataset):
             obs.declared.setdefault(r.zfs_name, []).append(r.name)
+        elif isinstance(r, ZSnapshotRestore) and r.spec.source.dataset in by_name:
+            # a restore's clone is still wanted while the restore is, whatever became of its ZDataset
+            clone = f"{by_name[r.spec.source.dataset].spec.pool}/{r.spec.target.path}"
+            obs.restored[clone] = r.name
     argv = ["zfs", "get", "-H", "-p", "-o", "name,property,value,source"]
     zpool_status = ["zpool", "status", *(["-P"] if dialect.status_full_paths else [])]
     if dialect.get_types:

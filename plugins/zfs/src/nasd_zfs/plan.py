@@ -20,6 +20,8 @@ from .parse import PoolInfo, Props, VdevInfo
 
 MANAGED = "nasd.io:managed"
 ADOPT_ANNOTATION = "nasd.io/adopt"
+#: "false": the dataset is made by someone else (a restore's clone); never `zfs create` it
+CREATE_ANNOTATION = "nasd.io/create"
 #: properties read for status, besides those a spec sets
 STATUS_PROPERTIES = ("mountpoint", "used", "available", "referenced", "compressratio", MANAGED)
 
@@ -33,6 +35,7 @@ class ZfsObservation:
     existing_files: set[str] = field(default_factory=set)
     mount_root: str = "/mnt"
     declared: dict[str, list[str]] = field(default_factory=dict)  # zfs name -> the ZDatasets declaring it
+    restored: dict[str, str] = field(default_factory=dict)  # zfs name -> the ZSnapshotRestore whose clone it is
 
 
 def observation(observed: Any) -> ZfsObservation:
@@ -342,6 +345,11 @@ def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
         # (a pool made earlier in this very pass is Ready but not in the observation yet)
         raise TemporaryError(f"pool {ds.spec.pool} is not imported", reason="PoolNotReady")
     observed = obs.datasets.get(name)
+    if observed is None and ds.metadata.annotations.get(CREATE_ANNOTATION) == "false":
+        # retried (with backoff): whoever makes it (a restore clones again) will have by then
+        raise TemporaryError(
+            f"dataset {name} does not exist, and this resource only adopts it ({CREATE_ANNOTATION}: \"false\", "
+            "e.g. the clone of a restore, which the restore makes)", reason="NotFound", delay=1.0)
     if observed is None:
         argv = ["zfs", "create", "-o", f"{MANAGED}=true"]
         if ds.spec.mountpoint:
@@ -406,7 +414,7 @@ def plan_dataset_absent(ds: ZDataset, obs: ZfsObservation) -> Plan:
     observed = obs.datasets.get(name)
     if ds.spec.deletionPolicy != "Destroy" or observed is None:
         return Plan()  # Retain: stop managing, keep the data
-    if obs.declared.get(name):  # e.g. the resource was renamed: the dataset is still wanted
+    if obs.declared.get(name) or name in obs.restored:  # e.g. renamed, or a restore's clone: still wanted
         return Plan()
     below = sorted(d for d in obs.declared if d.startswith(name + "/"))
     if below and ds.spec.destroyRecursive:

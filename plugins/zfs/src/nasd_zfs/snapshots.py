@@ -17,18 +17,20 @@ DESTROY_BATCH = 200
 
 
 def parse_snapshot_get(text: str, properties: list[str]) -> tuple[list[SnapshotInfo], list[str]]:
-    """`zfs get -H -p -o name,property,value creation,userrefs,PROPS -r ...` -> (snapshots, file systems).
+    """`zfs get -H -p -o name,property,value,source creation,userrefs,PROPS -r ...` -> (snapshots, file systems).
 
-    zfs-fuse cannot leave file systems out (no ``-t``): their rows name the file systems seen."""
+    zfs-fuse cannot leave file systems out (no ``-t``): their rows name the file systems seen. A user
+    property counts only where it was set on the snapshot itself (source local or received), never
+    where it is inherited from its dataset: a hand-made snapshot must not pass for a schedule's."""
     snaps: dict[str, SnapshotInfo] = {}
     filesystems: list[str] = []
     seen_fs: set[str] = set()
     wanted = set(properties)
     for line in text.splitlines():
         parts = line.split("\t")
-        if len(parts) != 3:
+        if len(parts) != 4:
             continue
-        name, prop, value = parts
+        name, prop, value, source = parts
         if "@" not in name:
             if name not in seen_fs:
                 seen_fs.add(name)
@@ -42,7 +44,7 @@ def parse_snapshot_get(text: str, properties: list[str]) -> tuple[list[SnapshotI
             info.created = int(value) if value.isdigit() else 0
         elif prop == "userrefs":
             info.userrefs = int(value) if value.isdigit() else 0
-        elif prop in wanted and value != "-":
+        elif prop in wanted and value != "-" and (source == "local" or source.startswith("received")):
             info.properties[prop] = value
     return list(snaps.values()), filesystems
 
@@ -57,12 +59,13 @@ async def list_snapshots(ctx: Context, dialect: Dialect, roots: list[str], prope
     if not roots:
         return listing
     props = [p for p in properties if ":" in p]
-    get = ["zfs", "get", "-H", "-p", "-o", "name,property,value", "-r"]
+    get = ["zfs", "get", "-H", "-p", "-o", "name,property,value,source", "-r"]
     if dialect.get_types:
         get += ["-t", "snapshot,filesystem"]
     get += [",".join(["creation", "userrefs", *props]), *listing.roots]
     pools = sorted({r.split("/", 1)[0] for r in roots})
-    origins = ["zfs", "list", "-H", "-o", "name,origin,mountpoint", "-t", "filesystem", "-r", *pools]
+    origins = ["zfs", "list", "-H", "-o", ",".join(["name", "origin", "mountpoint", *props]), "-t", "filesystem",
+               "-r", *pools]
     got, orig = await asyncio.gather(
         ctx.runner.run(get, mutating=False, check=False), ctx.runner.run(origins, mutating=False, check=False)
     )
@@ -75,9 +78,12 @@ async def list_snapshots(ctx: Context, dialect: Dialect, roots: list[str], prope
     by_name = {s.full_name: s for s in listing.snapshots}
     for line in orig.stdout.splitlines():
         parts = line.split("\t")
-        if len(parts) != 3:
+        if len(parts) != 3 + len(props):
             continue
         listing.mountpoints[parts[0]] = parts[2]
+        own = {p: v for p, v in zip(props, parts[3:]) if v != "-"}
+        if own:
+            listing.filesystem_properties[parts[0]] = own
         if "@" in parts[1]:
             listing.origins[parts[0]] = parts[1]
             if parts[1] in by_name:
