@@ -50,6 +50,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from common import BenchError, write_docs
 from nasd.testing.zfs import ZFSUnavailable, cleanup_tree, start_for_pool
 
 API = "/apis/nasd.io/v1alpha1"
@@ -57,10 +58,6 @@ USER, UID, PASSWORD = "bench", 2001, "b3nch-" + secrets.token_hex(6)
 DATASET = "data"
 TARGET_P99_MS = 300.0
 METRIC = re.compile(r'^(\w+)(?:\{([^}]*)\})?\s+(\S+)$')
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 # -- manifests and files -------------------------------------------------------------------------
@@ -81,11 +78,6 @@ def base_docs(pool: str, vdev: Path, secret: Path) -> list[dict[str, Any]]:
         doc("NASDirectory", "local", {"type": "local"}),
         doc("NASUser", USER, {"directory": "local", "uid": UID, "passwordSecretRef": {"file": str(secret)}}),
     ]
-
-
-def write_docs(path: Path, docs: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
 
 
 def make_identity_root(root: Path) -> Path:

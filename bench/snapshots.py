@@ -40,26 +40,22 @@ import calendar
 import logging
 import random
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 
+from common import BenchError, BenchZfs, converge, manifest_pool, run_on_private_zfs, table, write_docs, yes
 from nasd.calling import Hooks
 from nasd.config import Config
 from nasd.daemon import Nasd
 from nasd.models import ZSnapshotSchedule, parse_resource
-from nasd.reconciler import PassReport
 from nasd.runner import Spawn
 from nasd.snapshot_listing import SnapshotListing
-from nasd.testing.zfs import ZFSUnavailable, cleanup_tree, start_for_pool
 from nasd_snapshots.restore import RESTORE_PROPERTY
 from nasd_snapshots.retention import plan_retention
 from nasd_snapshots.schedule import SCHEDULE_PROPERTY, name_pattern, name_time, plan_schedule, policy_of
@@ -83,19 +79,6 @@ MAX_PASS_READS = 5
 MAX_IDLE_READS = 3
 
 
-class BenchError(RuntimeError):
-    pass
-
-
-def manifest_pool(name: str, vdev: Path) -> dict[str, Any]:
-    return {
-        "apiVersion": "nasd.io/v1alpha1",
-        "kind": "ZPool",
-        "metadata": {"name": name},
-        "spec": {"vdevs": [{"type": "stripe", "devices": [str(vdev)]}], "files": {str(vdev): "2Gi"}},
-    }
-
-
 def manifest_datasets(pool: str, n: int) -> list[dict[str, Any]]:
     def ds(name: str, path: str) -> dict[str, Any]:
         return {"apiVersion": "nasd.io/v1alpha1", "kind": "ZDataset", "metadata": {"name": name},
@@ -112,11 +95,6 @@ def manifest_schedule() -> dict[str, Any]:
         "spec": {"datasets": ["top"], "recursive": True, "schedule": {"cron": "0 * * * *"},
                  "retention": dict(RETENTION), "pruneConfirmThreshold": 100000},
     }
-
-
-def write_docs(path: Path, docs: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
 
 
 def verb(s: Spawn) -> tuple[str, str]:
@@ -148,18 +126,6 @@ def split(spawns: list[Spawn]) -> dict[str, Any]:
         "read_seconds": sum(s.seconds for s in spawns if not s.mutating),
         "destroy_seconds": sum(s.seconds for s in spawns if verb(s) == ("zfs", "destroy")),
     }
-
-
-async def converge(nasd: Nasd, what: str, limit: int = 10) -> PassReport:
-    """Run passes until one changes nothing; fail if that does not happen or something is not Ready."""
-    for _ in range(limit):
-        report = await nasd.reconciler.run_pass(ignore_backoff=True)
-        if not report.mutated:
-            if not report.all_ready:
-                bad = [f"{o.key[0]}/{o.key[1]}: {o.reason} {o.message}" for o in report.outcomes if not o.ready]
-                raise BenchError(f"{what}: not Ready: " + "; ".join(bad[:5]))
-            return report
-    raise BenchError(f"{what}: still changing things after {limit} passes")
 
 
 async def setup(config: Config, manifests: Path, pool: str, vdev: Path, n: int) -> Any:
@@ -291,19 +257,6 @@ async def bench_schedule(config: Config, pool: str, repeats: int) -> dict[str, A
     return out
 
 
-def table(rows: list[tuple[str, str, str, str]]) -> str:
-    head = ("figure", "value", "target", "met")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
-def yes(ok: bool) -> str:
-    return "yes" if ok else "NO"
-
-
 def ms(seconds: float) -> str:
     return f"{1000 * seconds:.2f} ms"
 
@@ -420,25 +373,10 @@ def main() -> int:
         parser.error("--repeats must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    root = Path(tempfile.mkdtemp(prefix="nasd-bench-"))
-    try:
-        zfs, pool = start_for_pool(root, "bench")
-    except ZFSUnavailable as e:
-        print(f"error: cannot start ZFS: {e}", file=sys.stderr)
-        shutil.rmtree(root, ignore_errors=True)
-        return 1
-    try:
-        (root / "mnt").mkdir()
-        manifests = root / "manifests"
-        config = Config(
-            stateDir=root / "state",
-            socket=root / "nasd.sock",
-            manifests=[manifests],
-            plugins={"zfs": {"mountRoot": str(root / "mnt")}},
-        )
-        print(f"{'kernel ZFS' if zfs.kernel else 'private zfs-fuse (pid %s)' % zfs.pid}; pool {pool} in {root}",
-              flush=True)
-        dialect = asyncio.run(setup(config, manifests, pool, root / "vdevs" / f"{pool}-0.img", n))
+    def body(env: BenchZfs) -> int:
+        pool, manifests = env.pool, env.manifests
+        config = env.config("state")
+        dialect = asyncio.run(setup(config, manifests, pool, env.vdev, n))
         print(f"pool and {n + 1} datasets converged; making the history ({(n + 1) * count} snapshots)...", flush=True)
         history_seconds = make_history(pool, count)
         write_docs(manifests / "schedule.yaml", [manifest_schedule()])
@@ -447,14 +385,8 @@ def main() -> int:
         print()
         print(report(n, count, dialect, history_seconds, out))
         return 0
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    finally:
-        try:
-            zfs.stop()
-        finally:
-            cleanup_tree(root)
+
+    return run_on_private_zfs(body)
 
 
 if __name__ == "__main__":

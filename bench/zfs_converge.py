@@ -32,18 +32,15 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+from common import BenchError, BenchZfs, converge, manifest_pool, run_on_private_zfs, table, write_docs, yes
 from nasd.config import Config
 from nasd.daemon import Nasd
-from nasd.reconciler import PassReport
 from nasd.runner import Spawn
-from nasd.testing.zfs import ZFSUnavailable, cleanup_tree, start_for_pool
 
 #: the properties every benchmark dataset carries (as a manifest writes them)
 PROPERTIES: dict[str, str] = {"compression": "gzip-1", "atime": "off", "quota": "1Gi", "recordsize": "64Ki"}
@@ -57,19 +54,6 @@ MAX_NOOP_READS = 3
 MAX_RATIO = 1.1
 
 
-class BenchError(RuntimeError):
-    pass
-
-
-def manifest_pool(name: str, vdev: Path) -> dict[str, Any]:
-    return {
-        "apiVersion": "nasd.io/v1alpha1",
-        "kind": "ZPool",
-        "metadata": {"name": name},
-        "spec": {"vdevs": [{"type": "stripe", "devices": [str(vdev)]}], "files": {str(vdev): "2Gi"}},
-    }
-
-
 def manifest_datasets(pool: str, n: int) -> list[dict[str, Any]]:
     return [
         {
@@ -80,11 +64,6 @@ def manifest_datasets(pool: str, n: int) -> list[dict[str, Any]]:
         }
         for i in range(n)
     ]
-
-
-def write_docs(path: Path, docs: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
 
 
 def split(spawns: list[Spawn]) -> dict[str, Any]:
@@ -108,18 +87,6 @@ def carries_properties(argv: list[str]) -> bool:
     """A `zfs create` that sets every benchmark property with -o."""
     options = {argv[i + 1].split("=", 1)[0] for i, a in enumerate(argv[:-1]) if a == "-o"}
     return set(PROPERTIES) <= options
-
-
-async def converge(nasd: Nasd, what: str, limit: int = 10) -> PassReport:
-    """Run passes until one changes nothing; fail if that does not happen or something is not Ready."""
-    for _ in range(limit):
-        report = await nasd.reconciler.run_pass(ignore_backoff=True)
-        if not report.mutated:
-            if not report.all_ready:
-                bad = [f"{o.key[0]}/{o.key[1]}: {o.reason} {o.message}" for o in report.outcomes if not o.ready]
-                raise BenchError(f"{what}: not Ready: " + "; ".join(bad[:5]))
-            return report
-    raise BenchError(f"{what}: still changing things after {limit} passes")
 
 
 async def setup_pool(config: Config, manifests: Path, pool: str, vdev: Path) -> Any:
@@ -198,19 +165,6 @@ def destroy_datasets(names: list[str]) -> None:
             raise BenchError(f"cannot destroy {name}: {r.stderr.strip()}")
 
 
-def table(rows: list[tuple[str, str, str, str]]) -> str:
-    head = ("figure", "value", "target", "met")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
-def yes(ok: bool) -> str:
-    return "yes" if ok else "NO"
-
-
 def report(n: int, dialect: Any, rounds: list[dict[str, Any]], shell_times: list[float]) -> str:
     last = rounds[-1]
     cold, noop = last["cold"], last["noop"]
@@ -281,25 +235,10 @@ def main() -> int:
         parser.error("--rounds must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    root = Path(tempfile.mkdtemp(prefix="nasd-bench-"))
-    try:
-        zfs, pool = start_for_pool(root, "bench")
-    except ZFSUnavailable as e:
-        print(f"error: cannot start ZFS: {e}", file=sys.stderr)
-        shutil.rmtree(root, ignore_errors=True)
-        return 1
-    try:
-        (root / "mnt").mkdir()
-        manifests = root / "manifests"
-        config = Config(
-            stateDir=root / "state-setup",
-            socket=root / "nasd.sock",
-            manifests=[manifests],
-            plugins={"zfs": {"mountRoot": str(root / "mnt")}},
-        )
-        print(f"{'kernel ZFS' if zfs.kernel else 'private zfs-fuse (pid %s)' % zfs.pid}; pool {pool} in {root}",
-              flush=True)
-        dialect = asyncio.run(setup_pool(config, manifests, pool, root / "vdevs" / f"{pool}-0.img"))
+    def body(env: BenchZfs) -> int:
+        root, pool, manifests = env.root, env.pool, env.manifests
+        config = env.config("state-setup")
+        dialect = asyncio.run(setup_pool(config, manifests, pool, env.vdev))
         write_docs(manifests / "datasets.yaml", manifest_datasets(pool, n))
         # Rounds alternate the shell loop and nasd, each starting from the same pool (the other's
         # datasets destroyed, each nasd round on a fresh copy of the state after the pool was made),
@@ -326,14 +265,8 @@ def main() -> int:
         print()
         print(report(n, dialect, results, shell_times))
         return 0
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    finally:
-        try:
-            zfs.stop()
-        finally:
-            cleanup_tree(root)
+
+    return run_on_private_zfs(body)
 
 
 if __name__ == "__main__":

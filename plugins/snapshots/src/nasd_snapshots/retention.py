@@ -84,32 +84,21 @@ def _month_key() -> Callable[[float], int]:
     return month_key
 
 
-def _grid(times: list[float], keep: list[bool], count: int, bucket: Callable[[float], int] | None,
-          width: int) -> int:
+def _grid(times: list[float], keep: list[bool], count: int, bucket: Callable[[float], float]) -> int:
     """Keep the newest snapshot of each bucket until ``count`` buckets are kept; returns how many were kept.
 
-    ``times`` is newest first. A bucket is ``int(t // width)``, or ``bucket(t)`` when given.
+    ``times`` is newest first; ``bucket(t)`` names the hour, day, week, month or year of ``t``.
     """
     kept = 0
     last = None
-    if bucket is None:
-        for i, t in enumerate(times):
-            b = t // width
-            if b != last:
-                keep[i] = True
-                last = b
-                kept += 1
-                if kept == count:
-                    break
-    else:
-        for i, t in enumerate(times):
-            b = bucket(t)
-            if b != last:
-                keep[i] = True
-                last = b
-                kept += 1
-                if kept == count:
-                    break
+    for i, t in enumerate(times):
+        b = bucket(t)
+        if b != last:
+            keep[i] = True
+            last = b
+            kept += 1
+            if kept == count:
+                break
     return kept
 
 
@@ -148,17 +137,17 @@ def plan_retention(snapshots: Iterable[tuple[str, float]], policy: Policy, now: 
         keep[:n] = [True] * n
         buckets["keepLast"] = n
     if policy.hourly:
-        buckets["hourly"] = _grid(times, keep, policy.hourly, None, 3600)
+        buckets["hourly"] = _grid(times, keep, policy.hourly, lambda t: t // 3600)
     if policy.daily:
-        buckets["daily"] = _grid(times, keep, policy.daily, None, 86400)
+        buckets["daily"] = _grid(times, keep, policy.daily, lambda t: t // 86400)
     if policy.weekly:
         # 1970-01-01 was a Thursday: shifting by 3 days starts the weeks on Mondays
-        buckets["weekly"] = _grid(times, keep, policy.weekly, lambda t: (t // 86400 + 3) // 7, 0)
+        buckets["weekly"] = _grid(times, keep, policy.weekly, lambda t: (t // 86400 + 3) // 7)
     if policy.monthly:
-        buckets["monthly"] = _grid(times, keep, policy.monthly, _month_key(), 0)
+        buckets["monthly"] = _grid(times, keep, policy.monthly, _month_key())
     if policy.yearly:
         month_key = _month_key()
-        buckets["yearly"] = _grid(times, keep, policy.yearly, lambda t: month_key(t) // 12, 0)
+        buckets["yearly"] = _grid(times, keep, policy.yearly, lambda t: month_key(t) // 12)
 
     kept = [name for t, name in ordered[:nfuture]]
     kept += [name for (t, name), k in zip(past, keep) if k]
