@@ -66,6 +66,10 @@ def manifest_datasets(pool: str, n: int) -> list[dict[str, Any]]:
     ]
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 def split(spawns: list[Spawn]) -> dict[str, Any]:
     def verb(s: Spawn) -> tuple[str, str]:
         program = s.argv[0].rsplit("/", 1)[-1]
@@ -79,7 +83,7 @@ def split(spawns: list[Spawn]) -> dict[str, Any]:
         "sets": sum(1 for s in spawns if verb(s) == ("zfs", "set")),
         "failed": [s for s in spawns if s.returncode != 0],
         "seconds": sum(s.seconds for s in spawns),
-        "read_argv": [shlex.join([s.argv[0].rsplit("/", 1)[-1], *s.argv[1:]]) for s in spawns if not s.mutating],
+        "read_argv": [_short(shlex.join([s.argv[0].rsplit("/", 1)[-1], *s.argv[1:]])) for s in spawns if not s.mutating],
     }
 
 
