@@ -109,6 +109,20 @@ def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
 
 
 @hookspec
+def dataset_properties(ctx: Context, datasets: list[ZDataset], desired: list[Resource]) -> Mapping[str, Mapping[str, str]] | None:
+    """Properties other resources need on datasets, beyond what each ZDataset's spec says.
+
+    Called once per pass by the plugin that manages datasets (the ZFS plugin, while it observes), with
+    every desired ZDataset and every desired resource. The Time Machine plugin uses it to put a
+    ``refquota`` on a dataset whose share has a ``maxSize``.
+
+    Return value: ``{ZDataset name: {property: value}}``; values are validated like a spec's (the
+    property allowlist, sizes) and a property the ZDataset's own spec sets wins. ``None`` adds nothing.
+    Must never: run a command; ask for a create-only property.
+    """
+
+
+@hookspec
 def ensure_pool(ctx: Context, pool: ZPool, observed: Mapping[str, Any]) -> Plan | None:
     """Plan how to make the ZFS pool ``pool`` exist as its spec says.
 

@@ -22,3 +22,16 @@ def smb_share_options(ctx: Context, share: NASShare, dataset: ZDataset) -> Mappi
     Must never: return parameters that run programs (``*exec``, ``*script``, ``*command``),
     ``include``, or values with newlines or '%'.
     """
+
+
+@hookspec
+def smb_global_options(ctx: Context, shares: list[NASShare]) -> Mapping[str, Any] | None:
+    """Add smb.conf parameters to the ``[global]`` section.
+
+    Called once per pass, while the SMB plugin observes, with every desired SMB share (e.g. the Time
+    Machine plugin sets the fruit module's server-wide settings when any share is a Time Machine share).
+    Return value: a mapping of parameter -> value, checked by the renderer like every value; a parameter
+    the SMB plugin sets itself (ports, paths, security) cannot be changed this way and is refused.
+    ``None`` adds nothing. Must never: return parameters that run programs, ``include``, or values with
+    newlines or '%'.
+    """

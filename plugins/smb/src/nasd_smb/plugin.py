@@ -15,7 +15,7 @@ from nasd.models import NASDirectory, NASGroup, NASShare, NASUser, Resource, ZDa
 from nasd.planning import Action, Plan, Problem
 
 from . import hookspecs, identity, smbd
-from .render import HEADER, ShareConfig, UnsafeValue, parse_shares, render, render_share, share_config
+from .render import HEADER, ShareConfig, UnsafeValue, check_pair, parse_shares, render, render_share, share_config
 from .settings import SMBSettings, load_settings
 
 NAME = "smb"
@@ -31,6 +31,7 @@ class SmbObservation:
     rejected: set[str] = field(default_factory=set)  # shares testparm refused in this pass
     synced: bool = False  # whether smb.conf is exactly the rendering of ``applied``
     names: dict[str, str] = field(default_factory=dict)  # lower-cased share name -> NASShare
+    extra_global: dict[str, str] = field(default_factory=dict)  # [global] parameters other plugins add
     identity: identity.IdentityObservation = field(default_factory=identity.IdentityObservation)
 
 
@@ -71,6 +72,21 @@ def _extra_options(ctx: Context, share: NASShare, dataset: ZDataset) -> dict[str
     return out
 
 
+def _global_extras(ctx: Context, shares: list[NASShare]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if ctx.pm is None or not hasattr(ctx.pm.hook, "smb_global_options"):
+        return out
+    for part in ctx.pm.hook.smb_global_options(ctx=ctx, shares=shares):
+        for key, value in (part or {}).items():
+            try:
+                check_pair(str(key), str(value))
+            except UnsafeValue as e:  # one plugin's bad value must not keep every share out
+                ctx.log.error("smb_global_options: %s (left out)", e)
+                continue
+            out[str(key)] = str(value)
+    return dict(sorted(out.items()))
+
+
 @hookimpl
 async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
     mine = [r for r in desired if _is_smb(r) or isinstance(r, (NASDirectory, NASUser, NASGroup))]
@@ -88,6 +104,7 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
         return None  # no SMB here at all: not even a file read more
     obs = SmbObservation(settings=settings, current=current)
     obs.directories = [r for r in desired if isinstance(r, NASDirectory)]
+    obs.extra_global = _global_extras(ctx, [r for r in desired if _is_smb(r)])  # type: ignore[misc]
     ident = obs.identity
     ident.registry, ident.registry_path = registry, registry_path
     ident.desired_groups = {r.name: r for r in desired if isinstance(r, NASGroup)}
@@ -108,7 +125,8 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
     obs.applied = dict(obs.shares)
     obs.names = {c.name.lower(): r for r, c in obs.shares.items()}
     try:
-        obs.synced = current is not None and render(settings, obs.directories, obs.applied.values()) == current
+        obs.synced = current is not None and render(settings, obs.directories, obs.applied.values(),
+                                                    obs.extra_global) == current
     except UnsafeValue:
         obs.synced = False
     return {"smb": obs}
@@ -135,7 +153,7 @@ def _candidate(obs: SmbObservation) -> dict[str, ShareConfig]:
 
 def _checked_render(obs: SmbObservation, shares: dict[str, ShareConfig]) -> str:
     try:
-        return render(obs.settings, obs.directories, shares.values())
+        return render(obs.settings, obs.directories, shares.values(), obs.extra_global)
     except UnsafeValue as e:  # e.g. a global setting; the shares were checked one by one already
         raise PermanentError(f"smb.conf not written: {e}", reason="UnsafeValue") from None
 

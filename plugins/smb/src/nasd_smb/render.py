@@ -135,12 +135,18 @@ def global_options(settings: SMBSettings, directories: Iterable[NASDirectory], g
     return opts
 
 
-def render(settings: SMBSettings, directories: Iterable[NASDirectory], shares: Iterable[ShareConfig]) -> str:
-    """The whole smb.conf. Raises UnsafeValue rather than write anything doubtful."""
+def render(settings: SMBSettings, directories: Iterable[NASDirectory], shares: Iterable[ShareConfig],
+           extra_global: dict[str, str] | None = None) -> str:
+    """The whole smb.conf. ``extra_global``: what other plugins add to [global] (never replacing what
+    nasd sets itself). Raises UnsafeValue rather than write anything doubtful."""
     shares = sorted(shares, key=lambda s: s.name.lower())
     lines = [HEADER, "[global]"]
-    for key, value in global_options(settings, directories, any(s.options.get("guest ok") == "yes"
-                                                                   for s in shares)).items():
+    options = global_options(settings, directories, any(s.options.get("guest ok") == "yes" for s in shares))
+    for key, value in (extra_global or {}).items():
+        if key in options:
+            raise UnsafeValue(f"[global] {key} is set by nasd itself; a plugin cannot change it")
+        options[key] = value
+    for key, value in options.items():
         if value:
             check_pair(key, value)
         lines.append(f"\t{key} = {value}")

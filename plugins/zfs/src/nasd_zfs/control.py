@@ -11,7 +11,7 @@ from typing import Any, Iterable
 from nasd.context import Context
 from nasd.errors import CommandError, PermanentError
 from nasd.models import Resource, ZDataset, ZPool, ZSnapshotRestore
-from nasd.models.zfs_properties import CHECKS
+from nasd.models.zfs_properties import CHECKS, CREATE_ONLY, validate_properties
 from nasd.state import write_json
 
 from .dialect import Dialect, parse_dialect
@@ -55,8 +55,31 @@ async def detect_dialect(ctx: Context) -> Dialect:
     return dialect
 
 
-def _read_properties(dialect: Dialect, desired: Iterable[Resource]) -> list[str]:
+def contributed_properties(ctx: Context, datasets: list[ZDataset], desired: list[Resource]) -> dict[str, dict[str, str]]:
+    """What other plugins need on datasets (``dataset_properties``), validated like a spec's properties;
+    an invalid contribution is logged and left out (it must not stop the dataset)."""
+    out: dict[str, dict[str, str]] = {}
+    if ctx.pm is None:
+        return out
+    for part in ctx.pm.hook.dataset_properties(ctx=ctx, datasets=datasets, desired=desired):
+        for name, props in (part or {}).items():
+            try:
+                checked = validate_properties(dict(props))
+            except (ValueError, TypeError) as e:
+                ctx.log.error("dataset_properties for %s left out: %s", name, e)
+                continue
+            bad = sorted(set(checked) & CREATE_ONLY)
+            if bad:
+                ctx.log.error("dataset_properties for %s left out: %s can only be set at creation", name, bad)
+                continue
+            out.setdefault(str(name), {}).update({k: str(v) for k, v in checked.items()})
+    return out
+
+
+def _read_properties(dialect: Dialect, desired: Iterable[Resource], contributed: dict[str, dict[str, str]]) -> list[str]:
     wanted = set(STATUS_PROPERTIES)
+    for props in contributed.values():
+        wanted |= set(props)
     for r in desired:
         props = getattr(r.spec, "properties", None)
         if isinstance(props, dict):
@@ -79,10 +102,11 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
             # a restore's clone is still wanted while the restore is, whatever became of its ZDataset
             clone = f"{by_name[r.spec.source.dataset].spec.pool}/{r.spec.target.path}"
             obs.restored[clone] = r.name
+    obs.contributed = contributed_properties(ctx, list(by_name.values()), desired)
     argv = ["zfs", "get", "-H", "-p", "-o", "name,property,value,source"]
     zpool_status = ["zpool", "status", *(["-P"] if dialect.status_full_paths else [])]
     if dialect.get_types:
-        argv += ["-t", "filesystem", ",".join(_read_properties(dialect, desired))]
+        argv += ["-t", "filesystem", ",".join(_read_properties(dialect, desired, obs.contributed))]
         # both reads at once: the `zfs get` is only used when there are pools
         status, result = await asyncio.gather(
             ctx.runner.run(zpool_status, mutating=False),
@@ -95,7 +119,7 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
             ctx.runner.run(zpool_status, mutating=False),
             ctx.runner.run(["zfs", "list", "-H", "-o", "name", "-t", "filesystem"], mutating=False, check=False),
         )
-        argv += [",".join(_read_properties(dialect, desired)), *names.stdout.split()]
+        argv += [",".join(_read_properties(dialect, desired, obs.contributed)), *names.stdout.split()]
         result = names
         if names.returncode == 0 and names.stdout.strip():
             result = await ctx.runner.run(argv, mutating=False, check=False)

@@ -36,6 +36,8 @@ class ZfsObservation:
     mount_root: str = "/mnt"
     declared: dict[str, list[str]] = field(default_factory=dict)  # zfs name -> the ZDatasets declaring it
     restored: dict[str, str] = field(default_factory=dict)  # zfs name -> the ZSnapshotRestore whose clone it is
+    #: ZDataset name -> properties other resources need on it (the core's dataset_properties hook)
+    contributed: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def observation(observed: Any) -> ZfsObservation:

@@ -56,7 +56,12 @@ def ensure_pool(ctx: Context, pool: ZPool, observed: Mapping[str, Any]) -> Plan:
 
 @hookimpl
 def ensure_dataset(ctx: Context, dataset: ZDataset, pool: ZPool | None, observed: Mapping[str, Any]) -> Plan:
-    return plan.plan_dataset(dataset, pool, plan.observation(observed))
+    obs = plan.observation(observed)
+    extra = obs.contributed.get(dataset.name)
+    if extra:  # what other resources need on it (a Time Machine share's refquota); the spec's own values win
+        spec = dataset.spec.model_copy(update={"properties": {**extra, **dataset.spec.properties}})
+        dataset = dataset.model_copy(update={"spec": spec})
+    return plan.plan_dataset(dataset, pool, obs)
 
 
 @hookimpl

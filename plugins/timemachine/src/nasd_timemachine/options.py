@@ -1,0 +1,76 @@
+"""Which smb.conf parameters Time Machine needs: pure functions of the shares, no I/O.
+
+Samba's vfs_fruit serves Apple's SMB extensions. The first share a Mac opens decides whether they
+are on for the whole session, so once any share on the server is a Time Machine share, every share
+gets the same fruit stack (it changes nothing for Windows and Linux clients, which do not ask for
+the extensions). Streams (resource forks, Finder info) need extended attributes; where the file
+system has none (zfs-fuse), ``xattr_tdb`` keeps them in a database instead.
+"""
+
+from __future__ import annotations
+
+from nasd.models import NASShare
+
+#: server-wide fruit settings ([global]): what the vfs_fruit manual and the peers' Time Machine presets use
+GLOBAL = {
+    "fruit:aapl": "yes",
+    "fruit:nfs_aces": "no",
+    "fruit:copyfile": "yes",
+}
+DEFAULT_MODEL = "MacSamba"
+
+#: per share, on every share once one is a Time Machine share
+PER_SHARE = {
+    "fruit:metadata": "stream",
+    "fruit:posix_rename": "yes",
+    "fruit:veto_appledouble": "no",
+    "fruit:wipe_intentionally_left_blank_rfork": "yes",
+    "fruit:delete_empty_adfiles": "yes",
+}
+
+
+def is_time_machine(share: NASShare) -> bool:
+    smb = share.spec.smb
+    return share.spec.protocol == "smb" and smb is not None and smb.timeMachine is not None \
+        and smb.timeMachine.enabled
+
+
+def size_text(size: int) -> str:
+    """Bytes as Samba writes sizes: the largest exact unit (K, M, G, T), else bytes."""
+    for unit, factor in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+def global_options(shares: list[NASShare], model: str = DEFAULT_MODEL) -> dict[str, str]:
+    if not any(is_time_machine(s) for s in shares):
+        return {}
+    return {**GLOBAL, "fruit:model": model}
+
+
+def share_options(share: NASShare, any_time_machine: bool, xattrs: bool, tdb_file: str) -> dict[str, str]:
+    if not any_time_machine:
+        return {}
+    vfs = ["catia", "fruit", "streams_xattr"] + ([] if xattrs else ["xattr_tdb"])
+    opts = {"vfs objects": " ".join(vfs), **PER_SHARE}
+    if not xattrs:
+        opts["xattr_tdb:file"] = tdb_file
+    if is_time_machine(share):
+        opts["fruit:time machine"] = "yes"
+        tm = share.spec.smb.timeMachine  # type: ignore[union-attr]
+        if tm is not None and tm.maxSize:
+            opts["fruit:time machine max size"] = size_text(tm.maxSize)
+    return opts
+
+
+def quotas(shares: list[NASShare]) -> dict[str, dict[str, str]]:
+    """``{ZDataset name: {"refquota": bytes}}`` for Time Machine shares with a maxSize: fruit's own limit is
+    approximate (it counts the bands of sparse bundles), the quota is exact."""
+    out: dict[str, dict[str, str]] = {}
+    for s in shares:
+        if is_time_machine(s):
+            tm = s.spec.smb.timeMachine  # type: ignore[union-attr]
+            if tm is not None and tm.maxSize:
+                out[s.spec.dataset] = {"refquota": str(tm.maxSize)}
+    return out

@@ -1,0 +1,104 @@
+"""Time Machine shares with the real smbd and smbclient on zfs-fuse: named streams, the quota in the
+disk-free answer, and the plain shares beside them unchanged for other clients."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from nasd.models import parse_resource
+
+ALICE = "s3cret-Alice"
+MAX = 256 << 20
+
+
+def identities(smb_env) -> list[dict]:
+    d = {"apiVersion": "nasd.io/v1alpha1"}
+    return [
+        d | {"kind": "NASDirectory", "metadata": {"name": "local"}, "spec": {"type": "local"}},
+        d | {"kind": "NASUser", "metadata": {"name": "alice"},
+             "spec": {"directory": "local", "uid": 2001, "passwordSecretRef": {"file": smb_env.secret("alice", ALICE)}}},
+    ]
+
+
+def share(name: str, **smb) -> dict:
+    return {"apiVersion": "nasd.io/v1alpha1", "kind": "NASShare", "metadata": {"name": name},
+            "spec": {"protocol": "smb", "dataset": name, "smb": {"validUsers": ["alice"], **smb}}}
+
+
+async def converge(nasd, passes: int = 6) -> None:
+    for _ in range(passes):
+        if not (await nasd.reconciler.run_pass(ignore_backoff=True)).mutated:
+            return
+    raise AssertionError("did not converge")
+
+
+def smb_conf(nasd) -> str:
+    from nasd_smb.settings import load_settings
+    return load_settings(nasd.ctx.settings("smb"), nasd.ctx.state_dir).config_file.read_text()
+
+
+def section(conf: str, name: str) -> str:
+    return conf.split(f"[{name}]", 1)[1].split("\n\n", 1)[0]
+
+
+async def start(pool_env, smb_env, make_nasd, *docs):
+    base = [pool_env.pool_manifest(), pool_env.dataset_manifest("backups"), pool_env.dataset_manifest("media"),
+            *identities(smb_env)]
+    folder = pool_env.root / "manifests"
+    pool_env.write_manifests(folder, *base, *docs)
+    nasd = await make_nasd([folder], watch=True, plugins={"zfs": {"mountRoot": str(pool_env.mount_root)},
+                                                          "smb": smb_env.settings()})
+    await converge(nasd)
+    for ds in ("backups", "media"):
+        subprocess.run(["chown", "2001", nasd.reconciler.current[("ZDataset", ds)].status.mountpoint], check=True)
+    return nasd, base
+
+
+async def test_a_time_machine_share_keeps_named_streams_and_reports_its_quota_as_the_disk_size(
+        pool_env, smb_env, make_nasd, tmp_path):
+    nasd, _ = await start(pool_env, smb_env, make_nasd,
+                          share("backups", timeMachine={"enabled": True, "maxSize": "256Mi"}), share("media"))
+    assert all(r.ready for r in nasd.reconciler.current.values()), {
+        k: r.condition("Ready") for k, r in nasd.reconciler.current.items() if not r.ready}
+    conf = smb_conf(nasd)
+    backups = section(conf, "backups")
+    for line in ("fruit:time machine = yes", "fruit:time machine max size = 256M", "fruit:metadata = stream",
+                 "vfs objects = catia fruit streams_xattr xattr_tdb"):  # zfs-fuse has no xattrs
+        assert line in backups, backups
+    assert "fruit:model = MacSamba" in section(conf, "global")
+    assert pool_env.zfs_get(f"{pool_env.pool_name()}/backups", "refquota") == {"refquota": str(MAX)}
+
+    (tmp_path / "info").write_bytes(b"AFP\x00" + bytes(56))
+    (tmp_path / "data.txt").write_text("backup data\n")
+    put = smb_env.smbclient("backups", "alice", ALICE, 'put data.txt; put info "data.txt:AFP_AfpInfo"; '
+                            'put data.txt "data.txt:com.apple.metadata"', cwd=tmp_path)
+    assert put.returncode == 0, put.stdout + put.stderr
+    info = smb_env.smbclient("backups", "alice", ALICE, "allinfo data.txt")
+    assert ":com.apple.metadata:$DATA" in info.stdout, info.stdout
+    got = smb_env.smbclient("backups", "alice", ALICE, 'get "data.txt:com.apple.metadata" back.txt', cwd=tmp_path)
+    assert got.returncode == 0 and (tmp_path / "back.txt").read_text() == "backup data\n"
+    du = smb_env.smbclient("backups", "alice", ALICE, "du")
+    m = re.search(r"(\d+) blocks of size (\d+)\. (\d+) blocks available", du.stdout)
+    assert m, du.stdout
+    total = int(m.group(1)) * int(m.group(2))
+    assert 0.9 * MAX <= total <= MAX, (total, du.stdout)  # the quota, not the pool's size
+
+
+async def test_every_share_gets_the_same_fruit_stack_and_a_plain_share_still_serves_windows_and_linux(
+        pool_env, smb_env, make_nasd, tmp_path):
+    nasd, base = await start(pool_env, smb_env, make_nasd,
+                             share("backups", timeMachine={"enabled": True}), share("media"))
+    media = section(smb_conf(nasd), "media")
+    assert "vfs objects = catia fruit streams_xattr xattr_tdb" in media and "fruit:time machine" not in media
+    (tmp_path / "a.txt").write_text("plain\n")
+    put = smb_env.smbclient("media", "alice", ALICE, "put a.txt; get a.txt b.txt", cwd=tmp_path)
+    assert put.returncode == 0 and (tmp_path / "b.txt").read_text() == "plain\n"
+    assert smb_env.smbclient("media", None, None, "ls").returncode != 0  # still no guests
+
+    # without a Time Machine share, fruit leaves every share and [global] again, and the quota stays (data)
+    nasd.feed.replace("manifests", [parse_resource(d) for d in [*base, share("media")]])
+    await converge(nasd)
+    conf = smb_conf(nasd)
+    assert "fruit" not in conf and "[backups]" not in conf
+    assert smb_env.smbclient("media", "alice", ALICE, "get a.txt c.txt", cwd=tmp_path).returncode == 0
