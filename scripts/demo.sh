@@ -183,17 +183,17 @@ check_demo_user() {
 # Hand the shared dataset's folder to the demo user, so that the share is writable for them (nasd
 # does not manage file permissions yet). Only a mounted dataset that nasd created.
 give_share_to_user() {
-    ds=$POOL/$SHARE
+    ds=$POOL/${1:-$SHARE}
     managed=$(zfs get -H -o value,source nasd.io:managed "$ds" 2>/dev/null | tr '\t' ' ')
     mounted=$(zfs get -H -o value mounted "$ds" 2>/dev/null || true)
     mp=$(zfs get -H -o value mountpoint "$ds" 2>/dev/null || true)
     if [ "$managed" != "true local" ] || [ "$mounted" != yes ] || ! grep -q "^$DEMO_USER:" /etc/passwd; then
         say "not handing $ds to $DEMO_USER (not made by nasd, not mounted, or no user $DEMO_USER yet): the share"
-        say "is read-only for $DEMO_USER until you run: chown $DEMO_USER: ${mp:-$MOUNT/$SHARE}"
+        say "is read-only for $DEMO_USER until you run: chown $DEMO_USER: ${mp:-$MOUNT/${1:-$SHARE}}"
         return 0
     fi
     chown "$DEMO_USER:" "$mp"
-    say "$mp now belongs to $DEMO_USER: the share $SHARE is writable for $DEMO_USER"
+    say "$mp now belongs to $DEMO_USER: the share ${1:-$SHARE} is writable for $DEMO_USER"
 }
 
 serve() {
@@ -221,7 +221,8 @@ EOF
     check_demo_user
     say "converging examples/ once (nasd reconcile): pool, datasets, user $DEMO_USER, share $SHARE"
     if "$NASD" reconcile -f "$REPO/examples" --state-dir "$STATE" --config "$CONFIG" -o wide; then
-        give_share_to_user
+        give_share_to_user media
+        give_share_to_user backups
     else
         say "not everything is Ready yet (see above): nasd serve keeps trying, and says why"
     fi
@@ -230,7 +231,9 @@ EOF
 
 nasd is starting: it serves the pool $POOL (on the sparse file $IMAGE), the datasets media,
 documents and backups from examples/ (mounted under $MOUNT), and the dataset media as the SMB
-share $SHARE for the user $DEMO_USER, from an smbd of its own on port $port.
+share $SHARE for the user $DEMO_USER, from an smbd of its own on port $port. The dataset backups is
+the Time Machine share backups (512Mi at most): nasd advertises it over mDNS, so a Mac on this
+network lists it in Time Machine's "Select Backup Disk" (log in as $DEMO_USER).
 
 Try the share (the password is in $SECRET):
     smbclient //localhost/$SHARE$p -U $DEMO_USER%$password -c ls

@@ -16,7 +16,9 @@ case "${1:-}" in
     command -v smbclient >/dev/null 2>&1 || need="$need smbclient"
     ls /usr/lib/*/samba/vfs/shadow_copy2.so >/dev/null 2>&1 || need="$need samba-vfs-modules"
     ls /usr/lib/*/libnss_wrapper.so* >/dev/null 2>&1 || need="$need libnss-wrapper"
-    command -v useradd >/dev/null 2>&1 || need="$need passwd" ;;
+    command -v useradd >/dev/null 2>&1 || need="$need passwd"
+    # `ip`: the Time Machine tests give their mDNS a private network namespace with multicast on loopback
+    command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need="$need iproute2" ;;
   *) echo "usage: $0 python|zfs|samba" >&2; exit 2 ;;
 esac
 [ -z "$need" ] && exit 0

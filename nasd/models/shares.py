@@ -164,8 +164,15 @@ class NASShareSpec(StrictModel):
         return self
 
 
+class TimeMachineStatus(StrictModel):
+    advertisedAs: str | None = Field(default=None, description="The mDNS instance name Macs see")
+    quota: int | None = Field(default=None, description="maxSize, as the dataset's refquota (bytes)")
+    used: int | None = Field(default=None, description="What the dataset uses (bytes)")
+
+
 class NASShareStatus(Status):
     path: str | None = None
+    timeMachine: TimeMachineStatus | None = None
     unc: str | None = None
     allowedUsers: list[str] | None = None
     allowedGroups: list[str] | None = None

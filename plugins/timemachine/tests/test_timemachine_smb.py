@@ -102,3 +102,70 @@ async def test_every_share_gets_the_same_fruit_stack_and_a_plain_share_still_ser
     conf = smb_conf(nasd)
     assert "fruit" not in conf and "[backups]" not in conf
     assert smb_env.smbclient("media", "alice", ALICE, "get a.txt c.txt", cwd=tmp_path).returncode == 0
+
+
+async def browse_adisk(host: str) -> dict[str, str] | None:
+    from nasd_timemachine.advertise import browse
+    return (await browse(host, ["_adisk._tcp"], ["127.0.0.1"], timeout=2.0)).get("_adisk._tcp")
+
+
+async def wait_for(predicate, nasd, seconds: float = 20.0):
+    """Passes (as the daemon would run them when its advertiser asks) until ``predicate()`` holds."""
+    import asyncio
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await nasd.reconciler.run_pass(ignore_backoff=True)
+        if await predicate():
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+async def test_time_machine_shares_are_advertised_over_mdns_with_the_exact_txt_and_follow_the_shares(
+        private_network, pool_env, smb_env, make_nasd):
+    from nasd_timemachine.advertise import share_uuid
+    settings = {"mdns": "zeroconf", "interfaces": ["127.0.0.1"], "hostName": "nasbox"}
+    base = [pool_env.pool_manifest(), pool_env.dataset_manifest("backups"), pool_env.dataset_manifest("laptops"),
+            pool_env.dataset_manifest("media"), *identities(smb_env), share("media")]
+    folder = pool_env.root / "manifests"
+    pool_env.write_manifests(folder, *base, share("backups", timeMachine={"enabled": True, "maxSize": "256Mi"}))
+    nasd = await make_nasd([folder], watch=True, plugins={"zfs": {"mountRoot": str(pool_env.mount_root)},
+                                                          "smb": smb_env.settings(), "timemachine": settings})
+    backups = f"adVN=backups,adVF=0x82,adVU={share_uuid('nasbox', 'backups')}"
+    laptops = f"adVN=laptops,adVF=0x82,adVU={share_uuid('nasbox', 'laptops')}"
+
+    async def advertised() -> bool:
+        c = nasd.reconciler.current.get(("NASShare", "backups"))
+        return c is not None and c.condition("Advertised") is not None and c.condition("Advertised").status == "True"
+
+    await wait_for(advertised, nasd)
+    assert await browse_adisk("nasbox") == {"sys": "waMa=0,adVF=0x100", "dk0": backups}
+    status = nasd.reconciler.current[("NASShare", "backups")].status.timeMachine
+    assert (status.advertisedAs, status.quota) == ("nasbox", MAX) and status.used is not None
+    assert nasd.reconciler.current[("NASShare", "media")].condition("Advertised") is None  # not a TM share
+
+    # a second share is added: re-advertised, smbd not restarted
+    pid = smbd_pid(smb_env)
+    assert pid > 0
+    nasd.feed.replace("manifests", [parse_resource(d) for d in [
+        *base, share("backups", timeMachine={"enabled": True}), share("laptops", timeMachine={"enabled": True})]])
+
+    async def both() -> bool:
+        return await browse_adisk("nasbox") == {"sys": "waMa=0,adVF=0x100", "dk0": backups, "dk1": laptops}
+
+    await wait_for(both, nasd)
+    assert smbd_pid(smb_env) == pid
+
+    # and when no share is a Time Machine share any more, the records go
+    nasd.feed.replace("manifests", [parse_resource(d) for d in base])
+
+    async def gone() -> bool:
+        return await browse_adisk("nasbox") is None
+
+    await wait_for(gone, nasd)
+
+
+def smbd_pid(smb_env) -> int:
+    pids = list(smb_env.root.rglob("smbd.pid"))
+    return int(pids[0].read_text().split()[0]) if pids else 0

@@ -35,3 +35,15 @@ def smb_global_options(ctx: Context, shares: list[NASShare]) -> Mapping[str, Any
     ``None`` adds nothing. Must never: return parameters that run programs, ``include``, or values with
     newlines or '%'.
     """
+
+
+@hookspec
+def smb_share_status(ctx: Context, share: NASShare, dataset: ZDataset) -> Mapping[str, Any] | None:
+    """Add status fields and Conditions to an SMB share.
+
+    Called when the SMB plugin plans the share ``share`` (after ``smb_share_options``), e.g. by the Time
+    Machine plugin for its quota, used space and whether its mDNS advertisement was seen (``Advertised``).
+    Return value: ``{"status": {field: value}, "conditions": [(type, ok, reason, message)]}`` (either
+    key optional); ``ok`` is True, False or None (Unknown). ``None`` adds nothing.
+    Must never: run a command or block; set ``Ready`` (the SMB plugin owns it).
+    """

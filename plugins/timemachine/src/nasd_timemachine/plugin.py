@@ -4,20 +4,95 @@ hooks the SMB plugin declares), and the quota of a Time Machine share's dataset 
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import re
+import socket
+from pathlib import Path
 from typing import Any, Mapping
 
 from nasd.context import Context
 from nasd.hookspecs import hookimpl
 from nasd.models import NASShare, Resource, ZDataset
+from nasd.models.shares import TimeMachineStatus
 
-from . import options
+from . import advertise, options
 
 NAME = "timemachine"
 _ANY = "timemachine-any"
 _XATTRS = "timemachine-xattrs"
+_WANTED = "timemachine-wanted"  # the Time Machine share names the last pass declared
+_SEEN = "timemachine-seen"  # share name -> (ok, message) from the last check by browsing
+_EVENT = "timemachine-event"
+
+
+def _host(ctx: Context) -> str:
+    name = str(ctx.settings(NAME).get("hostName") or socket.gethostname().split(".")[0])
+    return re.sub(r"[^A-Za-z0-9-]", "-", name)[:63] or "nasd"
+
+
+def _interfaces(ctx: Context) -> list[str]:
+    return [str(i) for i in ctx.settings(NAME).get("interfaces", [])]
+
+
+def _backend(ctx: Context) -> advertise.Backend | None:
+    mode = str(ctx.settings(NAME).get("mdns", "auto"))
+    folder = Path(str(ctx.settings(NAME).get("avahiServicesDir", "/etc/avahi/services")))
+    if mode == "off":
+        return None
+    if mode == "avahi" or (mode == "auto" and Path("/run/avahi-daemon/socket").exists() and folder.is_dir()):
+        return advertise.AvahiBackend(folder)
+    return advertise.ZeroconfBackend(_interfaces(ctx))
+
+
+@hookimpl
+def startup(ctx: Context) -> None:
+    if ctx.watch and str(ctx.settings(NAME).get("mdns", "auto")) != "off":
+        ctx.cache[_EVENT] = asyncio.Event()
+        ctx.spawn(_advertise(ctx), "timemachine-mdns")
+
+
+async def _advertise(ctx: Context) -> None:
+    """Keep the mDNS records equal to the declared Time Machine shares, then check them by browsing; a
+    changed result asks for a pass, which puts it on the shares' ``Advertised`` condition."""
+    event: asyncio.Event = ctx.cache[_EVENT]
+    backend = None
+    published: dict[str, advertise.Service] = {}
+    try:
+        while True:
+            await event.wait()
+            event.clear()
+            host, shares = _host(ctx), sorted(ctx.cache.get(_WANTED, ()))
+            model = str(ctx.settings(NAME).get("model", options.DEFAULT_MODEL))
+            port = int(ctx.settings("smb").get("port", 445))
+            records = advertise.services(host, port, shares, model)
+            try:
+                if records != published:
+                    backend = backend or _backend(ctx)
+                    if backend is not None:
+                        await backend.publish(host, records)
+                    published = records
+                seen = await advertise.browse(host, list(records), _interfaces(ctx)) if records else {}
+                disks = set(seen.get("_adisk._tcp", {}).values())
+                result = {}
+                for name in shares:
+                    wanted = f"adVN={name},adVF={advertise.ADISK_FLAGS},adVU={advertise.share_uuid(host, name)}"
+                    ok = wanted in disks and set(records) <= set(seen)
+                    result[name] = (ok, f"{host}._adisk._tcp: {wanted}" if ok else
+                                    f"published as {host} but not seen when browsing: missing "
+                                    f"{sorted(set(records) - set(seen)) or ['dk entry ' + wanted]} (is multicast "
+                                    "delivered on this host's interfaces? `timemachine: {interfaces: [...]}` "
+                                    "picks them)")
+            except Exception as e:  # no multicast, avahi folder not writable, ...: said on the shares
+                ctx.log.error("mDNS advertisement failed: %s", e)
+                result = {name: (False, f"advertising failed: {type(e).__name__}: {e}") for name in shares}
+            if result != ctx.cache.get(_SEEN):
+                ctx.cache[_SEEN] = result
+                ctx.request_reconcile("Time Machine advertisement checked")
+    finally:
+        if backend is not None:
+            await backend.close()
 
 
 def _smb_shares(resources: list[Resource]) -> list[NASShare]:
@@ -40,14 +115,45 @@ def has_xattrs(ctx: Context, path: str) -> bool:
 
 @hookimpl
 def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
-    ctx.cache[_ANY] = any(options.is_time_machine(s) for s in _smb_shares(desired))
+    shares = _smb_shares(desired)
+    ctx.cache[_ANY] = any(options.is_time_machine(s) for s in shares)
+    wanted = sorted((s.spec.smb.name or s.name) for s in shares if options.is_time_machine(s))  # type: ignore[union-attr]
+    if wanted != ctx.cache.get(_WANTED) and _EVENT in ctx.cache:
+        ctx.cache[_WANTED] = wanted
+        ctx.cache[_EVENT].set()  # the advertiser follows (it does not write anything the pass plans)
     return None
+
+
+@hookimpl
+def smb_share_status(ctx: Context, share: NASShare, dataset: ZDataset) -> Mapping[str, Any] | None:
+    if not options.is_time_machine(share):
+        return None
+    tm = share.spec.smb.timeMachine  # type: ignore[union-attr]
+    name = share.spec.smb.name or share.name  # type: ignore[union-attr]
+    status = TimeMachineStatus(advertisedAs=_host(ctx) if _EVENT in ctx.cache else None,
+                               quota=tm.maxSize if tm else None, used=dataset.status.used)
+    out: dict[str, Any] = {"status": {"timeMachine": status}}
+    if _EVENT in ctx.cache:
+        seen = (ctx.cache.get(_SEEN) or {}).get(name)
+        if seen is None:
+            out["conditions"] = [("Advertised", None, "Checking", "publishing over mDNS, then browsing for it")]
+        else:
+            out["conditions"] = [("Advertised", seen[0], "Seen" if seen[0] else "NotSeen", seen[1])]
+    return out
+
+
+@hookimpl
+async def shutdown(ctx: Context) -> None:
+    ctx.cache.pop(_EVENT, None)  # (the advertiser task is cancelled by the core; its finally unpublishes)
 
 
 @hookimpl
 def smb_global_options(ctx: Context, shares: list[NASShare]) -> Mapping[str, Any] | None:
     model = str(ctx.settings(NAME).get("model", options.DEFAULT_MODEL))
-    return options.global_options(shares, model) or None
+    opts = options.global_options(shares, model)
+    if opts:
+        opts["multicast dns register"] = "no"  # nasd advertises (smbd would only at its start)
+    return opts or None
 
 
 @hookimpl
