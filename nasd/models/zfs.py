@@ -114,6 +114,14 @@ class ZPool(Resource):
         return metadata
 
 
+class DatasetOwner(StrictModel):
+    """Who owns the dataset's top folder, set once it is mounted (numeric: the same on every node)."""
+
+    uid: int = Field(ge=0, le=4294967294)
+    gid: int | None = Field(default=None, ge=0, le=4294967294, description="Defaults to the group it has")
+    mode: str | None = Field(default=None, pattern=r"^0?[0-7]{3,4}$", description="e.g. 0700")
+
+
 class ZDatasetSpec(StrictModel):
     pool: str = Field(description="The ZPool (its metadata.name) the dataset lives in")
     path: Annotated[str, AfterValidator(check_dataset_path)] = Field(
@@ -121,6 +129,7 @@ class ZDatasetSpec(StrictModel):
     )
     mountpoint: AbsolutePath | None = Field(default=None, description="Defaults to inheriting <pool mountpoint>/<path>")
     properties: Properties = Field(default_factory=dict)
+    owner: DatasetOwner | None = Field(default=None, description="Owner, group and mode of its top folder")
     deletionPolicy: DeletionPolicy = "Retain"
     destroyRecursive: bool = Field(
         default=False,

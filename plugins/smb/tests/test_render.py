@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nasd.models import ManifestError, parse_resource
-from nasd_smb.render import ShareConfig, UnsafeValue, render, share_config
+from nasd_smb.render import ShareConfig, UnsafeValue, check_pair, render, share_config
 from nasd_smb.settings import load_settings
 
 SETTINGS = load_settings({"port": 4455, "interfaces": ["lo"]}, Path("/var/lib/nasd"))
@@ -147,3 +147,10 @@ def test_a_password_file_others_can_read_or_own_is_refused(tmp_path):
     os.chown(secret, 4321, -1)
     with pytest.raises(PermissionError, match="chown"):
         read_secret(str(secret))
+
+
+def test_the_only_substitution_a_path_may_carry_is_the_login_name_as_its_last_folder():
+    check_pair("path", "/mnt/tank/backups/%U")
+    for bad in ("/mnt/%U/x", "/mnt/tank/%u", "/mnt/../%U", "/mnt/tank/%S", "mnt/%U"):
+        with pytest.raises(UnsafeValue):
+            check_pair("path", bad)

@@ -4,6 +4,7 @@ disk-free answer, and the plain shares beside them unchanged for other clients."
 from __future__ import annotations
 
 import re
+from pathlib import Path
 import subprocess
 
 from nasd.models import parse_resource
@@ -28,9 +29,10 @@ def share(name: str, **smb) -> dict:
 
 async def converge(nasd, passes: int = 6) -> None:
     for _ in range(passes):
-        if not (await nasd.reconciler.run_pass(ignore_backoff=True)).mutated:
+        report = await nasd.reconciler.run_pass(ignore_backoff=True)
+        if not report.mutated:
             return
-    raise AssertionError("did not converge")
+    raise AssertionError(f"did not converge: {[(o.key, [a.description for a in o.actions]) for o in report.outcomes if o.actions]}")
 
 
 def smb_conf(nasd) -> str:
@@ -169,3 +171,32 @@ async def test_time_machine_shares_are_advertised_over_mdns_with_the_exact_txt_a
 def smbd_pid(smb_env) -> int:
     pids = list(smb_env.root.rglob("smbd.pid"))
     return int(pids[0].read_text().split()[0]) if pids else 0
+
+
+async def test_per_user_datasets_bound_each_macs_backups_and_keep_them_private(
+        pool_env, smb_env, make_nasd, tmp_path):
+    bob = {"apiVersion": "nasd.io/v1alpha1", "kind": "NASUser", "metadata": {"name": "bob"},
+           "spec": {"directory": "local", "uid": 2002, "passwordSecretRef": {"file": smb_env.secret("bob", "s3cret-Bob")}}}
+    per_user = share("backups", timeMachine={"enabled": True, "maxSize": "128Mi", "perUserDatasets": True})
+    per_user["spec"]["smb"]["validUsers"] = ["alice", "bob"]
+    nasd, _ = await start(pool_env, smb_env, make_nasd, bob, per_user, share("media"))
+    await converge(nasd)
+    pool = pool_env.pool_name()
+    for user, uid in (("alice", 2001), ("bob", 2002)):
+        ds = nasd.reconciler.current[("ZDataset", f"backups-{user}")]
+        assert ds.ready and ds.status.name == f"{pool}/backups/{user}"
+        assert pool_env.zfs_get(f"{pool}/backups/{user}", "refquota") == {"refquota": str(128 << 20)}
+        st = Path(ds.status.mountpoint).stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (uid, 0o700)
+    assert f"path = {pool_env.mount_root}/{pool}/backups/%U" in section(smb_conf(nasd), "backups")
+    assert pool_env.zfs_get(f"{pool}/backups", "refquota") == {"refquota": "0"}  # the bound is per user
+
+    (tmp_path / "mine.txt").write_text("alice's backup\n")
+    put = smb_env.smbclient("backups", "alice", ALICE, "put mine.txt", cwd=tmp_path)
+    assert put.returncode == 0, put.stdout + put.stderr
+    assert (pool_env.mount_root / pool / "backups" / "alice" / "mine.txt").read_text() == "alice's backup\n"
+    du = smb_env.smbclient("backups", "alice", ALICE, "du")
+    m = re.search(r"(\d+) blocks of size (\d+)\.", du.stdout)
+    assert m and 0.9 * (128 << 20) <= int(m.group(1)) * int(m.group(2)) <= 128 << 20, du.stdout
+    listing = smb_env.smbclient("backups", "bob", "s3cret-Bob", "ls")
+    assert listing.returncode == 0 and "mine.txt" not in listing.stdout  # bob sees his own folder only

@@ -41,12 +41,16 @@ def _yes(flag: bool) -> str:
 
 #: the one parameter whose value is a strftime format (shadow_copy2 reads it raw: no % substitution)
 _STRFTIME = re.compile(r"^(?:[A-Za-z0-9_.:-]|%[YmdHMS])+$")
+#: the one substitution allowed in a path: the login name as the last component
+_PER_USER_PATH = re.compile(r"^/[A-Za-z0-9_./:+-]*/%U$")
 
 
 def check_pair(key: str, value: str) -> None:
     if not _KEY.match(key) or key in _FORBIDDEN_KEYS or "script" in key or "exec" in key or "command" in key:
         raise UnsafeValue(f"smb.conf parameter {key!r} is not allowed")
     if key == "shadow:format" and _STRFTIME.match(value):
+        return
+    if key == "path" and _PER_USER_PATH.match(value) and "/../" not in value:  # a folder per user (%U)
         return
     if any(c in value for c in "\n\r\0%\\") or value != value.strip():
         raise UnsafeValue(f"{key}: the value {value!r} has a newline, '%', a backslash or surrounding spaces")
@@ -91,7 +95,7 @@ def share_config(share: NASShare, path: str, extra: dict[str, str] | None = None
         opts["oplocks"] = "no"
     opts.update(smb.extraParameters)
     opts.update(extra or {})
-    return ShareConfig(name=smb.name or share.name, path=path, options=opts, resource=share.name)
+    return ShareConfig(name=smb.name or share.name, path=opts["path"], options=opts, resource=share.name)
 
 
 def global_options(settings: SMBSettings, directories: Iterable[NASDirectory], guest: bool) -> dict[str, str]:

@@ -9,7 +9,7 @@ system has none (zfs-fuse), ``xattr_tdb`` keeps them in a database instead.
 
 from __future__ import annotations
 
-from nasd.models import NASShare
+from nasd.models import NASShare, NASUser, ZDataset
 
 #: server-wide fruit settings ([global]): what the vfs_fruit manual and the peers' Time Machine presets use
 GLOBAL = {
@@ -49,7 +49,7 @@ def global_options(shares: list[NASShare], model: str = DEFAULT_MODEL) -> dict[s
     return {**GLOBAL, "fruit:model": model}
 
 
-def share_options(share: NASShare, any_time_machine: bool, xattrs: bool, tdb_file: str) -> dict[str, str]:
+def share_options(share: NASShare, any_time_machine: bool, xattrs: bool, tdb_file: str, path: str = "") -> dict[str, str]:
     if not any_time_machine:
         return {}
     vfs = ["catia", "fruit", "streams_xattr"] + ([] if xattrs else ["xattr_tdb"])
@@ -58,6 +58,8 @@ def share_options(share: NASShare, any_time_machine: bool, xattrs: bool, tdb_fil
         opts["xattr_tdb:file"] = tdb_file
     if is_time_machine(share):
         opts["fruit:time machine"] = "yes"
+        if share.spec.smb.timeMachine.perUserDatasets and path:  # type: ignore[union-attr]
+            opts["path"] = f"{path}/%U"  # each Mac's backups in its user's own dataset
         tm = share.spec.smb.timeMachine  # type: ignore[union-attr]
         if tm is not None and tm.maxSize:
             opts["fruit:time machine max size"] = size_text(tm.maxSize)
@@ -71,6 +73,29 @@ def quotas(shares: list[NASShare]) -> dict[str, dict[str, str]]:
     for s in shares:
         if is_time_machine(s):
             tm = s.spec.smb.timeMachine  # type: ignore[union-attr]
-            if tm is not None and tm.maxSize:
+            if tm is not None and tm.maxSize and not tm.perUserDatasets:  # (per user: on each user's dataset)
                 out[s.spec.dataset] = {"refquota": str(tm.maxSize)}
+    return out
+
+
+def per_user_datasets(shares: list[NASShare], datasets: dict[str, ZDataset], users: dict[str, NASUser]) -> list[ZDataset]:
+    """For each Time Machine share with ``perUserDatasets``: a dataset per valid user below the share's
+    dataset, bounded by ``maxSize`` and owned by the user (mode 0700), so that each Mac's backups are
+    limited, private and can be snapshotted on their own. Users not declared here are left out."""
+    out: list[ZDataset] = []
+    for share in shares:
+        tm = share.spec.smb.timeMachine if share.spec.smb else None
+        parent = datasets.get(share.spec.dataset)
+        if not is_time_machine(share) or tm is None or not tm.perUserDatasets or parent is None:
+            continue
+        for name in sorted(share.spec.smb.validUsers):  # type: ignore[union-attr]
+            user = users.get(name)
+            if user is None:
+                continue
+            out.append(ZDataset.model_validate({
+                "metadata": {"name": f"{share.name}-{name}", "annotations": {"nasd.io/timemachine": share.name}},
+                "spec": {"pool": parent.spec.pool, "path": f"{parent.spec.path}/{name}",
+                         "properties": {"refquota": tm.maxSize} if tm.maxSize else {},
+                         "owner": {"uid": user.spec.uid, "mode": "0700"}},
+            }))
     return out

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from nasd.context import Context
 from nasd.hookspecs import hookimpl
-from nasd.models import NASShare, Resource, ZDataset
+from nasd.models import NASShare, NASUser, Resource, ZDataset
 from nasd.models.shares import TimeMachineStatus
 
 from . import advertise, options
@@ -114,8 +114,23 @@ def has_xattrs(ctx: Context, path: str) -> bool:
 
 
 @hookimpl
+def supply_desired_state(ctx: Context, feed: Any) -> None:
+    ctx.cache["timemachine-feed"] = feed
+
+
+@hookimpl
 def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
     shares = _smb_shares(desired)
+    feed = ctx.cache.get("timemachine-feed")
+    if feed is not None:
+        # per-user datasets are desired state derived from the shares (not a change to the system: the ZFS
+        # plugin makes them, in the pass this wakes); Retain, so one that stops being derived keeps its data
+        datasets = {r.name: r for r in desired if isinstance(r, ZDataset)}
+        users = {r.name: r for r in desired if isinstance(r, NASUser)}
+        derived = options.per_user_datasets(shares, datasets, users)
+        if derived or ctx.cache.get("timemachine-fed"):
+            feed.replace("timemachine", derived)
+            ctx.cache["timemachine-fed"] = bool(derived)
     ctx.cache[_ANY] = any(options.is_time_machine(s) for s in shares)
     wanted = sorted((s.spec.smb.name or s.name) for s in shares if options.is_time_machine(s))  # type: ignore[union-attr]
     if wanted != ctx.cache.get(_WANTED) and _EVENT in ctx.cache:
@@ -163,7 +178,7 @@ def smb_share_options(ctx: Context, share: NASShare, dataset: ZDataset) -> Mappi
     path = dataset.status.mountpoint or ""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", share.name)
     tdb = str(ctx.state_dir / f"timemachine-{safe}.tdb")  # (only where the file system has no xattrs)
-    return options.share_options(share, True, has_xattrs(ctx, path) if path else True, tdb) or None
+    return options.share_options(share, True, has_xattrs(ctx, path) if path else True, tdb, path) or None
 
 
 @hookimpl

@@ -130,6 +130,11 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
             # (a file system destroyed between the listing and the `zfs get` is only left out)
             raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
         obs.datasets, _ = parse_zfs_get(result.stdout)
+        for r in by_name.values():  # a stat per dataset that names an owner, nothing for the others
+            mp = obs.datasets.get(r.zfs_name, {}).get("mountpoint", ("", ""))[0]
+            if r.spec.owner is not None and mp.startswith("/") and os.path.ismount(mp):
+                st = os.stat(mp)
+                obs.owners[mp] = (st.st_uid, st.st_gid, st.st_mode & 0o7777)
     pools = [r for r in desired if isinstance(r, ZPool)]
     for pool in pools:
         for vdev in pool.spec.vdevs:

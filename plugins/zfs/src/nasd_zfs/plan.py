@@ -38,6 +38,8 @@ class ZfsObservation:
     restored: dict[str, str] = field(default_factory=dict)  # zfs name -> the ZSnapshotRestore whose clone it is
     #: ZDataset name -> properties other resources need on it (the core's dataset_properties hook)
     contributed: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: mountpoint -> (uid, gid, mode) of the folder, for datasets whose spec names an owner
+    owners: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
 def observation(observed: Any) -> ZfsObservation:
@@ -408,7 +410,28 @@ def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
             + ", ".join(f"{k} was {observed.get(k, ('-', ''))[0]}, set back to {v}" for k, v in changes.items())
         )
     plan.actions += _set_actions(name, changes, obs.dialect)
+    plan.actions += _owner_actions(ds, observed, obs)
     return plan
+
+
+def _owner_actions(ds: ZDataset, observed: Props, obs: ZfsObservation) -> list[Action]:
+    """chown/chmod the dataset's mounted top folder when it differs from spec.owner (nothing else below)."""
+    owner = ds.spec.owner
+    mountpoint = observed.get("mountpoint", ("", ""))[0]
+    have = obs.owners.get(mountpoint)
+    if owner is None or have is None:
+        return []  # no owner asked, or not mounted (yet): the pass after the mount does it
+    uid, gid, mode = have
+    want_gid = gid if owner.gid is None else owner.gid
+    want_mode = mode if owner.mode is None else int(owner.mode, 8)
+    if (uid, gid, mode) == (owner.uid, want_gid, want_mode):
+        return []
+
+    async def apply(ctx: Any) -> None:
+        os.chown(mountpoint, owner.uid, want_gid)
+        os.chmod(mountpoint, want_mode)
+
+    return [Action(f"set the owner of {mountpoint} to {owner.uid}:{want_gid}, mode {want_mode:04o}", func=apply)]
 
 
 def plan_dataset_absent(ds: ZDataset, obs: ZfsObservation) -> Plan:
