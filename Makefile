@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml $(PLUGINS)
 system-packages:
 	scripts/install-system-packages.sh zfs
 	scripts/install-system-packages.sh samba
+	scripts/install-system-packages.sh mdns
 
 test: venv system-packages
 	$(BIN)/pytest

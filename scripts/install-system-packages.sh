@@ -1,5 +1,5 @@
 #!/bin/sh
-# Install the Debian packages a target needs, only those missing. Usage: install-system-packages.sh python|zfs|samba
+# Install the Debian packages a target needs, only those missing. Usage: install-system-packages.sh python|zfs|samba|mdns
 set -eu
 need=""
 case "${1:-}" in
@@ -19,7 +19,12 @@ case "${1:-}" in
     command -v useradd >/dev/null 2>&1 || need="$need passwd"
     # `ip`: the Time Machine tests give their mDNS a private network namespace with multicast on loopback
     command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need="$need iproute2" ;;
-  *) echo "usage: $0 python|zfs|samba" >&2; exit 2 ;;
+  mdns)
+    # avahi-daemon for the Time Machine tests (they run a private one: installed, not started)
+    PATH="$PATH:/usr/sbin:/sbin"
+    command -v avahi-daemon >/dev/null 2>&1 || need="$need avahi-daemon"
+    command -v dbus-daemon >/dev/null 2>&1 || need="$need dbus-daemon" ;;
+  *) echo "usage: $0 python|zfs|samba|mdns" >&2; exit 2 ;;
 esac
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then

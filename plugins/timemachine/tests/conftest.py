@@ -27,3 +27,46 @@ def private_network():
         if libc.setns(original, CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), "setns back to the original network namespace")
         os.close(original)
+
+
+def _mount(*argv: str) -> None:
+    subprocess.run(["mount", *argv], check=True, capture_output=True)
+
+
+@pytest.fixture
+def avahi(private_network, pool_env, tmp_path):
+    """A private avahi-daemon (with its own system dbus) in the test's network namespace, its service folder
+    a temporary one bind-mounted over /etc/avahi/services; the mounts stay in the tests' private mount
+    namespace (``pool_env`` entered it). Yields that folder."""
+    import shutil
+    if not shutil.which("avahi-daemon", path="/usr/sbin:/sbin:/usr/bin") or not shutil.which("dbus-daemon"):
+        if os.environ.get("NASD_REQUIRE_ZFS"):
+            pytest.fail("avahi-daemon or dbus-daemon is not installed (make test installs them)")
+        pytest.skip("avahi-daemon or dbus-daemon is not installed")
+    if pool_env.daemon.kernel:
+        # with kernel ZFS the tests share the machine's mount namespace: never mount over its /run/dbus
+        from nasd.testing.zfs import _enter_private_mount_namespace
+        _enter_private_mount_namespace()
+    services = tmp_path / "avahi-services"
+    services.mkdir()
+    mounted = []
+    try:
+        for d in ("/run/dbus", "/run/avahi-daemon"):
+            os.makedirs(d, exist_ok=True)
+            _mount("-t", "tmpfs", "tmpfs", d)
+            mounted.append(d)
+        os.makedirs("/etc/avahi/services", exist_ok=True)
+        _mount("--bind", str(services), "/etc/avahi/services")
+        mounted.append("/etc/avahi/services")
+        subprocess.run(["dbus-daemon", "--system", "--fork"], check=True, capture_output=True)
+        subprocess.run(["avahi-daemon", "--daemonize", "--no-drop-root", "--no-chroot", "--no-rlimits"],
+                       check=True, capture_output=True)
+        yield services
+    finally:
+        subprocess.run(["avahi-daemon", "--kill"], capture_output=True)
+        try:
+            os.kill(int(open("/run/dbus/pid").read().strip()), 15)
+        except (OSError, ValueError):
+            pass
+        for d in reversed(mounted):
+            subprocess.run(["umount", "-l", d], capture_output=True)

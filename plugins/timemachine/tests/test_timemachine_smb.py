@@ -200,3 +200,31 @@ async def test_per_user_datasets_bound_each_macs_backups_and_keep_them_private(
     assert m and 0.9 * (128 << 20) <= int(m.group(1)) * int(m.group(2)) <= 128 << 20, du.stdout
     listing = smb_env.smbclient("backups", "bob", "s3cret-Bob", "ls")
     assert listing.returncode == 0 and "mine.txt" not in listing.stdout  # bob sees his own folder only
+
+
+async def test_with_avahi_running_the_records_go_through_its_service_folder(avahi, smb_env, make_nasd, pool_env):
+    from nasd_timemachine.advertise import share_uuid
+    settings = {"mdns": "auto", "interfaces": ["127.0.0.1"], "hostName": "nasbox"}
+    base = [pool_env.pool_manifest(), pool_env.dataset_manifest("backups"), *identities(smb_env)]
+    folder = pool_env.root / "manifests"
+    pool_env.write_manifests(folder, *base, share("backups", timeMachine={"enabled": True}))
+    nasd = await make_nasd([folder], watch=True, plugins={"zfs": {"mountRoot": str(pool_env.mount_root)},
+                                                          "smb": smb_env.settings(), "timemachine": settings})
+
+    async def advertised() -> bool:
+        c = nasd.reconciler.current.get(("NASShare", "backups"))
+        return c is not None and c.condition("Advertised") is not None and c.condition("Advertised").status == "True"
+
+    await wait_for(advertised, nasd)
+    service = (avahi / "nasd-timemachine.service").read_text()
+    assert "<txt-record>sys=waMa=0,adVF=0x100</txt-record>" in service
+    assert f"<txt-record>dk0=adVN=backups,adVF=0x82,adVU={share_uuid('nasbox', 'backups')}</txt-record>" in service
+    assert await browse_adisk("nasbox") == {
+        "sys": "waMa=0,adVF=0x100", "dk0": f"adVN=backups,adVF=0x82,adVU={share_uuid('nasbox', 'backups')}"}
+
+    nasd.feed.replace("manifests", [parse_resource(d) for d in base])
+
+    async def gone() -> bool:
+        return not (avahi / "nasd-timemachine.service").exists() and await browse_adisk("nasbox") is None
+
+    await wait_for(gone, nasd)
