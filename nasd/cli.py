@@ -205,9 +205,11 @@ async def _reconcile(config: Config, prune: bool) -> list[Resource]:
 
     async with Nasd(config) as nasd:
         nasd.reconciler.prune = prune
-        for _ in range(5):  # converge; a pass that changed something is followed by one that verifies
+        nasd.reconciler.take_wake()
+        for _ in range(6):  # converge; a pass that changed something is followed by one that verifies
             report = await nasd.reconciler.run_pass(ignore_backoff=True)
-            if not report.mutated:
+            # (a plugin may derive desired state while observing, e.g. per-user Time Machine datasets)
+            if not nasd.reconciler.take_wake() and not report.mutated:
                 break
         desired, _ = nasd.feed.snapshot()
         return [nasd.reconciler.current[k] for k in sorted(desired, key=lambda k: (kind_for(k[0]).phase, k[1]))

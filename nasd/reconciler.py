@@ -363,6 +363,12 @@ class Reconciler:
         self._settle = self._settle or settle
         self._wake.set()
 
+    def take_wake(self) -> bool:
+        """Whether something asked for a pass (e.g. a source changed desired state during the last one); clears it."""
+        woken = self._wake.is_set()
+        self._wake.clear()
+        return woken
+
     def next_retry(self) -> float | None:
         times = [t for _, t, _ in self._backoff.values()]
         if self._next_followup is not None:

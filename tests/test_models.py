@@ -168,3 +168,15 @@ def test_kinds_are_found_by_name_plural_or_short_name():
     assert kind_for("nasdirectory").plural == "nasdirectories"
     with pytest.raises(KeyError):
         kind_for("pods")
+
+
+def test_per_user_time_machine_datasets_need_valid_users_and_no_guests():
+    def share(**smb):
+        return {"apiVersion": "nasd.io/v1alpha1", "kind": "NASShare", "metadata": {"name": "backups"},
+                "spec": {"protocol": "smb", "dataset": "backups",
+                         "smb": {"timeMachine": {"enabled": True, "perUserDatasets": True}, **smb}}}
+    parse_resource(share(validUsers=["alice"]))
+    for bad in (share(), share(validUsers=["alice"], guestOk=True)):
+        with pytest.raises(ManifestError) as e:
+            parse_resource(bad)
+        assert "perUserDatasets needs validUsers" in str(e.value)

@@ -118,6 +118,13 @@ class SMBShareOptions(StrictModel):
     extraParameters: Annotated[dict[str, str], AfterValidator(_extra)] = Field(default_factory=dict)
     timeMachine: TimeMachineOptions | None = None
 
+    @model_validator(mode="after")
+    def _per_user(self) -> "SMBShareOptions":
+        tm = self.timeMachine
+        if tm is not None and tm.enabled and tm.perUserDatasets and (self.guestOk or not self.validUsers):
+            raise ValueError("timeMachine.perUserDatasets needs validUsers (each gets a dataset) and no guestOk")
+        return self
+
 
 class NFSClientRule(StrictModel):
     hosts: list[Host] = Field(min_length=1)

@@ -150,7 +150,7 @@ def test_a_password_file_others_can_read_or_own_is_refused(tmp_path):
 
 
 def test_the_only_substitution_a_path_may_carry_is_the_login_name_as_its_last_folder():
-    check_pair("path", "/mnt/tank/backups/%U")
-    for bad in ("/mnt/%U/x", "/mnt/tank/%u", "/mnt/../%U", "/mnt/tank/%S", "mnt/%U"):
+    check_pair("path", "/mnt/tank/backups/%u")  # the authenticated user, not the name the client asked for
+    for bad in ("/mnt/%u/x", "/mnt/tank/%U", "/mnt/../%u", "/mnt/tank/%S", "mnt/%u", "//%u", "/%u"):
         with pytest.raises(UnsafeValue):
             check_pair("path", bad)

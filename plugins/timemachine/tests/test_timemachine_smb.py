@@ -188,7 +188,7 @@ async def test_per_user_datasets_bound_each_macs_backups_and_keep_them_private(
         assert pool_env.zfs_get(f"{pool}/backups/{user}", "refquota") == {"refquota": str(128 << 20)}
         st = Path(ds.status.mountpoint).stat()
         assert (st.st_uid, st.st_mode & 0o777) == (uid, 0o700)
-    assert f"path = {pool_env.mount_root}/{pool}/backups/%U" in section(smb_conf(nasd), "backups")
+    assert f"path = {pool_env.mount_root}/{pool}/backups/%u" in section(smb_conf(nasd), "backups")
     assert pool_env.zfs_get(f"{pool}/backups", "refquota") == {"refquota": "0"}  # the bound is per user
 
     (tmp_path / "mine.txt").write_text("alice's backup\n")

@@ -273,3 +273,22 @@ def test_a_pool_destroy_removes_only_its_own_vdev_files_and_checks_for_volumes_f
     moved = pool(deletionPolicy="Destroy", vdevs=[{"type": "mirror", "devices": ["/v/c.img", "/v/d.img"]}],
                  files={"/v/c.img": "1Gi", "/v/d.img": "1Gi"})
     assert [a.description for a in plan_pool_absent(moved, observed()).actions if "remove" in a.description] == []
+
+
+def owned(uid=2001, mode="0700"):
+    return parse_resource({"apiVersion": "nasd.io/v1alpha1", "kind": "ZDataset", "metadata": {"name": "media"},
+                           "spec": {"pool": "tank", "path": "media", "owner": {"uid": uid, "mode": mode}}})
+
+
+def test_a_new_datasets_folder_is_handed_to_its_owner_but_never_taken_from_another_uid():
+    obs = observed(media={**managed(), "mountpoint": ("/mnt/tank/media", "inherited from tank")})
+    obs.owners["/mnt/tank/media"] = (0, 0, 0o755)  # as zfs creates it
+    plan = plan_dataset(owned(), pool(), obs)
+    assert [a.description for a in plan.actions] == ["set the owner of /mnt/tank/media to 2001:0, mode 0700"]
+    obs.owners["/mnt/tank/media"] = (2001, 0, 0o700)
+    assert plan_dataset(owned(), pool(), obs).actions == []  # converged
+    obs.owners["/mnt/tank/media"] = (2001, 0, 0o777)
+    assert len(plan_dataset(owned(), pool(), obs).actions) == 1  # the mode is set back
+    # a retained folder of an old account is not handed to a new account reusing the name
+    plan = plan_dataset(owned(uid=2050), pool(), obs)
+    assert plan.actions == [] and plan.problem.reason == "OwnerConflict"

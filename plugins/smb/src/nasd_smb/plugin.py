@@ -15,7 +15,8 @@ from nasd.models import NASDirectory, NASGroup, NASShare, NASUser, Resource, ZDa
 from nasd.planning import Action, Plan, Problem
 
 from . import hookspecs, identity, smbd
-from .render import HEADER, ShareConfig, UnsafeValue, check_pair, parse_shares, render, render_share, share_config
+from .render import (HEADER, ShareConfig, UnsafeValue, check_pair, global_options, parse_shares, render, render_share,
+                     share_config)
 from .settings import SMBSettings, load_settings
 
 NAME = "smb"
@@ -72,12 +73,16 @@ def _extra_options(ctx: Context, share: NASShare, dataset: ZDataset) -> dict[str
     return out
 
 
-def _global_extras(ctx: Context, shares: list[NASShare]) -> dict[str, str]:
+def _global_extras(ctx: Context, shares: list[NASShare], settings: SMBSettings) -> dict[str, str]:
     out: dict[str, str] = {}
     if ctx.pm is None or not hasattr(ctx.pm.hook, "smb_global_options"):
         return out
+    own = set(global_options(settings, [], False))
     for part in ctx.pm.hook.smb_global_options(ctx=ctx, shares=shares):
         for key, value in (part or {}).items():
+            if str(key) in own:
+                ctx.log.error("smb_global_options: [global] %s is nasd's own setting (left out)", key)
+                continue
             try:
                 check_pair(str(key), str(value))
             except UnsafeValue as e:  # one plugin's bad value must not keep every share out
@@ -104,7 +109,7 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
         return None  # no SMB here at all: not even a file read more
     obs = SmbObservation(settings=settings, current=current)
     obs.directories = [r for r in desired if isinstance(r, NASDirectory)]
-    obs.extra_global = _global_extras(ctx, [r for r in desired if _is_smb(r)])  # type: ignore[misc]
+    obs.extra_global = _global_extras(ctx, [r for r in desired if _is_smb(r)], settings)  # type: ignore[misc]
     ident = obs.identity
     ident.registry, ident.registry_path = registry, registry_path
     ident.desired_groups = {r.name: r for r in desired if isinstance(r, NASGroup)}

@@ -41,8 +41,8 @@ def _yes(flag: bool) -> str:
 
 #: the one parameter whose value is a strftime format (shadow_copy2 reads it raw: no % substitution)
 _STRFTIME = re.compile(r"^(?:[A-Za-z0-9_.:-]|%[YmdHMS])+$")
-#: the one substitution allowed in a path: the login name as the last component
-_PER_USER_PATH = re.compile(r"^/[A-Za-z0-9_./:+-]*/%U$")
+#: the one substitution allowed in a path: the authenticated user's name (%u) as the last component
+_PER_USER_PATH = re.compile(r"^(/[A-Za-z0-9_.:+-]+)+/%u$")
 
 
 def check_pair(key: str, value: str) -> None:
@@ -50,7 +50,7 @@ def check_pair(key: str, value: str) -> None:
         raise UnsafeValue(f"smb.conf parameter {key!r} is not allowed")
     if key == "shadow:format" and _STRFTIME.match(value):
         return
-    if key == "path" and _PER_USER_PATH.match(value) and "/../" not in value:  # a folder per user (%U)
+    if key == "path" and _PER_USER_PATH.match(value) and "/../" not in value:  # a folder per user (%u)
         return
     if any(c in value for c in "\n\r\0%\\") or value != value.strip():
         raise UnsafeValue(f"{key}: the value {value!r} has a newline, '%', a backslash or surrounding spaces")

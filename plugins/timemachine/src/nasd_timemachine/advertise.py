@@ -108,7 +108,7 @@ class ZeroconfBackend:
     def _info(self, host: str, service: Service) -> object:
         from zeroconf import ServiceInfo
 
-        addresses = [socket.inet_aton(a) for a in self.interfaces] or None
+        addresses = [socket.inet_aton(a) for a in (self.interfaces or host_addresses())]
         return ServiceInfo(f"{service.type}.local.", f"{host}.{service.type}.local.", port=service.port,
                            properties=dict(service.txt), server=f"{host}.local.", addresses=addresses)
 
@@ -124,10 +124,24 @@ class ZeroconfBackend:
             self.registered[kind] = info
 
     async def close(self) -> None:
-        for info in self.registered.values():
-            await self.zc.async_unregister_service(info)
-        self.registered.clear()
-        await self.zc.async_close()
+        try:
+            for info in self.registered.values():
+                await self.zc.async_unregister_service(info)
+        finally:
+            self.registered.clear()
+            await self.zc.async_close()
+
+
+def host_addresses() -> list[str]:
+    """This host's IPv4 addresses but loopback: what the host name's A records say (Macs connect to it)."""
+    import ifaddr  # (comes with python-zeroconf)
+
+    out = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and not ip.ip.startswith("127."):
+                out.append(ip.ip)
+    return sorted(set(out)) or ["127.0.0.1"]
 
 
 async def browse(host: str, types: list[str], interfaces: list[str], timeout: float = 3.0) -> dict[str, dict[str, str]]:

@@ -59,7 +59,7 @@ def share_options(share: NASShare, any_time_machine: bool, xattrs: bool, tdb_fil
     if is_time_machine(share):
         opts["fruit:time machine"] = "yes"
         if share.spec.smb.timeMachine.perUserDatasets and path:  # type: ignore[union-attr]
-            opts["path"] = f"{path}/%U"  # each Mac's backups in its user's own dataset
+            opts["path"] = f"{path}/%u"  # each Mac's backups in its (authenticated) user's own dataset
         tm = share.spec.smb.timeMachine  # type: ignore[union-attr]
         if tm is not None and tm.maxSize:
             opts["fruit:time machine max size"] = size_text(tm.maxSize)
@@ -92,10 +92,14 @@ def per_user_datasets(shares: list[NASShare], datasets: dict[str, ZDataset], use
             user = users.get(name)
             if user is None:
                 continue
-            out.append(ZDataset.model_validate({
-                "metadata": {"name": f"{share.name}-{name}", "annotations": {"nasd.io/timemachine": share.name}},
-                "spec": {"pool": parent.spec.pool, "path": f"{parent.spec.path}/{name}",
-                         "properties": {"refquota": tm.maxSize} if tm.maxSize else {},
-                         "owner": {"uid": user.spec.uid, "mode": "0700"}},
-            }))
-    return out
+            try:
+                out.append(ZDataset.model_validate({
+                    "metadata": {"name": f"{share.name}-{name}", "annotations": {"nasd.io/timemachine": share.name}},
+                    "spec": {"pool": parent.spec.pool, "path": f"{parent.spec.path}/{name}",
+                             "properties": {"refquota": tm.maxSize} if tm.maxSize else {},
+                             "owner": {"uid": user.spec.uid, "mode": "0700"}},
+                }))
+            except ValueError:  # a name too long for a dataset: that user gets none
+                continue
+    names = [d.name for d in out]
+    return [d for d in out if names.count(d.name) == 1]  # (share tm + user a-b, share tm-a + user b: neither)

@@ -53,21 +53,31 @@ def startup(ctx: Context) -> None:
         ctx.spawn(_advertise(ctx), "timemachine-mdns")
 
 
+#: seconds between checks: soon after a failure or a record not seen (backing off), else every RECHECK
+RETRY, RECHECK = 2.0, 300.0
+
+
 async def _advertise(ctx: Context) -> None:
     """Keep the mDNS records equal to the declared Time Machine shares, then check them by browsing; a
-    changed result asks for a pass, which puts it on the shares' ``Advertised`` condition."""
+    changed result asks for a pass, which puts it on the shares' ``Advertised`` condition. A failure or a
+    record not seen is tried again (2 s, doubling to 5 min); a good state is checked every 5 min."""
     event: asyncio.Event = ctx.cache[_EVENT]
     backend = None
-    published: dict[str, advertise.Service] = {}
+    published: dict[str, advertise.Service] | None = None
+    wait = RECHECK
     try:
         while True:
-            await event.wait()
-            event.clear()
-            host, shares = _host(ctx), sorted(ctx.cache.get(_WANTED, ()))
-            model = str(ctx.settings(NAME).get("model", options.DEFAULT_MODEL))
-            port = int(ctx.settings("smb").get("port", 445))
-            records = advertise.services(host, port, shares, model)
             try:
+                await asyncio.wait_for(event.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+            event.clear()
+            shares = sorted(ctx.cache.get(_WANTED, ()))
+            try:
+                host = _host(ctx)
+                model = str(ctx.settings(NAME).get("model", options.DEFAULT_MODEL))
+                port = int(ctx.settings("smb").get("port", 445))
+                records = advertise.services(host, port, shares, model)
                 if records != published:
                     backend = backend or _backend(ctx)
                     if backend is not None:
@@ -84,9 +94,12 @@ async def _advertise(ctx: Context) -> None:
                                     f"{sorted(set(records) - set(seen)) or ['dk entry ' + wanted]} (is multicast "
                                     "delivered on this host's interfaces? `timemachine: {interfaces: [...]}` "
                                     "picks them)")
-            except Exception as e:  # no multicast, avahi folder not writable, ...: said on the shares
+            except Exception as e:  # no multicast, avahi folder not writable, a bad setting: said on the shares
                 ctx.log.error("mDNS advertisement failed: %s", e)
+                published = None  # publish again next time
                 result = {name: (False, f"advertising failed: {type(e).__name__}: {e}") for name in shares}
+            good = all(ok for ok, _ in result.values())
+            wait = RECHECK if good else (RETRY if wait >= RECHECK else min(RECHECK, wait * 2))
             if result != ctx.cache.get(_SEEN):
                 ctx.cache[_SEEN] = result
                 ctx.request_reconcile("Time Machine advertisement checked")
@@ -103,12 +116,12 @@ def has_xattrs(ctx: Context, path: str) -> bool:
     """Whether the file system at ``path`` stores extended attributes (zfs-fuse does not): a read, once per path."""
     cache: dict[str, bool] = ctx.cache.setdefault(_XATTRS, {})
     if path not in cache:
+        if not os.path.ismount(path):
+            return True  # not mounted (yet): the folder below says nothing about the dataset; decide then
         try:
             os.getxattr(path, "user.nasd-probe")
             cache[path] = True
         except OSError as e:
-            if e.errno == errno.ENOENT:
-                return True  # not mounted yet: decide when it is
             cache[path] = e.errno == errno.ENODATA
     return cache[path]
 
@@ -142,7 +155,11 @@ def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
 @hookimpl
 def smb_share_status(ctx: Context, share: NASShare, dataset: ZDataset) -> Mapping[str, Any] | None:
     if not options.is_time_machine(share):
-        return None
+        # (no longer one: its Time Machine status goes; its Advertised condition says so)
+        if getattr(share.status, "timeMachine", None) is None:
+            return None
+        return {"status": {"timeMachine": None},
+                "conditions": [("Advertised", False, "NotTimeMachine", "not a Time Machine share")]}
     tm = share.spec.smb.timeMachine  # type: ignore[union-attr]
     name = share.spec.smb.name or share.name  # type: ignore[union-attr]
     status = TimeMachineStatus(advertisedAs=_host(ctx) if _EVENT in ctx.cache else None,
@@ -166,7 +183,7 @@ async def shutdown(ctx: Context) -> None:
 def smb_global_options(ctx: Context, shares: list[NASShare]) -> Mapping[str, Any] | None:
     model = str(ctx.settings(NAME).get("model", options.DEFAULT_MODEL))
     opts = options.global_options(shares, model)
-    if opts:
+    if opts and str(ctx.settings(NAME).get("mdns", "auto")) != "off":
         opts["multicast dns register"] = "no"  # nasd advertises (smbd would only at its start)
     return opts or None
 

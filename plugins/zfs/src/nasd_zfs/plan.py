@@ -410,26 +410,45 @@ def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
             + ", ".join(f"{k} was {observed.get(k, ('-', ''))[0]}, set back to {v}" for k, v in changes.items())
         )
     plan.actions += _set_actions(name, changes, obs.dialect)
-    plan.actions += _owner_actions(ds, observed, obs)
+    if "mountpoint" not in changes:  # (after a move, the pass that sees it mounted there sets the owner)
+        owner = _owner_actions(ds, observed, obs)
+        if isinstance(owner, Problem):
+            plan.problem = owner
+        else:
+            plan.actions += owner
     return plan
 
 
-def _owner_actions(ds: ZDataset, observed: Props, obs: ZfsObservation) -> list[Action]:
-    """chown/chmod the dataset's mounted top folder when it differs from spec.owner (nothing else below)."""
+def _owner_actions(ds: ZDataset, observed: Props, obs: ZfsObservation) -> list[Action] | Problem:
+    """chown/chmod the dataset's mounted top folder when it differs from spec.owner (nothing else below).
+
+    The owner is given away only by root (a new dataset's folder): a folder someone else owns already is
+    never handed to another uid (say, a retained per-user dataset and a new account reusing the name),
+    that is a Problem. The mode is set back whenever it differs."""
     owner = ds.spec.owner
     mountpoint = observed.get("mountpoint", ("", ""))[0]
     have = obs.owners.get(mountpoint)
     if owner is None or have is None:
         return []  # no owner asked, or not mounted (yet): the pass after the mount does it
     uid, gid, mode = have
+    if uid not in (0, owner.uid):
+        return Problem("OwnerConflict", f"{mountpoint} belongs to uid {uid}, the spec says {owner.uid}: nasd hands "
+                                        "over only folders root owns; chown it by hand if that is meant")
     want_gid = gid if owner.gid is None else owner.gid
     want_mode = mode if owner.mode is None else int(owner.mode, 8)
     if (uid, gid, mode) == (owner.uid, want_gid, want_mode):
         return []
 
     async def apply(ctx: Any) -> None:
-        os.chown(mountpoint, owner.uid, want_gid)
-        os.chmod(mountpoint, want_mode)
+        # the folder must still be the dataset's mounted root: never chown what lies below a moved mount
+        fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            if not os.path.ismount(mountpoint):
+                raise TemporaryError(f"{mountpoint} is not mounted any more", reason="NotMounted")
+            os.fchown(fd, owner.uid, want_gid)
+            os.fchmod(fd, want_mode)
+        finally:
+            os.close(fd)
 
     return [Action(f"set the owner of {mountpoint} to {owner.uid}:{want_gid}, mode {want_mode:04o}", func=apply)]
 
