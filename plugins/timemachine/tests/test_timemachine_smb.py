@@ -143,6 +143,9 @@ async def test_time_machine_shares_are_advertised_over_mdns_with_the_exact_txt_a
 
     await wait_for(advertised, nasd)
     assert await browse_adisk("nasbox") == {"sys": "waMa=0,adVF=0x100", "dk0": backups}
+    from nasd_timemachine.advertise import browse
+    others = await browse("nasbox", ["_smb._tcp", "_device-info._tcp"], ["127.0.0.1"], timeout=2.0)
+    assert others == {"_smb._tcp": {}, "_device-info._tcp": {"model": "MacSamba"}}
     status = nasd.reconciler.current[("NASShare", "backups")].status.timeMachine
     assert (status.advertisedAs, status.quota) == ("nasbox", MAX) and status.used is not None
     assert nasd.reconciler.current[("NASShare", "media")].condition("Advertised") is None  # not a TM share
