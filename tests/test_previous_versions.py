@@ -28,15 +28,7 @@ class Clock:
 
 
 def identities(smb_env) -> list[dict]:
-    d = {"apiVersion": "nasd.io/v1alpha1"}
-    return [
-        d | {"kind": "NASDirectory", "metadata": {"name": "local"}, "spec": {"type": "local"}},
-        d | {"kind": "NASUser", "metadata": {"name": "alice"},
-             "spec": {"directory": "local", "uid": 2001, "passwordSecretRef": {"file": smb_env.secret("alice", ALICE)}}},
-        d | {"kind": "NASUser", "metadata": {"name": "bob"},
-             "spec": {"directory": "local", "uid": 2002,
-                      "passwordSecretRef": {"file": smb_env.secret("bob", "s3cret-Bob")}}},
-    ]
+    return smb_env.local_users(alice=(2001, ALICE), bob=(2002, "s3cret-Bob"))
 
 
 def media_share() -> dict:

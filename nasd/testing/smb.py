@@ -48,6 +48,16 @@ class SmbEnv:
                 "NSS_WRAPPER_PASSWD": str(self.identity_root / "etc" / "passwd"),
                 "NSS_WRAPPER_GROUP": str(self.identity_root / "etc" / "group")}
 
+    def local_users(self, **users: tuple[int, str]) -> list[dict[str, Any]]:
+        """Manifests of the local directory ``local`` and one NASUser per ``name=(uid, password)``, each
+        password in a secret file of its own."""
+        d = {"apiVersion": "nasd.io/v1alpha1"}
+        out = [d | {"kind": "NASDirectory", "metadata": {"name": "local"}, "spec": {"type": "local"}}]
+        for name, (uid, password) in users.items():
+            out.append(d | {"kind": "NASUser", "metadata": {"name": name}, "spec": {
+                "directory": "local", "uid": uid, "passwordSecretRef": {"file": self.secret(name, password)}}})
+        return out
+
     def smbclient(self, share: str, user: str | None, password: str | None, command: str,
                   cwd: Path | None = None) -> subprocess.CompletedProcess:
         auth = ["-U", f"{user}%{password}"] if user else ["-N"]

@@ -14,12 +14,7 @@ MAX = 256 << 20
 
 
 def identities(smb_env) -> list[dict]:
-    d = {"apiVersion": "nasd.io/v1alpha1"}
-    return [
-        d | {"kind": "NASDirectory", "metadata": {"name": "local"}, "spec": {"type": "local"}},
-        d | {"kind": "NASUser", "metadata": {"name": "alice"},
-             "spec": {"directory": "local", "uid": 2001, "passwordSecretRef": {"file": smb_env.secret("alice", ALICE)}}},
-    ]
+    return smb_env.local_users(alice=(2001, ALICE))
 
 
 def share(name: str, **smb) -> dict:
