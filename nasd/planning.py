@@ -59,3 +59,5 @@ class Plan:
     problem: Problem | None = None
     events: list[str] = field(default_factory=list)
     conditions: list[tuple[str, bool, str, str]] = field(default_factory=list)
+    #: condition types that no longer apply (removed from the status once the plan ran)
+    removed_conditions: list[str] = field(default_factory=list)

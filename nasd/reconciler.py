@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .calling import Hooks
-from .conditions import set_condition
+from .conditions import remove_condition, set_condition
 from .context import Context
 from .errors import CommandError, OwnerError, PermanentError, TemporaryError
 from .feed import DesiredFeed, Key
@@ -287,6 +287,8 @@ class Reconciler:
             setattr(status, field_name, value)
         for type_, ok, reason, message in plan.conditions:
             set_condition(status, type_, ok, reason, message, gen)
+        for type_ in plan.removed_conditions:
+            remove_condition(status, type_)
         self._backoff.pop(key, None)
         if plan.problem:
             return finish(False, plan.problem.reason, plan.problem.message, plan.actions)

@@ -157,13 +157,16 @@ async def test_time_machine_shares_are_advertised_over_mdns_with_the_exact_txt_a
     await wait_for(both, nasd)
     assert smbd_pid(smb_env) == pid
 
-    # and when no share is a Time Machine share any more, the records go
-    nasd.feed.replace("manifests", [parse_resource(d) for d in base])
+    # and when no share is a Time Machine share any more, the records go, and so does what the share said
+    nasd.feed.replace("manifests", [parse_resource(d) for d in [*base, share("backups")]])
 
     async def gone() -> bool:
         return await browse_adisk("nasbox") is None
 
     await wait_for(gone, nasd)
+    backups_now = nasd.reconciler.current[("NASShare", "backups")]
+    assert backups_now.ready and backups_now.condition("Advertised") is None
+    assert backups_now.status.timeMachine is None
 
 
 def smbd_pid(smb_env) -> int:

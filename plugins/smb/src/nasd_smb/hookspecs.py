@@ -43,7 +43,8 @@ def smb_share_status(ctx: Context, share: NASShare, dataset: ZDataset) -> Mappin
 
     Called when the SMB plugin plans the share ``share`` (after ``smb_share_options``), e.g. by the Time
     Machine plugin for its quota, used space and whether its mDNS advertisement was seen (``Advertised``).
-    Return value: ``{"status": {field: value}, "conditions": [(type, ok, reason, message)]}`` (either
-    key optional); ``ok`` is True, False or None (Unknown). ``None`` adds nothing.
+    Return value: ``{"status": {field: value}, "conditions": [(type, ok, reason, message)],
+    "removeConditions": [type]}`` (each key optional); ``ok`` is True, False or None (Unknown);
+    ``removeConditions`` drops conditions that no longer apply. ``None`` adds nothing.
     Must never: run a command or block; set ``Ready`` (the SMB plugin owns it).
     """

@@ -244,16 +244,18 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
         "allowedGroups": list(smb.validGroups) or None,
     }
     conditions: list[tuple[str, bool, str, str]] = []
+    removed: list[str] = []
     if ctx.pm is not None and hasattr(ctx.pm.hook, "smb_share_status"):
         for part in ctx.pm.hook.smb_share_status(ctx=ctx, share=share, dataset=dataset):
             status.update((part or {}).get("status") or {})
             conditions += [c for c in (part or {}).get("conditions") or [] if c[0] != "Ready"]
+            removed += [t for t in (part or {}).get("removeConditions") or [] if t != "Ready"]
     actions = []
     if not obs.synced or obs.applied.get(share.name) != config:
         actions.append(_apply_action(obs, f"write smb.conf with [{config.name}] and reload smbd", share.name))
     elif _needs_start(ctx, obs.settings):
         actions.append(Action("start smbd", func=lambda c: _ensure_running(c, obs.settings)))
-    return Plan(actions=actions, status=status, conditions=conditions)
+    return Plan(actions=actions, status=status, conditions=conditions, removed_conditions=removed)
 
 
 @hookimpl

@@ -155,11 +155,10 @@ def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
 @hookimpl
 def smb_share_status(ctx: Context, share: NASShare, dataset: ZDataset) -> Mapping[str, Any] | None:
     if not options.is_time_machine(share):
-        # (no longer one: its Time Machine status goes; its Advertised condition says so)
-        if getattr(share.status, "timeMachine", None) is None:
+        # (no longer one: its Time Machine status and its Advertised condition go)
+        if getattr(share.status, "timeMachine", None) is None and share.condition("Advertised") is None:
             return None
-        return {"status": {"timeMachine": None},
-                "conditions": [("Advertised", False, "NotTimeMachine", "not a Time Machine share")]}
+        return {"status": {"timeMachine": None}, "removeConditions": ["Advertised"]}
     tm = share.spec.smb.timeMachine  # type: ignore[union-attr]
     name = share.spec.smb.name or share.name  # type: ignore[union-attr]
     status = TimeMachineStatus(advertisedAs=_host(ctx) if _EVENT in ctx.cache else None,
