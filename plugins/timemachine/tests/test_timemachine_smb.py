@@ -202,6 +202,12 @@ async def test_per_user_datasets_bound_each_macs_backups_and_keep_them_private(
     listing = smb_env.smbclient("backups", "bob", "s3cret-Bob", "ls")
     assert listing.returncode == 0 and "mine.txt" not in listing.stdout  # bob sees his own folder only
 
+    # after a restart the per-user datasets are desired from the start: not forgotten for a pass
+    again = await make_nasd([pool_env.root / "manifests"], plugins={
+        "zfs": {"mountRoot": str(pool_env.mount_root)}, "smb": smb_env.settings()})
+    report = await again.reconciler.run_pass(ignore_backoff=True)
+    assert report.deleted == [] and again.reconciler.current[("ZDataset", "backups-alice")].ready
+
 
 async def test_with_avahi_running_the_records_go_through_its_service_folder(avahi, smb_env, make_nasd, pool_env):
     from nasd_timemachine.advertise import share_uuid

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import os
 import re
 import socket
@@ -16,6 +17,7 @@ from nasd.context import Context
 from nasd.hookspecs import hookimpl
 from nasd.models import NASShare, NASUser, Resource, ZDataset
 from nasd.models.shares import TimeMachineStatus
+from nasd.state import write_json
 
 from . import advertise, options
 
@@ -128,7 +130,20 @@ def has_xattrs(ctx: Context, path: str) -> bool:
 
 @hookimpl
 def supply_desired_state(ctx: Context, feed: Any) -> None:
+    """The per-user datasets derived before a restart, so that they do not look deleted until the first
+    observation derives them again (they are Retain: that would only forget them, but say so in the log)."""
     ctx.cache["timemachine-feed"] = feed
+    try:
+        saved = [ZDataset.model_validate(m) for m in json.loads(_derived_file(ctx).read_text())]
+    except (OSError, ValueError):
+        saved = []
+    if saved:
+        feed.replace("timemachine", saved)
+        ctx.cache["timemachine-fed"] = [d.to_manifest(with_status=False) for d in saved]
+
+
+def _derived_file(ctx: Context) -> Path:
+    return ctx.state_dir / "timemachine-derived.json"
 
 
 @hookimpl
@@ -141,9 +156,11 @@ def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
         datasets = {r.name: r for r in desired if isinstance(r, ZDataset)}
         users = {r.name: r for r in desired if isinstance(r, NASUser)}
         derived = options.per_user_datasets(shares, datasets, users)
-        if derived or ctx.cache.get("timemachine-fed"):
+        manifests = [d.to_manifest(with_status=False) for d in derived]
+        if manifests != ctx.cache.get("timemachine-fed", []):
+            write_json(_derived_file(ctx), manifests)  # (nasd's own state file, not the system)
             feed.replace("timemachine", derived)
-            ctx.cache["timemachine-fed"] = bool(derived)
+            ctx.cache["timemachine-fed"] = manifests
     ctx.cache[_ANY] = any(options.is_time_machine(s) for s in shares)
     wanted = sorted((s.spec.smb.name or s.name) for s in shares if options.is_time_machine(s))  # type: ignore[union-attr]
     if wanted != ctx.cache.get(_WANTED) and _EVENT in ctx.cache:
