@@ -33,8 +33,6 @@ class SnapshotListing:
     mountpoints: dict[str, str] = field(default_factory=dict)
     #: file systems in the roots' pools -> the asked user properties that are set on them
     filesystem_properties: dict[str, dict[str, str]] = field(default_factory=dict)
-    #: how many commands the listing took (reads), for reports and benchmarks
-    reads: int = 0
 
     def of(self, dataset: str) -> list[SnapshotInfo]:
         return [s for s in self.snapshots if s.dataset == dataset]

@@ -9,28 +9,22 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .base import DeletionPolicy, Resource, ResourceName, Status, StrictModel
 from .shares import ShareName
-from ..timing import parse_cron
+from ..timing import parse_cron, parse_interval
 from .zfs import check_dataset_path
 
-_CRON_FIELD = re.compile(r"^[0-9*,/-]+$")
-_INTERVAL = re.compile(r"^([0-9]+)(s|m|h|d)$")
 _FORMAT = re.compile(r"^(?:[A-Za-z0-9_.:-]|%[A-Za-z])+$")  # every % starts a code
 _SNAPSHOT = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
 def _cron(value: str) -> str:
-    fields = value.split()
-    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
-        raise ValueError(f"{value!r} is not a cron expression: five fields (minute hour day month weekday), UTC")
-    cron = parse_cron(value)  # ranges per field, with the field named in the error
-    cron.next_after(0.0)  # and one that never fires (say, February 31) is refused here, not at run time
+    # five fields in range (the error names the field), and one that never fires (say, February 31) is
+    # refused here, not at run time
+    parse_cron(value).next_after(0.0)
     return value
 
 
 def _interval(value: str) -> str:
-    m = _INTERVAL.match(value)
-    if not m or int(m.group(1)) == 0:
-        raise ValueError(f"{value!r} is not an interval: a whole number with s, m, h or d (e.g. 15m)")
+    parse_interval(value)
     return value
 
 
@@ -181,6 +175,8 @@ class ZSnapshotRestore(Resource):
     key_column: ClassVar[tuple[str, str] | None] = ("Target", ".spec.target.path")
 
     kind: Literal["ZSnapshotRestore"] = "ZSnapshotRestore"
+    spec: ZSnapshotRestoreSpec
+    status: ZSnapshotRestoreStatus = Field(default_factory=ZSnapshotRestoreStatus)
 
     @field_validator("metadata")
     @classmethod
@@ -188,8 +184,6 @@ class ZSnapshotRestore(Resource):
         if len(metadata.name) > 200:  # it names the hold tag and the clone's ZDataset and share
             raise ValueError("a ZSnapshotRestore name may be at most 200 characters")
         return metadata
-    spec: ZSnapshotRestoreSpec
-    status: ZSnapshotRestoreStatus = Field(default_factory=ZSnapshotRestoreStatus)
 
     def dependencies(self) -> list[tuple[str, str, str]]:
         return [("ZDataset", self.spec.source.dataset, "DatasetNotReady")]

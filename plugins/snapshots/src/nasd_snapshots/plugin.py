@@ -24,10 +24,10 @@ from nasd.models import NASShare, Resource, ZDataset, ZSnapshotRestore, ZSnapsho
 from nasd.planning import Action, Plan, Problem
 from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
 from nasd.state import write_json
+from nasd.timing import next_tick
 
 from .restore import RESTORE_PROPERTY, hold_tag, plan_restore
 from .schedule import SCHEDULE_PROPERTY, name_pattern, name_time, parse_iso, plan_schedule, targets
-from nasd.timing import next_tick
 
 NAME = "snapshots"
 SOURCE = "snapshots"  # the desired-state source of the resources restores derive
@@ -52,9 +52,8 @@ class Observation:
     smb_shares: dict[str, NASShare] = field(default_factory=dict)
     #: ZFS names of datasets that have an SMB share
     shared: set[str] = field(default_factory=set)
-    #: dataset -> the schedules (name, format) that snapshot it, by name
-    claims: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    datasets: dict[str, ZDataset] = field(default_factory=dict)
+    #: schedule -> (dataset, the schedule before it by name that takes the same names there)
+    overlaps: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _observation(observed: Mapping[str, Any]) -> Observation:
@@ -137,14 +136,25 @@ def _load_derived(ctx: Context) -> tuple[dict[str, list[dict]], list[str]]:
         return {}, [f"{path}: cannot be read ({e}); the clones and shares of restores it lists are kept"]
 
 
+def _resources(ctx: Context, derived: dict[str, list[dict]], errors: list[str]) -> list[Resource]:
+    """The resources of what restores derive; one that does not parse (an edited file) is an error."""
+    out = []
+    for manifest in (m for items in derived.values() for m in items):
+        try:
+            out.append(parse_resource(manifest, str(_derived_file(ctx))))
+        except Exception as e:
+            errors.append(str(e))
+    return out
+
+
 def _feed_derived(ctx: Context, derived: dict[str, list[dict]]) -> None:
     """Save what restores derive (so a restart keeps serving it) and give it to the core as desired state."""
     write_json(_derived_file(ctx), derived)
     ctx.cache["snapshots-derived"] = derived
     feed = ctx.cache.get("snapshots-feed")
     if feed is not None:
-        resources = [parse_resource(m, "restore") for items in derived.values() for m in items]
-        feed.replace(SOURCE, resources)
+        errors: list[str] = []
+        feed.replace(SOURCE, _resources(ctx, derived, errors), errors)
 
 
 @hookimpl
@@ -152,13 +162,7 @@ def supply_desired_state(ctx: Context, feed: Any) -> None:
     ctx.cache["snapshots-feed"] = feed
     derived, errors = _load_derived(ctx)
     ctx.cache["snapshots-derived"] = derived
-    resources = []
-    for items in derived.values():
-        for manifest in items:
-            try:
-                resources.append(parse_resource(manifest, str(_derived_file(ctx))))
-            except Exception as e:
-                errors.append(str(e))
+    resources = _resources(ctx, derived, errors)
     if resources or errors:
         feed.replace(SOURCE, resources, errors)
 
@@ -180,13 +184,10 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
     signature = _signature(mine)
     cached = ctx.cache.get(_LISTING)
     relist_every = float(ctx.settings(NAME).get("relistSeconds", ctx.config.resyncSeconds))
-    schedules = [r for r in mine if isinstance(r, ZSnapshotSchedule)]
-    due = False
-    if cached is not None:
-        for s in schedules:
-            last = _last_run(s, cached["listing"])
-            if last is None or next_tick(s.spec.schedule.cron, s.spec.schedule.interval, last) <= t:
-                due = True
+    schedules = sorted((r for r in mine if isinstance(r, ZSnapshotSchedule)), key=lambda r: r.name)
+    lasts = {s.name: _last_run(s, cached["listing"]) for s in schedules} if cached is not None else {}
+    due = any(lasts[s.name] is None or next_tick(s.spec.schedule.cron, s.spec.schedule.interval, lasts[s.name]) <= t
+              for s in schedules if cached is not None)
     # zfs-fuse takes ~1 s per 1,000 snapshots to list them: list again only when something may have
     # changed (a tick, a changed spec, a restore not done yet, or every relistSeconds); nasd's own
     # snapshots and prunes update the cached listing as they run
@@ -199,22 +200,25 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
     if fresh:
         listing = await Hooks(ctx.pm).list_snapshots(ctx, roots, [SCHEDULE_PROPERTY, RESTORE_PROPERTY])
         ctx.cache[_LISTING] = {"listing": listing, "roots": roots, "signature": signature, "at": t}
+        lasts = {s.name: _last_run(s, listing) for s in schedules}
     else:
         listing = cached["listing"]
-        listing.reads = 0
-    obs = Observation(listing=listing, now=t, datasets=datasets)
+    obs = Observation(listing=listing, now=t)
     for r in sorted((r for r in desired if isinstance(r, NASShare) and r.spec.protocol == "smb"),
                     key=lambda r: r.name):
         obs.smb_shares.setdefault(r.spec.dataset, r)
         if r.spec.dataset in datasets:
             obs.shared.add(datasets[r.spec.dataset].zfs_name)
     previous_versions: dict[str, str] = {}
+    claimed: dict[tuple[str, str], str] = {}  # (dataset, name format) -> the first schedule, by name
     next_due: float | None = None
-    for s in sorted(schedules, key=lambda r: r.name):
+    for s in schedules:
         for ds in targets(s, _roots(s, datasets), listing):
             previous_versions.setdefault(ds, s.spec.format)
-            obs.claims.setdefault(ds, []).append((s.name, s.spec.format))
-        last = _last_run(s, listing)
+            first = claimed.setdefault((ds, s.spec.format), s.name)
+            if first != s.name:
+                obs.overlaps.setdefault(s.name, (ds, first))
+        last = lasts[s.name]
         tick = next_tick(s.spec.schedule.cron, s.spec.schedule.interval, max(t, last or t))
         next_due = tick if next_due is None else min(next_due, tick)
     ctx.cache[_PREVIOUS_VERSIONS] = previous_versions
@@ -271,13 +275,12 @@ def _plan_schedule(ctx: Context, schedule: ZSnapshotSchedule, deps: Mapping[tupl
                    obs: Observation) -> Plan:
     roots = [deps[("ZDataset", n)].zfs_name for n in schedule.spec.datasets  # type: ignore[attr-defined]
              if ("ZDataset", n) in deps]
-    for ds in targets(schedule, roots, obs.listing):
-        earlier = [name for name, fmt in obs.claims.get(ds, []) if name < schedule.name and fmt == schedule.spec.format]
-        if earlier:  # both would take the same names there, and each would take the other's for its own
-            return Plan(problem=Problem(
-                "OverlappingSchedule",
-                f"{ds} is also snapshotted by ZSnapshotSchedule {earlier[0]} with the same name format; give this "
-                "one another format (e.g. a prefix) or exclude the dataset from one of them"))
+    if schedule.name in obs.overlaps:  # both would take the same names there, each the other's for its own
+        ds, first = obs.overlaps[schedule.name]
+        return Plan(problem=Problem(
+            "OverlappingSchedule",
+            f"{ds} is also snapshotted by ZSnapshotSchedule {first} with the same name format; give this "
+            "one another format (e.g. a prefix) or exclude the dataset from one of them"))
     decision = plan_schedule(schedule, roots, obs.listing, obs.now, obs.shared)
     plan = Plan(status=decision.status, conditions=decision.conditions)
     if decision.problem:
@@ -353,11 +356,6 @@ def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any])
     plan = Plan()
     tag = hold_tag(resource)
     snapshot = resource.status.snapshot
-    obs = observed.get(NAME)
-    if not snapshot and obs is not None:  # the status was lost: find the clone by its property
-        for fs, props in obs.listing.filesystem_properties.items():
-            if props.get(RESTORE_PROPERTY) == resource.name and fs in obs.listing.origins:
-                snapshot = obs.listing.origins[fs]
     derived = dict(ctx.cache.get("snapshots-derived") or {})
     clone = resource.status.clone or next(
         (f"{m['spec']['pool']}/{m['spec']['path']}" for m in derived.get(resource.name, []) if m.get("kind") == "ZDataset"),
@@ -368,7 +366,7 @@ def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any])
             await Hooks(ctx.pm).release_snapshots(ctx, [snapshot], tag)
 
         plan.actions.append(Action(f"release the hold {tag} on {snapshot}", func=release))
-    elif clone:
+    elif clone:  # the status was lost (a kill -9 right after cloning): the clone's origin says which
         async def find_and_release(ctx: Context) -> None:
             _forget_listing(ctx)
             listing = await Hooks(ctx.pm).list_snapshots(ctx, [clone], [RESTORE_PROPERTY])

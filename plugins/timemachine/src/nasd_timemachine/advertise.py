@@ -43,13 +43,34 @@ def services(host: str, smb_port: int, shares: list[str], model: str) -> dict[st
     """The records for the Time Machine shares ``shares`` (none: nothing is published)."""
     if not shares:
         return {}
-    disks = tuple((f"dk{i}", f"adVN={name},adVF={ADISK_FLAGS},adVU={share_uuid(host, name)}")
-                  for i, name in enumerate(sorted(shares, key=str.lower)))
+    disks = tuple((f"dk{i}", disk_entry(host, name)) for i, name in enumerate(sorted(shares, key=str.lower)))
     return {
         "_smb._tcp": Service("_smb._tcp", smb_port),
         "_adisk._tcp": Service("_adisk._tcp", 9, (("sys", ADISK_SYS), *disks)),
         "_device-info._tcp": Service("_device-info._tcp", 0, (("model", model),)),
     }
+
+
+def disk_entry(host: str, share: str) -> str:
+    """The ``dkN`` TXT value of one Time Machine share."""
+    return f"adVN={share},adVF={ADISK_FLAGS},adVU={share_uuid(host, share)}"
+
+
+def verdicts(host: str, shares: list[str], records: dict[str, Service],
+             seen: dict[str, dict[str, str]]) -> dict[str, tuple[bool, str]]:
+    """Per share, whether browsing (``seen``: type -> TXT) found everything published for it, and what to say."""
+    disks = set(seen.get("_adisk._tcp", {}).values())
+    missing = sorted(set(records) - set(seen))
+    out = {}
+    for name in shares:
+        entry = disk_entry(host, name)
+        if entry in disks and not missing:
+            out[name] = (True, f"{host}._adisk._tcp: {entry}")
+        else:
+            out[name] = (False, f"published as {host} but not seen when browsing: missing "
+                                f"{missing or ['dk entry ' + entry]} (is multicast delivered on this host's "
+                                "interfaces? `timemachine: {interfaces: [...]}` picks them)")
+    return out
 
 
 def avahi_service_file(host: str, records: dict[str, Service]) -> str:

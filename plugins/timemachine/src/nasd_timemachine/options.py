@@ -49,9 +49,8 @@ def global_options(shares: list[NASShare], model: str = DEFAULT_MODEL) -> dict[s
     return {**GLOBAL, "fruit:model": model}
 
 
-def share_options(share: NASShare, any_time_machine: bool, xattrs: bool, tdb_file: str, path: str = "") -> dict[str, str]:
-    if not any_time_machine:
-        return {}
+def share_options(share: NASShare, xattrs: bool, tdb_file: str, path: str = "") -> dict[str, str]:
+    """The fruit stack for ``share`` (at ``path``) on a server where some share is a Time Machine share."""
     vfs = ["catia", "fruit", "streams_xattr"] + ([] if xattrs else ["xattr_tdb"])
     opts = {"vfs objects": " ".join(vfs), **PER_SHARE}
     if not xattrs:

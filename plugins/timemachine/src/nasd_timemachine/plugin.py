@@ -34,12 +34,17 @@ def _host(ctx: Context) -> str:
     return re.sub(r"[^A-Za-z0-9-]", "-", name)[:63] or "nasd"
 
 
+def _mdns(ctx: Context) -> str:
+    """How records are published: auto (avahi when it runs, else nasd itself), avahi, zeroconf or off."""
+    return str(ctx.settings(NAME).get("mdns", "auto"))
+
+
 def _interfaces(ctx: Context) -> list[str]:
     return [str(i) for i in ctx.settings(NAME).get("interfaces", [])]
 
 
 def _backend(ctx: Context) -> advertise.Backend | None:
-    mode = str(ctx.settings(NAME).get("mdns", "auto"))
+    mode = _mdns(ctx)
     folder = Path(str(ctx.settings(NAME).get("avahiServicesDir", "/etc/avahi/services")))
     if mode == "off":
         return None
@@ -50,7 +55,7 @@ def _backend(ctx: Context) -> advertise.Backend | None:
 
 @hookimpl
 def startup(ctx: Context) -> None:
-    if ctx.watch and str(ctx.settings(NAME).get("mdns", "auto")) != "off":
+    if ctx.watch and _mdns(ctx) != "off":
         ctx.cache[_EVENT] = asyncio.Event()
         ctx.spawn(_advertise(ctx), "timemachine-mdns")
 
@@ -86,16 +91,7 @@ async def _advertise(ctx: Context) -> None:
                         await backend.publish(host, records)
                     published = records
                 seen = await advertise.browse(host, list(records), _interfaces(ctx)) if records else {}
-                disks = set(seen.get("_adisk._tcp", {}).values())
-                result = {}
-                for name in shares:
-                    wanted = f"adVN={name},adVF={advertise.ADISK_FLAGS},adVU={advertise.share_uuid(host, name)}"
-                    ok = wanted in disks and set(records) <= set(seen)
-                    result[name] = (ok, f"{host}._adisk._tcp: {wanted}" if ok else
-                                    f"published as {host} but not seen when browsing: missing "
-                                    f"{sorted(set(records) - set(seen)) or ['dk entry ' + wanted]} (is multicast "
-                                    "delivered on this host's interfaces? `timemachine: {interfaces: [...]}` "
-                                    "picks them)")
+                result = advertise.verdicts(host, shares, records, seen)
             except Exception as e:  # no multicast, avahi folder not writable, a bad setting: said on the shares
                 ctx.log.error("mDNS advertisement failed: %s", e)
                 published = None  # publish again next time
@@ -199,7 +195,7 @@ async def shutdown(ctx: Context) -> None:
 def smb_global_options(ctx: Context, shares: list[NASShare]) -> Mapping[str, Any] | None:
     model = str(ctx.settings(NAME).get("model", options.DEFAULT_MODEL))
     opts = options.global_options(shares, model)
-    if opts and str(ctx.settings(NAME).get("mdns", "auto")) != "off":
+    if opts and _mdns(ctx) != "off":
         opts["multicast dns register"] = "no"  # nasd advertises (smbd would only at its start)
     return opts or None
 
@@ -211,7 +207,7 @@ def smb_share_options(ctx: Context, share: NASShare, dataset: ZDataset) -> Mappi
     path = dataset.status.mountpoint or ""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", share.name)
     tdb = str(ctx.state_dir / f"timemachine-{safe}.tdb")  # (only where the file system has no xattrs)
-    return options.share_options(share, True, has_xattrs(ctx, path) if path else True, tdb, path) or None
+    return options.share_options(share, has_xattrs(ctx, path) if path else True, tdb, path)
 
 
 @hookimpl

@@ -92,7 +92,9 @@ def _read_properties(dialect: Dialect, desired: Iterable[Resource], contributed:
 
 
 async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount_root: str) -> ZfsObservation:
-    """Two reads whatever the number of datasets: `zpool status` and one `zfs get`."""
+    """Reads that do not grow with the number of datasets: `zpool status` and one `zfs get` (on zfs-fuse, a
+    `zfs list` of the file systems first, as its `zfs get` cannot leave snapshots out); and a stat per
+    dataset whose spec names an owner."""
     obs = ZfsObservation(dialect=dialect, mount_root=mount_root)
     by_name = {r.name: r for r in desired if isinstance(r, ZDataset)}
     for r in desired:

@@ -294,33 +294,28 @@ def blocking_clones(name: str, obs: ZfsObservation) -> list[tuple[str, str]]:
 
 
 def _refuse_if_snapshots(name: str) -> Action:
-    async def check(ctx: Any) -> None:
-        result = await ctx.runner.run(["zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", "-d", "1", name],
-                                      mutating=False)
-        snaps = result.stdout.split()
-        if snaps:
-            raise PermanentError(
-                f"dataset {name} has {len(snaps)} snapshots (e.g. {snaps[0]}); set destroyRecursive: true to "
-                "destroy them with it", reason="HasSnapshots")
-
-    return Action(f"check that dataset {name} has no snapshots", func=check)
+    return _refuse_if_listed(f"dataset {name} has", name, "snapshot", ["-d", "1"], "snapshots", "HasSnapshots")
 
 
 def _refuse_if_volumes_or_snapshots(pool: str) -> Action:
-    """OpenZFS's observation lists file systems only: just before `zpool destroy`, look for
-    volumes and snapshots, which a destroy without destroyRecursive must not take along."""
+    return _refuse_if_listed(f"pool {pool} holds", pool, "filesystem,volume,snapshot", [], "volumes or snapshots",
+                             "HasChildren")
+
+
+def _refuse_if_listed(subject: str, target: str, types: str, depth: list[str], kinds: str, reason: str) -> Action:
+    """The observation lists file systems only: just before a destroy without destroyRecursive, list the
+    ``kinds`` it would take along (other than file systems) and refuse when there are any."""
 
     async def check(ctx: Any) -> None:
-        result = await ctx.runner.run(["zfs", "list", "-H", "-r", "-t", "filesystem,volume,snapshot", "-o",
-                                       "name,type", pool], mutating=False)
-        others = [line.split("\t")[0] for line in result.stdout.splitlines()
-                  if line.count("\t") == 1 and line.split("\t")[1] != "filesystem"]
-        if others:
-            raise PermanentError(
-                f"pool {pool} holds {len(others)} volumes or snapshots (e.g. {others[0]}); set destroyRecursive: "
-                "true to destroy them with the pool", reason="HasChildren")
+        result = await ctx.runner.run(["zfs", "list", "-H", "-o", "name,type", "-t", types, "-r", *depth, target],
+                                      mutating=False)
+        found = [line.split("\t")[0] for line in result.stdout.splitlines()
+                 if line.count("\t") == 1 and line.split("\t")[1] != "filesystem"]
+        if found:
+            raise PermanentError(f"{subject} {len(found)} {kinds} (e.g. {found[0]}); set destroyRecursive: true "
+                                 "to destroy them with it", reason=reason)
 
-    return Action(f"check that pool {pool} holds no volumes or snapshots", func=check)
+    return Action(f"check that {subject} no {kinds}", func=check)
 
 
 def _remove_file(path: str) -> Action:

@@ -69,7 +69,6 @@ async def list_snapshots(ctx: Context, dialect: Dialect, roots: list[str], prope
     got, orig = await asyncio.gather(
         ctx.runner.run(get, mutating=False, check=False), ctx.runner.run(origins, mutating=False, check=False)
     )
-    listing.reads = 2
     for result in (got, orig):
         if result.returncode != 0 and not _missing_only(result.stderr):
             raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
