@@ -37,7 +37,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ import aiohttp
 import yaml
 
 from common import BenchError, write_docs
+from nasd.testing.smb import free_port, make_identity_root
 from nasd.testing.zfs import ZFSUnavailable, cleanup_tree, start_for_pool
 
 API = "/apis/nasd.io/v1alpha1"
@@ -78,26 +78,6 @@ def base_docs(pool: str, vdev: Path, secret: Path) -> list[dict[str, Any]]:
         doc("NASDirectory", "local", {"type": "local"}),
         doc("NASUser", USER, {"directory": "local", "uid": UID, "passwordSecretRef": {"file": str(secret)}}),
     ]
-
-
-def make_identity_root(root: Path) -> Path:
-    """An empty system's etc/passwd, group, shadow, gshadow (as the SMB tests' conftest makes it)."""
-    etc = root / "etc"
-    etc.mkdir(parents=True)
-    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"
-                                "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
-    (etc / "group").write_text("root:x:0:\nnogroup:x:65534:\nusers:x:100:\n")
-    (etc / "shadow").write_text("root:*:19000:0:99999:7:::\n")
-    (etc / "gshadow").write_text("root:*::\n")
-    for f in ("shadow", "gshadow"):
-        os.chmod(etc / f, 0o600)
-    return root
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def check_programs() -> None:

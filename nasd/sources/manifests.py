@@ -32,7 +32,6 @@ class ManifestFolder:
         self._stamps: dict[Path, tuple[int, int, int]] = {}
         self._good: dict[Path, list[Resource]] = {}
         self._errors: dict[Path, list[str]] = {}
-        self._duplicates: list[str] = []  # rebuilt by every resources()
 
     def scan(self, settle: float = 0.0) -> bool:
         """Re-read changed files (those changed less than ``settle`` seconds ago: at the next
@@ -74,22 +73,27 @@ class ManifestFolder:
                     log.error("manifest rejected, keeping its last good version: %s", p)
         return changed
 
-    def resources(self) -> list[Resource]:
+    def _merged(self) -> tuple[list[Resource], list[str]]:
+        """Every file's resources (the first file, by name, wins a kind/name) and the duplicates left out."""
         merged: dict[tuple[str, str], Resource] = {}
-        self._duplicates = []
+        duplicates = []
         for f in sorted(self._good):
             for r in self._good[f]:
                 if r.key in merged:
-                    self._duplicates.append(f"{f}: {r.kind}/{r.name} is also declared in another file")
+                    duplicates.append(f"{f}: {r.kind}/{r.name} is also declared in another file")
                     continue
                 merged[r.key] = r
-        return list(merged.values())
+        return list(merged.values()), duplicates
+
+    def resources(self) -> list[Resource]:
+        return self._merged()[0]
 
     def errors(self) -> list[str]:
-        return [p for problems in self._errors.values() for p in problems] + self._duplicates
+        return [p for problems in self._errors.values() for p in problems] + self._merged()[1]
 
     def publish(self, feed: DesiredFeed) -> None:
-        feed.replace(SOURCE, self.resources(), self.errors())
+        resources, duplicates = self._merged()
+        feed.replace(SOURCE, resources, [p for problems in self._errors.values() for p in problems] + duplicates)
 
     async def watch(self, feed: DesiredFeed, interval: float) -> None:
         while True:

@@ -74,6 +74,21 @@ class SmbEnv:
         return None
 
 
+def make_identity_root(root: Path) -> Path:
+    """A private identity root: an empty system's etc/passwd, group, shadow and gshadow (nss_wrapper reads
+    them instead of the machine's)."""
+    etc = root / "etc"
+    etc.mkdir(parents=True)
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"
+                                "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+    (etc / "group").write_text("root:x:0:\nnogroup:x:65534:\nusers:x:100:\n")
+    (etc / "shadow").write_text("root:*:19000:0:99999:7:::\n")
+    (etc / "gshadow").write_text("root:*::\n")
+    for f in ("shadow", "gshadow"):
+        os.chmod(etc / f, 0o600)
+    return root
+
+
 @pytest.fixture
 def smb_env(tmp_path: Path) -> SmbEnv:
     for program in ("smbd", "smbclient", "testparm", "useradd"):
@@ -86,15 +101,7 @@ def smb_env(tmp_path: Path) -> SmbEnv:
         if parent == Path("/tmp") or parent == Path("/"):
             break
         os.chmod(parent, os.stat(parent).st_mode | 0o011)
-    root = tmp_path / "identity"
-    (root / "etc").mkdir(parents=True)
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"
-                                         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
-    (root / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\nusers:x:100:\n")
-    (root / "etc" / "shadow").write_text("root:*:19000:0:99999:7:::\n")
-    (root / "etc" / "gshadow").write_text("root:*::\n")
-    for f in ("shadow", "gshadow"):
-        os.chmod(root / "etc" / f, 0o600)
+    root = make_identity_root(tmp_path / "identity")
     secrets = tmp_path / "secrets"
     secrets.mkdir(mode=0o700)
     return SmbEnv(root=tmp_path, port=free_port(), identity_root=root, secrets=secrets)

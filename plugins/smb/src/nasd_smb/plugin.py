@@ -295,7 +295,9 @@ def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any])
         return Plan()  # no smb.conf, no users or groups nasd made: nothing to undo
     if _is_smb(resource):
         obs = _obs(observed)
-        obs.shares.pop(resource.name, None)
+        old = obs.shares.pop(resource.name, None)
+        if old is not None and obs.names.get(old.name.lower()) == resource.name:
+            del obs.names[old.name.lower()]  # its section name is free for another share in this pass
         if resource.name not in obs.applied and obs.synced:
             return Plan()  # not served: nothing to remove
         return Plan(actions=[_apply_action(obs, f"remove share {resource.name} from smb.conf")])
@@ -305,9 +307,7 @@ def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any])
     if isinstance(resource, NASGroup):
         obs = _obs(observed)
         return identity.plan_group_absent(resource, obs.identity, obs.settings)
-    if isinstance(resource, NASDirectory):
-        return Plan()
-    return None
+    return Plan()  # a directory: nothing on the system to undo
 
 
 @hookimpl

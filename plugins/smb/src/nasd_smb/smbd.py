@@ -107,7 +107,11 @@ class Supervisor:
         self.restarts = 0
         self._stopping = False
         self._task: asyncio.Task | None = None
-        self.supervising = False  # smbd started once: from then on the watcher restarts it
+
+    @property
+    def supervising(self) -> bool:
+        """smbd started once: from then on the watcher restarts it."""
+        return self._task is not None
 
     async def start(self) -> None:
         smbd = self.ctx.runner.resolve("smbd")
@@ -131,7 +135,6 @@ class Supervisor:
             raise PermanentError(f"smbd exited at start with status {self.proc.returncode}; see "
                                  f"{self.settings.run_dir / 'log'}", reason="SmbdFailed")
         log.info("smbd started", extra={"pid": self.proc.pid, "port": self.settings.port})
-        self.supervising = True
         if self._task is None:
             self._task = self.ctx.spawn(self._watch(), name="smbd-supervisor")
 
