@@ -54,6 +54,7 @@ from nasd.calling import Hooks
 from nasd.config import Config
 from nasd.daemon import Nasd
 from nasd.models import ZSnapshotSchedule, parse_resource
+from nasd.reconciler import PassReport
 from nasd.runner import Spawn
 from nasd.snapshot_listing import SnapshotListing
 from nasd_snapshots.restore import RESTORE_PROPERTY
@@ -207,6 +208,17 @@ def bench_planners(schedule: ZSnapshotSchedule, root: str, listing: SnapshotList
     return out
 
 
+async def measured_pass(nasd: Nasd, out: dict[str, Any], label: str) -> PassReport:
+    """One pass: its spawns by verb, wall time and whether it changed anything, into ``out[label...]``."""
+    mark = len(nasd.runner.spawns)
+    t0 = time.monotonic()
+    report = await nasd.reconciler.run_pass(ignore_backoff=True)
+    out[f"{label}_seconds"] = time.monotonic() - t0
+    out[label] = split(nasd.runner.spawns[mark:])
+    out[f"{label}_mutated"] = report.mutated
+    return report
+
+
 async def bench_schedule(config: Config, pool: str, repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     root = f"{pool}/top"
@@ -232,24 +244,14 @@ async def bench_schedule(config: Config, pool: str, repeats: int) -> dict[str, A
         out["fuse_planned"] = destroy_commands(nasd.ctx.cache["zfs-dialect"], decision.prune, listing)
 
         # (b) the pass with the tick due
-        mark = len(nasd.runner.spawns)
-        t0 = time.monotonic()
-        first = await nasd.reconciler.run_pass(ignore_backoff=True)
-        out["tick_seconds"] = time.monotonic() - t0
-        out["tick"] = split(nasd.runner.spawns[mark:])
-        out["tick_mutated"] = first.mutated
+        first = await measured_pass(nasd, out, "tick")
         out["tick_not_ready"] = [f"{o.key[0]}/{o.key[1]}: {o.reason} {o.message}" for o in first.outcomes
                                  if not o.ready]
         cached = nasd.ctx.cache.get("snapshots-listing")
         out["cached_after"] = len(cached["listing"].snapshots) if cached else None
 
         # (c) a pass with nothing due (same clock: the newest snapshot is this hour's)
-        mark = len(nasd.runner.spawns)
-        t0 = time.monotonic()
-        second = await nasd.reconciler.run_pass(ignore_backoff=True)
-        out["idle_seconds"] = time.monotonic() - t0
-        out["idle"] = split(nasd.runner.spawns[mark:])
-        out["idle_mutated"] = second.mutated
+        await measured_pass(nasd, out, "idle")
         out["status"] = nasd.reconciler.current[("ZSnapshotSchedule", SCHEDULE)].status
     finally:
         await nasd.stop()

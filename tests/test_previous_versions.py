@@ -8,23 +8,16 @@ the VM tier checks for real). nasd only writes the shadow_copy2 settings; it nev
 
 from __future__ import annotations
 
-import calendar
 import subprocess
-import time
 from pathlib import Path
 
 from nasd.models import parse_resource
+from nasd.testing.clock import Clock
+from nasd.testing.passes import converge
+from nasd.testing.smb import smb_conf_file
 
 ALICE = "s3cret-Alice"
 SNAP = "GMT-2026.11.26-04.00.00"
-
-
-class Clock:
-    def __init__(self, text: str):
-        self.t = float(calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S")))
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def identities(smb_env) -> list[dict]:
@@ -39,13 +32,6 @@ def media_share() -> dict:
 def schedule() -> dict:
     return {"apiVersion": "nasd.io/v1alpha1", "kind": "ZSnapshotSchedule", "metadata": {"name": "media-hourly"},
             "spec": {"datasets": ["media"], "schedule": {"cron": "0 * * * *"}, "retention": {"hourly": 24}}}
-
-
-async def converge(nasd, passes: int = 8) -> None:
-    for _ in range(passes):
-        if not (await nasd.reconciler.run_pass(ignore_backoff=True)).mutated:
-            return
-    raise AssertionError("did not converge")
 
 
 async def start(pool_env, smb_env, make_nasd, tmp_path):
@@ -79,7 +65,7 @@ def expose_snapshot(dataset: str, mountpoint: Path, name: str) -> None:
 async def test_a_share_on_a_scheduled_dataset_shows_its_snapshots_as_previous_versions(
         pool_env, smb_env, make_nasd, tmp_path):
     nasd, _, mountpoint = await start(pool_env, smb_env, make_nasd, tmp_path)
-    conf = subprocess.run(["testparm", "-s", "--section-name", "media", str(config_file(nasd))],
+    conf = subprocess.run(["testparm", "-s", "--section-name", "media", str(smb_conf_file(nasd))],
                           capture_output=True, text=True).stdout
     for line in ("vfs objects = shadow_copy2", "shadow:snapdir = .zfs/snapshot",
                  "shadow:format = GMT-%Y.%m.%d-%H.%M.%S", "shadow:sort = desc", "shadow:localtime = no"):
@@ -92,11 +78,6 @@ async def test_a_share_on_a_scheduled_dataset_shows_its_snapshots_as_previous_ve
     assert (tmp_path / "old.txt").read_text() == "v1\n"
     got = smb_env.smbclient("media", "alice", ALICE, "get file.txt now.txt", cwd=tmp_path)
     assert (tmp_path / "now.txt").read_text() == "v2\n"
-
-
-def config_file(nasd) -> Path:
-    from nasd_smb.settings import load_settings  # where the SMB plugin keeps smb.conf
-    return load_settings(nasd.ctx.settings("smb"), nasd.ctx.state_dir).config_file
 
 
 async def test_a_restore_serves_its_clone_read_only_to_the_users_of_the_source_share_and_goes_away_with_it(

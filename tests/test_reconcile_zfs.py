@@ -12,6 +12,7 @@ import time
 import yaml
 
 from nasd.models import parse_resource
+from nasd.testing.passes import converge
 
 PROPS = {"compression": "gzip-1", "atime": "off", "quota": "1Gi"}
 
@@ -23,14 +24,6 @@ def mutating(nasd) -> list[list[str]]:
 def ready(nasd, kind: str, name: str) -> tuple[str, str]:
     c = nasd.reconciler.current[(kind, name)].condition("Ready")
     return (c.status, c.reason)
-
-
-async def converge(nasd, passes: int = 4):
-    for _ in range(passes):
-        report = await nasd.reconciler.run_pass(ignore_backoff=True)
-        if not report.mutated:
-            return report
-    raise AssertionError("did not converge")
 
 
 async def test_a_pool_and_datasets_with_properties_are_created_for_real(pool_env, make_nasd):

@@ -74,6 +74,12 @@ class SmbEnv:
         return None
 
 
+def smb_conf_file(nasd: Any) -> Path:
+    """Where the SMB plugin of the daemon object ``nasd`` keeps smb.conf."""
+    from nasd_smb.settings import load_settings
+    return load_settings(nasd.ctx.settings("smb"), nasd.ctx.state_dir).config_file
+
+
 def make_identity_root(root: Path) -> Path:
     """A private identity root: an empty system's etc/passwd, group, shadow and gshadow (nss_wrapper reads
     them instead of the machine's)."""

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import calendar
 import subprocess
-import time
 from typing import Any
 
 import pytest
 
-
-def utc(text: str) -> float:
-    """'2026-11-26 04:00:05' (UTC) -> epoch seconds."""
-    return float(calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S")))
-
-
-class Clock:
-    """The time the snapshots plugin runs by (``ctx.cache["snapshots-clock"]``)."""
-
-    def __init__(self, start: str):
-        self.t = utc(start)
-
-    def __call__(self) -> float:
-        return self.t
-
-    def set(self, text: str) -> None:
-        self.t = utc(text)
+from nasd.testing.clock import Clock
 
 
 def snapshots(dataset: str, *props: str) -> list[list[str]]:
@@ -57,14 +39,6 @@ def schedule_manifest(name: str, datasets: list[str], **spec: Any) -> dict[str, 
 
 def zfs_commands(nasd, verb: str) -> list[list[str]]:
     return [s.argv[1:] for s in nasd.runner.spawns if s.argv[0].endswith("zfs") and s.argv[1:2] == [verb]]
-
-
-async def converge(nasd, passes: int = 5):
-    for _ in range(passes):
-        report = await nasd.reconciler.run_pass(ignore_backoff=True)
-        if not report.mutated:
-            return report
-    raise AssertionError("did not converge")
 
 
 def ready(nasd, kind: str, name: str) -> tuple[str, str, str]:

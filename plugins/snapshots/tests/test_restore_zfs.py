@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import converge, declare, ready, zfs, zfs_commands
+from conftest import declare, ready, zfs, zfs_commands
+from nasd.testing.passes import converge
 from nasd.models import ManifestError, parse_resource
 
 

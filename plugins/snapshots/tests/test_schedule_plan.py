@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import utc
+from nasd.testing.clock import utc
 from nasd.models import ManifestError, parse_resource
 from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
 from nasd_snapshots.schedule import name_pattern, name_time, plan_schedule, policy_token, whole_subtrees

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from conftest import condition, converge, declare, names, ready, schedule_manifest, snapshots, utc, zfs, zfs_commands
+from conftest import condition, declare, names, ready, schedule_manifest, snapshots, zfs, zfs_commands
+from nasd.testing.clock import utc
+from nasd.testing.passes import converge
 from nasd_snapshots.retention import Policy, plan_retention
 from nasd_snapshots.schedule import policy_token
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import subprocess
 
 from nasd.models import parse_resource
+from nasd.testing.passes import converge
+from nasd.testing.smb import smb_conf_file
 
 ALICE = "s3cret-Alice"
 MAX = 256 << 20
@@ -22,17 +24,8 @@ def share(name: str, **smb) -> dict:
             "spec": {"protocol": "smb", "dataset": name, "smb": {"validUsers": ["alice"], **smb}}}
 
 
-async def converge(nasd, passes: int = 6) -> None:
-    for _ in range(passes):
-        report = await nasd.reconciler.run_pass(ignore_backoff=True)
-        if not report.mutated:
-            return
-    raise AssertionError(f"did not converge: {[(o.key, [a.description for a in o.actions]) for o in report.outcomes if o.actions]}")
-
-
 def smb_conf(nasd) -> str:
-    from nasd_smb.settings import load_settings
-    return load_settings(nasd.ctx.settings("smb"), nasd.ctx.state_dir).config_file.read_text()
+    return smb_conf_file(nasd).read_text()
 
 
 def section(conf: str, name: str) -> str:
