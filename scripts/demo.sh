@@ -180,22 +180,6 @@ check_demo_user() {
     fi
 }
 
-# Hand the shared dataset's folder to the demo user, so that the share is writable for them (nasd
-# does not manage file permissions yet). Only a mounted dataset that nasd created.
-give_share_to_user() {
-    ds=$POOL/${1:-$SHARE}
-    managed=$(zfs get -H -o value,source nasd.io:managed "$ds" 2>/dev/null | tr '\t' ' ')
-    mounted=$(zfs get -H -o value mounted "$ds" 2>/dev/null || true)
-    mp=$(zfs get -H -o value mountpoint "$ds" 2>/dev/null || true)
-    if [ "$managed" != "true local" ] || [ "$mounted" != yes ] || ! grep -q "^$DEMO_USER:" /etc/passwd; then
-        say "not handing $ds to $DEMO_USER (not made by nasd, not mounted, or no user $DEMO_USER yet): the share"
-        say "is read-only for $DEMO_USER until you run: chown $DEMO_USER: ${mp:-$MOUNT/${1:-$SHARE}}"
-        return 0
-    fi
-    chown "$DEMO_USER:" "$mp"
-    say "$mp now belongs to $DEMO_USER: the share ${1:-$SHARE} is writable for $DEMO_USER"
-}
-
 serve() {
     [ "$(id -u)" = 0 ] || die "the demo needs root (it makes a ZFS pool and a user, and runs smbd)"
     [ -x "$NASD" ] || die "$NASD is missing: run make venv (make demo does it)"
@@ -220,10 +204,7 @@ plugins:
 EOF
     check_demo_user
     say "converging examples/ once (nasd reconcile): pool, datasets, user $DEMO_USER, share $SHARE"
-    if "$NASD" reconcile -f "$REPO/examples" --state-dir "$STATE" --config "$CONFIG" -o wide; then
-        give_share_to_user media
-        give_share_to_user backups
-    else
+    if ! "$NASD" reconcile -f "$REPO/examples" --state-dir "$STATE" --config "$CONFIG" -o wide; then
         say "not everything is Ready yet (see above): nasd serve keeps trying, and says why"
     fi
     if [ "$port" = 445 ]; then p=""; else p=" -p $port"; fi
