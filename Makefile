@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: venv system-packages test test-fast demo demo-clean bench bench-zfs bench-smb bench-snapshots crds clean
+.PHONY: venv system-packages test test-fast demo demo-clean bench bench-zfs bench-smb bench-snapshots crds clean test-vm vm-image
 
 venv: $(VENV)/.installed
 
@@ -20,6 +20,7 @@ system-packages:
 	scripts/install-system-packages.sh zfs
 	scripts/install-system-packages.sh samba
 	scripts/install-system-packages.sh mdns
+	scripts/install-system-packages.sh nfs
 
 test: venv system-packages
 	$(BIN)/pytest
@@ -40,6 +41,14 @@ bench-smb: venv system-packages
 
 bench-snapshots: venv system-packages
 	$(BIN)/python bench/snapshots.py $(BENCH_ARGS)
+
+# The VM tier (real OpenZFS, kernel nfsd, Samba under qemu; needs root): `make test-vm` runs `pytest tests/vm`
+# in the VM, `make test-vm VM_ARGS="pytest -x tests/vm/test_x.py"` runs that instead.
+test-vm:
+	scripts/vm/run.sh $(VM_ARGS)
+
+vm-image:
+	scripts/vm/build-image.sh
 
 crds: venv
 	$(BIN)/python -m nasd.crds crds

@@ -21,6 +21,7 @@ class Context:
     watch: bool = False
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("nasd"))
     _wake: Callable[[str], None] = field(default=lambda why: None)
+    _pending: Callable[[], bool] = field(default=lambda: False)
     _tasks: list[asyncio.Task] = field(default_factory=list)
     #: plugins may keep per-process caches here, under their own name
     cache: dict[str, Any] = field(default_factory=dict)
@@ -37,6 +38,11 @@ class Context:
     def request_reconcile(self, why: str) -> None:
         """Ask the daemon for a reconcile pass soon (bursts collapse into one)."""
         self._wake(why)
+
+    def changes_pending(self) -> bool:
+        """Whether another pass has been asked for since this one started (more changes are coming):
+        a plugin may leave a costly reload to that pass, so a burst of edits reloads once."""
+        return self._pending()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task:
         """Start a background task that lives as long as the daemon (cancelled at shutdown)."""

@@ -41,6 +41,7 @@ class Nasd:
         self.metrics = Metrics(self.runner)
         self.reconciler = Reconciler(self.ctx, self.hooks, self.feed, self.store, self.metrics)
         self.ctx._wake = self.reconciler.wake
+        self.ctx._pending = self.reconciler.wake_pending
         self._started = False
 
     async def start(self) -> None:

@@ -78,6 +78,8 @@ class Reconciler:
         self._backoff: dict[Key, tuple[int, float, int]] = {}  # attempts, retry-at, generation
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._wakes = 0  # wake() calls so far; a pass notes the count it started with
+        self._wakes_at_pass = 0
         self._settle = False
         self._next_followup: float | None = None
         #: whether resources reconciled before and no longer desired are deleted (the daemon: yes;
@@ -89,6 +91,7 @@ class Reconciler:
     async def run_pass(self, *, dry_run: bool = False, ignore_backoff: bool = False) -> PassReport:
         async with self._lock:
             start = time.monotonic()
+            self._wakes_at_pass = self._wakes
             report = await self._pass(dry_run=dry_run, ignore_backoff=ignore_backoff or dry_run)
             report.seconds = time.monotonic() - start
             if not dry_run:
@@ -363,7 +366,12 @@ class Reconciler:
         pass), at once for a single applied or deleted object."""
         log.debug("wake: %s", why)
         self._settle = self._settle or settle
+        self._wakes += 1
         self._wake.set()
+
+    def wake_pending(self) -> bool:
+        """Whether something asked for another pass since the current one started."""
+        return self._wakes > self._wakes_at_pass
 
     def take_wake(self) -> bool:
         """Whether something asked for a pass (e.g. a source changed desired state during the last one); clears it."""

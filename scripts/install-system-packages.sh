@@ -1,5 +1,5 @@
 #!/bin/sh
-# Install the Debian packages a target needs, only those missing. Usage: install-system-packages.sh python|zfs|samba|mdns
+# Install the Debian packages a target needs, only those missing. Usage: install-system-packages.sh python|zfs|samba|mdns|nfs
 set -eu
 need=""
 case "${1:-}" in
@@ -24,7 +24,12 @@ case "${1:-}" in
     PATH="$PATH:/usr/sbin:/sbin"
     command -v avahi-daemon >/dev/null 2>&1 || need="$need avahi-daemon"
     command -v dbus-daemon >/dev/null 2>&1 || need="$need dbus-daemon" ;;
-  *) echo "usage: $0 python|zfs|samba|mdns" >&2; exit 2 ;;
+  nfs)
+    # exportfs (nfs-kernel-server): the NFS plugin checks and applies its exports file with it. The
+    # kernel's nfsd is not needed for that; it runs in the VM tier (scripts/vm).
+    PATH="$PATH:/usr/sbin:/sbin"
+    command -v exportfs >/dev/null 2>&1 || need="$need nfs-kernel-server" ;;
+  *) echo "usage: $0 python|zfs|samba|mdns|nfs" >&2; exit 2 ;;
 esac
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -20,7 +20,7 @@ _RESERVED_SHARES = {"global", "homes", "printers", "print$", "ipc$"}
 _HOST = re.compile(
     r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?:/[0-9]{1,2})?"  # IPv4, optional prefix
     r"|[0-9A-Fa-f:]+(?:/[0-9]{1,3})?"  # IPv6, optional prefix
-    r"|\*?[A-Za-z0-9][A-Za-z0-9.-]*"  # host name, optional leading wildcard
+    r"|(?:\*\.?)?[A-Za-z0-9][A-Za-z0-9.-]*"  # host name, optional leading wildcard
     r"|@[A-Za-z0-9_.-]+"  # netgroup
     r"|\*)$"  # everyone (NFS: only with allowWorld)
 )
@@ -138,7 +138,8 @@ class NFSClientRule(StrictModel):
 
 class NFSShareOptions(StrictModel):
     clients: list[NFSClientRule] = Field(min_length=1)
-    fsid: int | None = Field(default=None, ge=0, le=4294967295, description="Required for FUSE-backed paths")
+    fsid: int | None = Field(default=None, ge=1, le=4294967295,
+                             description="Required for FUSE-backed paths; unique per host (0 is the NFSv4 root)")
     allowWorld: bool = Field(default=False, description="Must be true for a rule with hosts '*' or 0.0.0.0/0")
 
     @model_validator(mode="after")

@@ -31,11 +31,19 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, check=check)
 
 
+_in_private_namespace = False
+
+
 def _enter_private_mount_namespace() -> None:
+    """Move this process into a new mount namespace with every mount private (once per process)."""
+    global _in_private_namespace
+    if _in_private_namespace:
+        return
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNS) != 0:
         raise ZFSUnavailable(f"unshare(CLONE_NEWNS) failed: {os.strerror(ctypes.get_errno())} (run as root)")
     run("mount", "--make-rprivate", "/")
+    _in_private_namespace = True
 
 
 @dataclass

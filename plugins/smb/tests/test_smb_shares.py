@@ -403,17 +403,17 @@ async def test_a_share_claiming_a_served_name_is_refused_and_the_pass_goes_on(po
     assert conf.count("[media]") == 1 and "path = " + current[("ZDataset", "media")].status.mountpoint in conf
 
 
-async def test_a_share_switched_to_nfs_leaves_smb_conf(pool_env, smb_env, make_nasd):
+async def test_a_share_switched_to_nfs_leaves_smb_conf_and_is_exported(pool_env, smb_env, nfs_exports, make_nasd):
     docs = base(pool_env, smb_env)
     nasd = await start(pool_env, smb_env, make_nasd, *docs, share("media", "media"))
     nfs = {"apiVersion": "nasd.io/v1alpha1", "kind": "NASShare", "metadata": {"name": "media"},
-           "spec": {"protocol": "nfs", "dataset": "media", "nfs": {"clients": [{"hosts": ["127.0.0.1"]}]}}}
+           "spec": {"protocol": "nfs", "dataset": "media", "nfs": {"fsid": 5, "clients": [{"hosts": ["127.0.0.1"]}]}}}
     await rewrite(nasd, pool_env, *docs, nfs)
     assert "[media]" not in nasd.ctx.cache["smb-settings"].config_file.read_text()
     gone = smb_env.smbclient("media", "alice", "s3cret-Alice", "ls")
     assert "NT_STATUS_BAD_NETWORK_NAME" in gone.stdout + gone.stderr
-    ready = nasd.reconciler.current[("NASShare", "media")].condition("Ready")
-    assert (ready.status, ready.reason) == ("False", "NoPlugin")  # no NFS plugin installed yet: it says so
+    assert nasd.reconciler.current[("NASShare", "media")].ready
+    assert nfs_exports.exported() == {nasd.reconciler.current[("ZDataset", "media")].status.mountpoint: {"127.0.0.1"}}
 
 
 async def test_a_share_that_never_got_its_dataset_can_be_deleted(pool_env, make_nasd, smb_env):

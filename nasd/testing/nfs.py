@@ -1,0 +1,84 @@
+"""Kernel NFS's fixed files, private to a test: ``exportfs`` reads /etc/exports and /etc/exports.d and
+keeps /var/lib/nfs/etab, always at those paths. The test process is in its own mount namespace
+(see :mod:`nasd.testing.zfs`), so a tmpfs over each gives every test empty exports that nothing
+outside sees; the real exportfs then parses, checks and records exactly what the test wrote."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from .zfs import ZFSUnavailable, _enter_private_mount_namespace
+
+EXPORTS_DIR = Path("/etc/exports.d")
+SYSTEM_EXPORTS = Path("/etc/exports")
+STATE_DIR = Path("/var/lib/nfs")
+
+
+@dataclass
+class NfsExports:
+    scratch: Path
+
+    @property
+    def own(self) -> Path:
+        return EXPORTS_DIR / "nasd.exports"
+
+    def etab(self) -> list[tuple[str, str]]:
+        """(path, client(options)) in effect, as exportfs recorded them."""
+        try:
+            text = (STATE_DIR / "etab").read_text()
+        except FileNotFoundError:
+            return []
+        return [tuple(line.split("\t", 1)) for line in text.splitlines() if line]  # type: ignore[misc]
+
+    def exported(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for path, client in self.etab():
+            out.setdefault(path, set()).add(client.split("(", 1)[0])
+        return out
+
+    def settings(self) -> dict[str, str]:
+        return {"exportsFile": str(self.own), "hostName": "nas.test"}
+
+
+def _mount(*argv: str) -> None:
+    subprocess.run(["mount", *argv], check=True, capture_output=True)
+
+
+@pytest.fixture
+def nfs_exports(tmp_path: Path) -> Iterator[NfsExports]:
+    if os.geteuid() != 0:
+        pytest.skip("the NFS tests mount over /etc/exports.d: they need root")
+    if not shutil.which("exportfs", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+        if os.environ.get("NASD_REQUIRE_ZFS"):
+            pytest.fail("exportfs is not installed (make test installs nfs-kernel-server)")
+        pytest.skip("exportfs is not installed (make test installs nfs-kernel-server)")
+    try:
+        _enter_private_mount_namespace()
+    except ZFSUnavailable as e:
+        pytest.skip(str(e))
+    scratch = tmp_path / "nfs-files"
+    scratch.mkdir()
+    EXPORTS_DIR.mkdir(exist_ok=True)
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    mounted = []
+    for target in (EXPORTS_DIR, STATE_DIR):
+        _mount("-t", "tmpfs", "nasd-test", str(target))
+        mounted.append(target)
+    empty = scratch / "exports"
+    empty.write_text("")
+    if not SYSTEM_EXPORTS.exists():
+        SYSTEM_EXPORTS.write_text("")
+    _mount("--bind", str(empty), str(SYSTEM_EXPORTS))
+    mounted.append(SYSTEM_EXPORTS)
+    try:
+        yield NfsExports(scratch)
+    finally:
+        for target in reversed(mounted):
+            subprocess.run(["umount", "-l", str(target)], capture_output=True)

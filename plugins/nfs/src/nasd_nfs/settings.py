@@ -1,0 +1,43 @@
+"""The NFS plugin's settings (``plugins: {nfs: {...}}`` in the nasd configuration)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nasd.errors import PermanentError
+from nasd.models import format_validation_error
+
+
+class NFSSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    exportsFile: Path = Field(default=Path("/etc/exports.d/nasd.exports"),
+                              description="The one file nasd writes; exportfs reads *.exports in its folder")
+    systemExports: Path = Field(default=Path("/etc/exports"), description="Read only, for foreign exports")
+    etab: Path = Field(default=Path("/var/lib/nfs/etab"), description="exportfs's table of what is in effect")
+    hostName: str | None = Field(default=None, description="The server name in mount commands [this host's name]")
+    reloadSettleSeconds: float = Field(default=0.3, ge=0, le=10, description=(
+        "In the daemon: how long a written exports file waits for more changes before exportfs -ra "
+        "(a burst of edits runs it once)"))
+
+    @field_validator("exportsFile")
+    @classmethod
+    def _exports_file(cls, value: Path) -> Path:
+        if not value.is_absolute() or value.suffix != ".exports":
+            raise ValueError("must be an absolute path ending in .exports (exportfs reads only those)")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.hostName or socket.gethostname()
+
+
+def load_settings(raw: dict[str, Any]) -> NFSSettings:
+    try:
+        return NFSSettings.model_validate(raw)
+    except ValidationError as e:
+        raise PermanentError("plugins.nfs: " + "; ".join(format_validation_error(e)), reason="BadSettings") from None
