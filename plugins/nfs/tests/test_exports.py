@@ -179,3 +179,18 @@ async def test_exportfs_refusing_the_staged_file_leaves_the_live_exports_alone(p
     assert not result.ok
     assert 'unknown keyword "bogus"' in result.message and result.lines == {2}
     assert nfs_exports.own.read_text() == live and nfs_exports.etab() == etab
+
+
+async def test_a_host_exportfs_cannot_resolve_is_reported_and_the_others_are_exported_once(
+        pool_env, nfs_exports, make_nasd):
+    nasd, _ = await start(pool_env, nfs_exports, make_nasd,
+                          nfs_share("media", "media", 11, {"hosts": ["no-such-host.invalid", "10.1.1.1"]}))
+    share = nasd.reconciler.current[("NASShare", "media")]
+    assert share.ready
+    cond = share.condition("UnresolvedHosts")
+    assert cond is not None and cond.status == "True" and "no-such-host.invalid" in cond.message
+    assert nfs_exports.exported() == {mountpoint(nasd, "media"): {"10.1.1.1"}}
+    runs = exportfs_runs(nasd)
+    for _ in range(2):  # the missing client is not "drift": no exportfs on every pass
+        assert not (await nasd.reconciler.run_pass(ignore_backoff=True)).mutated
+    assert exportfs_runs(nasd) == runs == (1, 1)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nasd.testing.clock import Clock
+
+
+#: the kernel's OpenZFS (the VM tier) rather than zfs-fuse: the same tests, each dialect's batching
+OPENZFS = Path("/dev/zfs").exists()
 
 
 def snapshots(dataset: str, *props: str) -> list[list[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,6 +20,7 @@ from .render import UnsafeValue, export_for, line_share, mount_command, parse, r
 from .settings import NFSSettings, load_settings
 
 NAME = "nfs"
+_UNRESOLVED = re.compile(r"Failed to resolve (\S+)")
 
 
 @dataclass
@@ -89,15 +91,21 @@ def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
 
 
 def _in_effect(obs: NfsObservation, lines: dict[str, str]) -> bool:
-    """Whether exportfs's table has every client of these lines with (at least) its options."""
-    for line in lines.values():
-        path, *clients = line.split(" ")
-        for client in clients:
-            host, _, options = client.partition("(")
-            active = obs.host.active.get((unescape_path(path), host))
-            if active is None or not set(options.rstrip(")").split(",")) <= active:
-                return False
-    return True
+    """Whether exportfs's table has every path of these lines. (Clients are not compared: exportfs
+    records a host name as it resolved it, and leaves out one it could not resolve.)"""
+    active = {path for path, _ in obs.host.active}
+    return all(unescape_path(line.split(" ", 1)[0]) in active for line in lines.values())
+
+
+def _unresolved(obs: NfsObservation, messages: str) -> dict[str, list[str]]:
+    """share -> its hosts that exportfs could not resolve (it exports to the others and warns)."""
+    hosts = set(_UNRESOLVED.findall(messages))
+    out: dict[str, list[str]] = {}
+    for share, line in obs.applied.items():
+        mine = sorted(h for h in hosts if f" {h}(" in f" {line}")
+        if mine:
+            out[share] = mine
+    return out
 
 
 def _obs(observed: Mapping[str, Any]) -> NfsObservation:
@@ -136,6 +144,7 @@ def _apply_action(obs: NfsObservation, what: str, share: str | None = None) -> A
         if share in obs.rejected:
             raise PermanentError(f"exportfs refused this share's export: {obs.rejected[share]}",
                                  reason="ExportfsRefused")
+        warnings = ""
         for _attempt in range(2):
             candidate = _candidate(obs)
             text = render(candidate)
@@ -150,6 +159,7 @@ def _apply_action(obs: NfsObservation, what: str, share: str | None = None) -> A
             result = await exportfs.check(ctx, staged, obs.settings.exportsFile.parent)
             if result.ok:
                 exportfs.swap(staged, obs.settings.exportsFile)
+                warnings = result.message
                 break
             staged.unlink(missing_ok=True)
             message = result.message or "exportfs failed"
@@ -175,12 +185,16 @@ def _apply_action(obs: NfsObservation, what: str, share: str | None = None) -> A
                 ctx.log.info("exports file written; exportfs -ra waits for the rest of this burst")
                 return
         try:
-            warnings = await exportfs.reload(ctx)
+            warnings += "\n" + await exportfs.reload(ctx)
         except CommandError as e:
             raise TemporaryError(f"exportfs -ra failed: {e.stderr.strip() or e}", reason="ExportfsFailed") from None
-        if warnings:
-            ctx.log.warning("exportfs -ra: %s", warnings)
+        if warnings.strip():
+            ctx.log.warning("exportfs: %s", warnings.strip())
         obs.synced = True
+        unresolved = _unresolved(obs, warnings)
+        if unresolved != ctx.cache.get("nfs-unresolved", {}):
+            ctx.cache["nfs-unresolved"] = unresolved
+            ctx.request_reconcile("exportfs could not resolve some hosts")  # the shares' conditions say so
 
     return Action(what, func=apply)
 
@@ -237,6 +251,13 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
                            "sharenfs export: zfs set sharenfs=off)"))
     else:
         removed.append("ForeignExport")
+    unresolved = ctx.cache.get("nfs-unresolved", {}).get(share.name)
+    if unresolved and obs.applied.get(share.name) == line:
+        conditions.append(("UnresolvedHosts", True, "NotResolvable",
+                           f"exportfs could not resolve {', '.join(unresolved)}: not exported to them "
+                           "(check the names, or use addresses)"))
+    else:
+        removed.append("UnresolvedHosts")
     actions = []
     if not obs.synced or obs.applied.get(share.name) != line:
         actions.append(_apply_action(obs, f"export {path} ({share.name}) and run exportfs -ra", share.name))
