@@ -137,8 +137,10 @@ class RestoreTarget(StrictModel):
 
 class RestoreShare(StrictModel):
     protocol: Literal["smb", "nfs"] = "smb"
-    name: ShareName
+    name: ShareName = Field(description="smb: the share name clients see; nfs: a name for the share only")
     readOnly: bool = True
+    fsid: int | None = Field(default=None, ge=1, le=4294967295,
+                             description="nfs: the export's fsid (needed where the clone is on FUSE, zfs-fuse)")
 
 
 def _mode(value: str) -> str:

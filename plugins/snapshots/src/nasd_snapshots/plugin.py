@@ -49,7 +49,8 @@ class Observation:
     listing: SnapshotListing
     now: float
     #: ZDataset name -> its SMB NASShare (the first, by name)
-    smb_shares: dict[str, NASShare] = field(default_factory=dict)
+    #: (protocol, dataset) -> the first share of that dataset over that protocol, by name
+    shares: dict[tuple[str, str], NASShare] = field(default_factory=dict)
     #: ZFS names of datasets that have an SMB share
     shared: set[str] = field(default_factory=set)
     #: schedule -> (dataset, the schedule before it by name that takes the same names there)
@@ -204,10 +205,9 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
     else:
         listing = cached["listing"]
     obs = Observation(listing=listing, now=t)
-    for r in sorted((r for r in desired if isinstance(r, NASShare) and r.spec.protocol == "smb"),
-                    key=lambda r: r.name):
-        obs.smb_shares.setdefault(r.spec.dataset, r)
-        if r.spec.dataset in datasets:
+    for r in sorted((r for r in desired if isinstance(r, NASShare)), key=lambda r: r.name):
+        obs.shares.setdefault((r.spec.protocol, r.spec.dataset), r)
+        if r.spec.protocol == "smb" and r.spec.dataset in datasets:
             obs.shared.add(datasets[r.spec.dataset].zfs_name)
     previous_versions: dict[str, str] = {}
     claimed: dict[tuple[str, str], str] = {}  # (dataset, name format) -> the first schedule, by name
@@ -298,7 +298,8 @@ def _plan_restore(ctx: Context, restore: ZSnapshotRestore, deps: Mapping[tuple[s
                   obs: Observation) -> Plan:
     source = deps[("ZDataset", restore.spec.source.dataset)]
     assert isinstance(source, ZDataset)
-    decision = plan_restore(restore, source, obs.listing, obs.smb_shares.get(source.name))
+    protocol = restore.spec.share.protocol if restore.spec.share is not None else "smb"
+    decision = plan_restore(restore, source, obs.listing, obs.shares.get((protocol, source.name)))
     plan = Plan(status=decision.status)
     if decision.problem:
         plan.problem = Problem(*decision.problem)

@@ -40,8 +40,10 @@ def pick_snapshot(restore: ZSnapshotRestore, source: str, listing: SnapshotListi
 
 
 def derived_resources(restore: ZSnapshotRestore, source: ZDataset, source_share: NASShare | None) -> list[Resource]:
-    """The ZDataset standing for the clone and, when asked, its share (access lists copied from the SMB
-    share on the source dataset, so that checking a restore never widens who can read the data)."""
+    """The ZDataset standing for the clone and, when asked, its share, whose access is copied from the
+    source dataset's share of the same protocol (SMB: its user, group and host lists; NFS: its client
+    rules, read-only when the restore share is), so that checking a restore never widens who can
+    read the data."""
     spec = restore.spec
     dataset = ZDataset.model_validate({
         # nasd.io/create "false": should the clone go (destroyed by hand), the ZFS plugin must not make an
@@ -56,7 +58,10 @@ def derived_resources(restore: ZSnapshotRestore, source: ZDataset, source_share:
         },
     })
     out: list[Resource] = [dataset]
-    if spec.share is not None and spec.share.protocol == "smb":
+    if spec.share is None:
+        return out
+    meta = {"name": f"{restore.name}-share", "annotations": {"nasd.io/restore": restore.name}}
+    if spec.share.protocol == "smb":
         smb: dict[str, Any] = {"name": spec.share.name, "readOnly": spec.share.readOnly}
         if source_share is not None and source_share.spec.smb is not None:
             src = source_share.spec.smb
@@ -65,9 +70,18 @@ def derived_resources(restore: ZSnapshotRestore, source: ZDataset, source_share:
                 if value:
                     smb[key] = value
         out.append(NASShare.model_validate({
-            "metadata": {"name": f"{restore.name}-share", "annotations": {"nasd.io/restore": restore.name}},
-            "spec": {"protocol": "smb", "dataset": dataset.name, "smb": smb},
-        }))
+            "metadata": meta, "spec": {"protocol": "smb", "dataset": dataset.name, "smb": smb}}))
+    elif source_share is not None and source_share.spec.nfs is not None:
+        src_nfs = source_share.spec.nfs
+        clients = [rule.model_dump(exclude_defaults=False) for rule in src_nfs.clients]
+        if spec.share.readOnly:
+            for rule in clients:
+                rule["access"] = "ro"
+        nfs: dict[str, Any] = {"clients": clients, "allowWorld": src_nfs.allowWorld}
+        if spec.share.fsid is not None:
+            nfs["fsid"] = spec.share.fsid
+        out.append(NASShare.model_validate({
+            "metadata": meta, "spec": {"protocol": "nfs", "dataset": dataset.name, "nfs": nfs}}))
     return out
 
 
@@ -86,9 +100,10 @@ def plan_restore(restore: ZSnapshotRestore, source: ZDataset, listing: SnapshotL
                  source_share: NASShare | None) -> RestoreDecision:
     decision = RestoreDecision(clone=clone_name(restore, source))
     target = decision.clone
-    if restore.spec.share is not None and restore.spec.share.protocol != "smb":
-        decision.problem = ("NotSupported", "share.protocol: only smb restore shares are supported so far; "
-                                            "use protocol: smb or leave share out")
+    if restore.spec.share is not None and restore.spec.share.protocol == "nfs" and (
+            source_share is None or source_share.spec.nfs is None):
+        decision.problem = ("NoSourceShare", "share.protocol nfs: the source dataset has no NFS share to take "
+                                             "the client rules from; export the source first, or use smb")
         return decision
     origin = listing.origins.get(target)
     # once cloned, the restore stays with the snapshot it cloned (a newer match does not move it); the
