@@ -40,8 +40,8 @@ async def test_a_restore_exports_its_clone_read_only_to_the_source_shares_client
     assert share.ready, share.condition("Ready")
     clone = nasd.reconciler.current[("ZDataset", "media-check-clone")].status.mountpoint
     assert share.status.exportLine == (
-        f"{clone} 10.0.0.0/8(ro,sync,no_subtree_check,root_squash,sec=sys,fsid=22) "
-        "192.168.9.9(ro,sync,no_subtree_check,no_root_squash,sec=sys,fsid=22)")
+        f"{clone} 10.0.0.0/8(ro,sync,no_subtree_check,crossmnt,root_squash,sec=sys,fsid=22) "
+        "192.168.9.9(ro,sync,no_subtree_check,crossmnt,no_root_squash,sec=sys,fsid=22)")
     assert nfs_exports.exported()[clone] == {"10.0.0.0/8", "192.168.9.9"}
 
     nasd.feed.replace("manifests", [parse_resource(d) for d in base])  # the restore goes: so does its export

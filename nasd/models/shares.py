@@ -141,6 +141,9 @@ class NFSShareOptions(StrictModel):
     fsid: int | None = Field(default=None, ge=1, le=4294967295,
                              description="Required for FUSE-backed paths; unique per host (0 is the NFSv4 root)")
     allowWorld: bool = Field(default=False, description="Must be true for a rule with hosts '*' or 0.0.0.0/0")
+    crossmnt: bool = Field(default=True, description=(
+        "Let clients into file systems mounted below the share with its options (unless exported on their "
+        "own): child datasets, and the snapshots under .zfs/snapshot (without it they show as empty or stale)"))
 
     @model_validator(mode="after")
     def _world(self) -> "NFSShareOptions":

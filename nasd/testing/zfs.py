@@ -91,11 +91,13 @@ class ZFSFuse:
         for ds in sorted(datasets, key=len, reverse=True):
             run("zfs", "umount", ds, check=False)
         for _ in range(50):  # "pool is busy" races right after unmounts
-            if run("zpool", "destroy", name, check=False).returncode == 0:
+            result = run("zpool", "destroy", name, check=False)
+            if result.returncode == 0:
                 break
             time.sleep(0.15)
         else:
-            raise RuntimeError(f"could not destroy test pool {name}")
+            mounts = [ln for ln in Path("/proc/self/mounts").read_text().splitlines() if name in ln]
+            raise RuntimeError(f"could not destroy test pool {name}: {result.stderr.strip()}; mounts: {mounts}")
         self.pools.discard(name)
 
     def all_pools(self) -> list[str]:

@@ -116,6 +116,7 @@ async def test_snapshots_are_visible_to_nfs_clients_under_dot_zfs(pool_env, nfs_
     target = tmp_path / "m"
     mount_nfs(mount_command(nasd, "maproot", "4.2"), target)
     try:
+        assert "GMT-2026.11.26-04.00.00" in os.listdir(target / ".zfs/snapshot")
         assert (target / ".zfs/snapshot/GMT-2026.11.26-04.00.00/file.txt").read_text() == "v1\n"
         assert (target / "file.txt").read_text() == "v2\n"
     finally:

@@ -25,7 +25,10 @@ def mount_nfs(command: str, target: Path) -> None:
 
 
 def umount(target: Path) -> None:
-    subprocess.run(["umount", "-f", str(target)], capture_output=True)
+    """Unmount a client mount; fails loudly (a mount left behind keeps the pool busy)."""
+    result = subprocess.run(["umount", str(target)], capture_output=True, text=True)
+    if result.returncode != 0 and str(target) in Path("/proc/self/mounts").read_text():
+        raise RuntimeError(f"umount {target}: {result.stderr.strip()}")
 
 
 def requires_openzfs() -> None:

@@ -24,13 +24,14 @@ def test_each_rule_becomes_its_hosts_with_the_options_the_manifest_gives():
          "security": ["krb5p", "krb5i"]},
     ])
     assert export_for(s, "/tank/media").line() == (
-        "/tank/media 192.168.1.0/24(rw,sync,no_subtree_check,no_root_squash,sec=sys,fsid=7) "
-        "*.lan.example(rw,sync,no_subtree_check,no_root_squash,sec=sys,fsid=7) "
-        "@backup-hosts(ro,async,no_subtree_check,all_squash,anonuid=3000,anongid=3000,sec=krb5p:krb5i,fsid=7)")
+        "/tank/media 192.168.1.0/24(rw,sync,no_subtree_check,crossmnt,no_root_squash,sec=sys,fsid=7) "
+        "*.lan.example(rw,sync,no_subtree_check,crossmnt,no_root_squash,sec=sys,fsid=7) "
+        "@backup-hosts(ro,async,no_subtree_check,crossmnt,all_squash,anonuid=3000,anongid=3000,sec=krb5p:krb5i,fsid=7)")
 
 
-def test_the_defaults_are_read_only_sync_and_root_squash():
-    assert export_for(share(), "/p").line() == "/p 192.168.1.0/24(ro,sync,no_subtree_check,root_squash,sec=sys)"
+def test_the_defaults_are_read_only_sync_root_squash_and_crossing_into_child_mounts():
+    assert export_for(share(), "/p").line() == "/p 192.168.1.0/24(ro,sync,no_subtree_check,crossmnt,root_squash,sec=sys)"
+    assert "crossmnt" not in export_for(share(crossmnt=False), "/p").line()
 
 
 def test_a_path_with_a_space_or_a_parenthesis_is_written_as_octal_escapes():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import declare, ready, zfs, zfs_commands
+from snapshot_helpers import declare, ready, zfs, zfs_commands
 from nasd.testing.passes import converge
 from nasd.models import ManifestError, parse_resource
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 
-from conftest import OPENZFS, condition, declare, names, ready, schedule_manifest, snapshots, zfs, zfs_commands
+from snapshot_helpers import OPENZFS, condition, declare, names, ready, schedule_manifest, snapshots, zfs, zfs_commands
 from nasd.testing.clock import utc
 from nasd.testing.passes import converge
 from nasd_snapshots.retention import Policy, plan_retention
 from nasd_snapshots.schedule import policy_token
 
 
-async def start(pool_env, make_nasd, clock, *docs):
+async def start(pool_env, make_nasd, clock, *docs, watch=False):
     folder = pool_env.root / "manifests"
     pool_env.write_manifests(folder, pool_env.pool_manifest(), pool_env.dataset_manifest("media"), *docs)
-    nasd = await make_nasd([folder])
+    nasd = await make_nasd([folder], watch=watch)
     nasd.ctx.cache["snapshots-clock"] = clock
     await converge(nasd)
     return nasd, f"{pool_env.pool_name()}/media"
@@ -115,7 +115,8 @@ async def test_a_recursive_schedule_takes_a_subtree_with_one_command_and_prunes_
     for ds in tree:
         assert names(ds) == ["GMT-2026.11.26-05.00.00", "GMT-2026.11.26-06.00.00"]
     if OPENZFS:  # one comma list per dataset (here one name each)
-        assert sorted(zfs_commands(nasd, "destroy")) == [["destroy", f"{ds}@GMT-2026.11.26-04.00.00"] for ds in tree]
+        assert sorted(zfs_commands(nasd, "destroy")) == sorted(
+            ["destroy", f"{ds}@GMT-2026.11.26-04.00.00"] for ds in tree)
     else:  # zfs-fuse has no `ds@a,b`: the oldest name went from all four datasets in one `destroy -r`
         assert zfs_commands(nasd, "destroy") == [["destroy", "-r", f"{media}@GMT-2026.11.26-04.00.00"]]
     assert len(zfs_commands(nasd, "snapshot")) == 3
@@ -142,23 +143,19 @@ async def test_with_an_exclusion_the_subtree_is_no_longer_whole_so_each_dataset_
 
 
 async def test_a_running_daemon_takes_the_snapshot_when_the_tick_comes_with_nothing_else_waking_it(
-        pool_env, make_nasd):
-    folder = pool_env.root / "manifests"
-    pool_env.write_manifests(folder, pool_env.pool_manifest(), pool_env.dataset_manifest("media"),
-                             schedule_manifest("media-hourly", ["media"]))
-    nasd = await make_nasd([folder], watch=True)
-    offset = utc("2026-11-26 04:59:58") - time.time()  # two seconds before a tick, running at real speed
+        pool_env, make_nasd, clock):
+    nasd, media = await start(pool_env, make_nasd, clock, schedule_manifest("media-hourly", ["media"]), watch=True)
+    assert names(media) == ["GMT-2026.11.26-04.00.00"]  # a new schedule's first snapshot, at once
+    offset = utc("2026-11-26 04:59:55") - time.time()  # five seconds before the next tick, at real speed
     nasd.ctx.cache["snapshots-clock"] = lambda: time.time() + offset
     loop = asyncio.create_task(nasd.reconciler.loop())
-    media = f"{pool_env.pool_name()}/media"
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline and "GMT-2026.11.26-05.00.00" not in names(media):
             await asyncio.sleep(0.2)
     finally:
         loop.cancel()
-    # the first pass snapshots a new schedule at once (named when it was taken), then the tick on time
-    assert names(media) == ["GMT-2026.11.26-04.59.58", "GMT-2026.11.26-05.00.00"]
+    assert names(media) == ["GMT-2026.11.26-04.00.00", "GMT-2026.11.26-05.00.00"]  # the tick, on time
 
 
 async def test_a_schedule_property_inherited_from_the_dataset_does_not_make_hand_made_snapshots_prunable(

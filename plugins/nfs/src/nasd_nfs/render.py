@@ -29,7 +29,7 @@ _PATH_SAFE = re.compile(r"[A-Za-z0-9_.:/+@=-]")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 #: every option nasd may write, with the pattern of its value (None: a flag)
 OPTIONS: dict[str, re.Pattern[str] | None] = {
-    "ro": None, "rw": None, "sync": None, "async": None, "no_subtree_check": None,
+    "ro": None, "rw": None, "sync": None, "async": None, "no_subtree_check": None, "crossmnt": None,
     "root_squash": None, "no_root_squash": None, "all_squash": None,
     "anonuid": re.compile(r"^[0-9]{1,10}$"), "anongid": re.compile(r"^[0-9]{1,10}$"),
     "sec": re.compile(r"^(sys|krb5|krb5i|krb5p)(:(sys|krb5|krb5i|krb5p))*$"),
@@ -80,6 +80,7 @@ def client_options(share: NASShare, rule_index: int) -> tuple[str, ...]:
     assert nfs is not None
     rule = nfs.clients[rule_index]
     opts = [rule.access, "sync" if rule.sync else "async", "no_subtree_check",
+            *(["crossmnt"] if nfs.crossmnt else []),
             {"root": "root_squash", "all": "all_squash", "none": "no_root_squash"}[rule.squash]]
     if rule.anonuid is not None:
         opts.append(f"anonuid={rule.anonuid}")
