@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: venv system-packages test test-fast demo demo-clean bench bench-zfs bench-smb bench-snapshots crds clean test-vm vm-image
+.PHONY: venv system-packages test test-fast demo demo-clean bench bench-zfs bench-smb bench-snapshots crds clean test-vm vm-image bench-vm
 
 venv: $(VENV)/.installed
 
@@ -42,10 +42,20 @@ bench-smb: venv system-packages
 bench-snapshots: venv system-packages
 	$(BIN)/python bench/snapshots.py $(BENCH_ARGS)
 
-# The VM tier (real OpenZFS, kernel nfsd, Samba under qemu; needs root): `make test-vm` runs `pytest tests/vm`
-# in the VM, `make test-vm VM_ARGS="pytest -x tests/vm/test_x.py"` runs that instead.
-test-vm:
+# The VM tier (real OpenZFS 2.1, kernel nfsd and Samba under qemu; needs root): scripts/vm/ builds the image
+# from Debian's packages (cached in /var/cache/nasd-vm) and runs a command in a throwaway VM with this checkout.
+# `make test-vm` runs VM_TESTS there (tests/vm, and the ZFS, snapshot, Previous Versions and NFS tests
+# again on OpenZFS), then the nasd-versus-sanoid benchmark; `make test-vm VM_ARGS="pytest -x tests/vm"` runs
+# that instead.
+VM_TESTS := tests/vm tests/test_reconcile_zfs.py tests/test_previous_versions.py plugins/zfs/tests \
+	plugins/snapshots/tests plugins/nfs/tests
+VM_ARGS ?= sh -c "pytest $(VM_TESTS) && python bench/vs_sanoid.py $(BENCH_ARGS)"
+
+test-vm: venv
 	scripts/vm/run.sh $(VM_ARGS)
+
+bench-vm: venv
+	scripts/vm/run.sh python bench/vs_sanoid.py $(BENCH_ARGS)
 
 vm-image:
 	scripts/vm/build-image.sh
