@@ -21,7 +21,7 @@ _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-
 
 
 def _check_resource_name(value: str) -> str:
-    if not _DNS_NAME.match(value):
+    if not _DNS_NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid name: use lower-case letters, digits, '-' and '.', "
             "starting and ending with a letter or digit, at most 253 characters"
@@ -53,7 +53,7 @@ class StrictModel(BaseModel):
 
 def _check_labels(value: dict[str, str]) -> dict[str, str]:
     for key, v in value.items():
-        if not _LABEL_KEY.match(key):
+        if not _LABEL_KEY.fullmatch(key):
             raise ValueError(f"label key {key!r} is not a valid Kubernetes label key")
         if not isinstance(v, str) or len(v) > 63 or "\n" in v:
             raise ValueError(f"label {key!r}: the value must be a string of at most 63 characters")

@@ -6,6 +6,7 @@ reach smb.conf or an exports line is checked against a strict pattern first.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, ClassVar, Literal
 
@@ -56,7 +57,7 @@ SMB_EXTRA_PARAMETERS = frozenset(
 
 
 def _share_name(value: str) -> str:
-    if not _SHARE_NAME.match(value) or value.lower() in _RESERVED_SHARES:
+    if not _SHARE_NAME.fullmatch(value) or value.lower() in _RESERVED_SHARES:
         raise ValueError(
             f"{value!r} is not a valid share name: letters, digits, '_', '-', '.', '$', at most 80, "
             "not global/homes/printers/ipc$"
@@ -65,13 +66,22 @@ def _share_name(value: str) -> str:
 
 
 def _host(value: str) -> str:
-    if not _HOST.match(value):
+    if not _HOST.fullmatch(value):
         raise ValueError(f"{value!r} is not a host: use an IP address, a CIDR, a host name or *.domain")
+    if "/" in value:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a valid network: an address and a prefix length in range") from None
     return value
 
 
+def _is_world(host: str) -> bool:
+    return host == "*" or ("/" in host and ipaddress.ip_network(host, strict=False).prefixlen == 0)
+
+
 def _mode(value: str) -> str:
-    if not _MODE.match(value):
+    if not _MODE.fullmatch(value):
         raise ValueError(f"{value!r} is not an octal mode such as 0644 or 0775")
     return value
 
@@ -80,7 +90,7 @@ def _extra(params: dict[str, str]) -> dict[str, str]:
     for key, value in params.items():
         if key not in SMB_EXTRA_PARAMETERS:
             raise ValueError(f"{key!r} is not an allowed extra parameter; allowed: {', '.join(sorted(SMB_EXTRA_PARAMETERS))}")
-        if not isinstance(value, str) or not _SAFE_VALUE.match(value) or value != value.strip():
+        if not isinstance(value, str) or not _SAFE_VALUE.fullmatch(value) or value != value.strip():
             raise ValueError(f"{key}: the value may not contain newlines, '[', ']', ';', '#', '%' or '\\'")
     return params
 
@@ -149,8 +159,9 @@ class NFSShareOptions(StrictModel):
     def _world(self) -> "NFSShareOptions":
         if not self.allowWorld:
             for rule in self.clients:
-                if any(h in ("*", "0.0.0.0/0", "::/0") for h in rule.hosts):
-                    raise ValueError("clients: exporting to everyone ('*', 0.0.0.0/0) needs allowWorld: true")
+                if any(_is_world(h) for h in rule.hosts):
+                    raise ValueError("clients: exporting to everyone ('*', or a /0 network such as 0.0.0.0/0) "
+                                     "needs allowWorld: true")
         return self
 
 

@@ -105,3 +105,15 @@ def test_the_mount_command_uses_v4_and_the_first_kerberos_flavour_when_sys_is_no
         "mount -t nfs -o vers=4.2 nas:/tank/media /mnt/media"
     assert mount_command("nas", "/tank/my media", "media", ["krb5p"]) == \
         "mount -t nfs -o vers=4.2,sec=krb5p 'nas:/tank/my media' /mnt/media"
+
+
+@pytest.mark.parametrize("host", ["10.0.0.0/0", "::0/0", "1::/0"])
+def test_any_network_of_prefix_length_zero_is_everyone_and_needs_allow_world(host):
+    with pytest.raises(ValidationError, match="allowWorld"):
+        share(clients=[{"hosts": [host]}])
+
+
+@pytest.mark.parametrize("host", ["10.0.0.0/33", "10.0.0.256/8", "10.0.0.1\n", "@grp\n"])
+def test_an_impossible_network_or_a_trailing_newline_is_refused(host):
+    with pytest.raises(ValidationError):
+        share(clients=[{"hosts": [host]}])

@@ -197,3 +197,47 @@ async def test_a_host_exportfs_cannot_resolve_is_reported_and_the_others_are_exp
     for _ in range(2):  # the missing client is not "drift": no exportfs on every pass
         assert not (await nasd.reconciler.run_pass(ignore_backoff=True)).mutated
     assert exportfs_runs(nasd) == runs == (1, 1)
+
+
+async def test_a_reload_cut_short_after_the_file_was_written_is_made_by_the_next_pass(
+        pool_env, nfs_exports, make_nasd):
+    nasd, folder = await start(pool_env, nfs_exports, make_nasd, nfs_share(
+        "media", "media", 11, {"hosts": ["10.0.0.0/8"]}, {"hosts": ["192.168.7.5"]}))
+    path = mountpoint(nasd, "media")
+    # what a pass leaves behind when nasd is killed between writing the file and `exportfs -ra`
+    text = nfs_exports.own.read_text()
+    nfs_exports.own.write_text(text.replace(" 192.168.7.5(ro,sync,no_subtree_check,crossmnt,root_squash,sec=sys,"
+                                            "fsid=11)", ""))
+    (pool_env.state_dir / "nfs-reload-owed").touch()
+    pool_env.write_manifests(folder, pool_env.pool_manifest(), pool_env.dataset_manifest("media"),
+                             nfs_share("media", "media", 11, {"hosts": ["10.0.0.0/8"]}))
+    restarted = await make_nasd([folder], plugins={"zfs": {"mountRoot": str(pool_env.mount_root)},
+                                                   "nfs": nfs_exports.settings()})
+    await converge(restarted)
+    assert nfs_exports.exported()[path] == {"10.0.0.0/8"}  # 192.168.7.5 lost its access
+    assert exportfs_runs(restarted) == (1, 0)  # the file was right: only the reload was owed
+    assert not (pool_env.state_dir / "nfs-reload-owed").exists()
+
+
+async def test_a_share_whose_hosts_all_fail_to_resolve_is_reported_and_does_not_loop(
+        pool_env, nfs_exports, make_nasd):
+    nasd, _ = await start(pool_env, nfs_exports, make_nasd,
+                          nfs_share("media", "media", 11, {"hosts": ["no-such-host.invalid"]}))
+    share = nasd.reconciler.current[("NASShare", "media")]
+    assert share.ready and share.condition("UnresolvedHosts").status == "True"
+    assert mountpoint(nasd, "media") not in nfs_exports.exported()
+    runs = exportfs_runs(nasd)
+    for _ in range(2):
+        assert not (await nasd.reconciler.run_pass(ignore_backoff=True)).mutated
+    assert exportfs_runs(nasd) == runs
+
+
+async def test_an_export_whose_path_is_gone_does_not_block_the_other_shares(pool_env, nfs_exports, make_nasd):
+    """A line left from a share whose dataset went away: exportfs refuses it (cannot stat the path); it
+    is left out instead of holding every other change back."""
+    from nasd_nfs.render import render
+    nfs_exports.own.write_text(render({"ghost": "/nonexistent/ghost 10.0.0.1(ro,no_subtree_check)"}))
+    nasd, _ = await start(pool_env, nfs_exports, make_nasd, nfs_share("media", "media", 11))
+    assert nasd.reconciler.current[("NASShare", "media")].ready
+    assert set(nfs_exports.exported()) == {mountpoint(nasd, "media")}
+    assert "ghost" not in nfs_exports.own.read_text()

@@ -84,17 +84,32 @@ def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
                                                             settings.etab))
     obs.applied = parse(current or "")
     obs.lines = dict(obs.applied)
-    deferred = ctx.cache.pop("nfs-reload-deferred", False)  # a pass wrote the file and left exportfs to this one
-    obs.synced = not deferred and _in_effect(obs, obs.applied) and (
-        (current is None and not obs.applied) or (current is not None and render(obs.applied) == current))
+    try:
+        rendered_again = current is not None and render(obs.applied) == current
+    except UnsafeValue:  # edited by hand (its header says edits are overwritten): write it again
+        rendered_again = False
+    obs.synced = _in_effect(ctx, obs, settings) and (
+        (current is None and not obs.applied) or rendered_again)
     return {"nfs": obs}
 
 
-def _in_effect(obs: NfsObservation, lines: dict[str, str]) -> bool:
-    """Whether exportfs's table has every path of these lines. (Clients are not compared: exportfs
-    records a host name as it resolved it, and leaves out one it could not resolve.)"""
+def _owed(ctx: Context) -> Path:
+    """A marker in the state directory from a write of the exports file until its ``exportfs -ra`` ran: a
+    reload left to a later pass, or cut short by a crash, is still made."""
+    return ctx.state_dir / "nfs-reload-owed"
+
+
+def _in_effect(ctx: Context, obs: NfsObservation, settings: NFSSettings) -> bool:
+    """Whether exportfs has put nasd's file in effect: no reload is owed, and exportfs's table has every
+    path of the file. Clients are not compared: exportfs records a host name as it resolved it, and
+    leaves out one it could not resolve (a share whose hosts all failed to resolve has no path in the
+    table either, and is no drift)."""
+    if _owed(ctx).exists():
+        return False
+    unresolved = ctx.cache.get("nfs-unresolved", {})
     active = {path for path, _ in obs.host.active}
-    return all(unescape_path(line.split(" ", 1)[0]) in active for line in lines.values())
+    return all(unescape_path(line.split(" ", 1)[0]) in active for share, line in obs.applied.items()
+               if share not in unresolved)
 
 
 def _unresolved(obs: NfsObservation, messages: str) -> dict[str, list[str]]:
@@ -117,13 +132,14 @@ def _obs(observed: Mapping[str, Any]) -> NfsObservation:
 
 
 def _candidate(obs: NfsObservation) -> dict[str, str]:
-    """All planned lines, except that a share exportfs refused in this pass keeps its line in effect
-    (or stays out if it is new)."""
+    """All planned lines, except that a share exportfs refused in this pass keeps its line in effect,
+    or stays out if it is new, or if the refused line is the one in effect (say its path is gone:
+    keeping it would block every other share's change)."""
     out = {}
     for share, line in obs.lines.items():
         if share not in obs.rejected:
             out[share] = line
-        elif share in obs.applied:
+        elif share in obs.applied and obs.applied[share] != line:
             out[share] = obs.applied[share]
     return out
 
@@ -134,6 +150,11 @@ def _blame(obs: NfsObservation, text: str, result: exportfs.CheckResult) -> set[
         if any(unescape_path(line.split(" ", 1)[0]) == p for p in result.paths):
             shares.add(share)
     return shares
+
+
+def _mark_owed(ctx: Context) -> None:
+    ctx.state_dir.mkdir(parents=True, exist_ok=True)
+    _owed(ctx).touch()
 
 
 def _apply_action(obs: NfsObservation, what: str, share: str | None = None) -> Action:
@@ -151,6 +172,7 @@ def _apply_action(obs: NfsObservation, what: str, share: str | None = None) -> A
             if obs.synced and candidate == obs.applied:
                 return  # an earlier action of this pass did it
             if not candidate:
+                _mark_owed(ctx)
                 exportfs.remove(obs.settings.exportsFile)
                 break
             if text == obs.current:
@@ -158,6 +180,7 @@ def _apply_action(obs: NfsObservation, what: str, share: str | None = None) -> A
             staged = exportfs.write_staged(obs.settings.exportsFile, text)
             result = await exportfs.check(ctx, staged, obs.settings.exportsFile.parent)
             if result.ok:
+                _mark_owed(ctx)
                 exportfs.swap(staged, obs.settings.exportsFile)
                 warnings = result.message
                 break
@@ -181,13 +204,13 @@ def _apply_action(obs: NfsObservation, what: str, share: str | None = None) -> A
         if ctx.watch and settle and candidate:  # the last unexport never waits: no later pass would see it
             await asyncio.sleep(settle)
             if ctx.changes_pending():  # more edits are coming: the next pass runs exportfs once for all
-                ctx.cache["nfs-reload-deferred"] = True
                 ctx.log.info("exports file written; exportfs -ra waits for the rest of this burst")
                 return
         try:
             warnings += "\n" + await exportfs.reload(ctx)
         except CommandError as e:
             raise TemporaryError(f"exportfs -ra failed: {e.stderr.strip() or e}", reason="ExportfsFailed") from None
+        _owed(ctx).unlink(missing_ok=True)
         if warnings.strip():
             ctx.log.warning("exportfs: %s", warnings.strip())
         obs.synced = True

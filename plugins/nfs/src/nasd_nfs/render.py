@@ -7,6 +7,7 @@ options, a ``(``, ``)`` or ``,``) would change what is exported to whom.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from dataclasses import dataclass
@@ -36,6 +37,18 @@ OPTIONS: dict[str, re.Pattern[str] | None] = {
     "fsid": re.compile(r"^[1-9][0-9]{0,9}$"),
 }
 WORLD = ("*", "0.0.0.0/0", "::/0")
+
+
+def is_world(host: str) -> bool:
+    """``*``, or any network with a prefix of length 0 (``10.0.0.0/0`` means everyone to exportfs too)."""
+    if host == "*":
+        return True
+    if "/" in host:
+        try:
+            return ipaddress.ip_network(host, strict=False).prefixlen == 0
+        except ValueError:
+            return False
+    return False
 
 
 class UnsafeValue(ValueError):
@@ -113,10 +126,15 @@ def export_for(share: NASShare, path: str) -> Export:
 
 
 def check_host(host: str, allow_world: bool, field: str) -> None:
-    if not isinstance(host, str) or not _HOST.match(host):
+    if not isinstance(host, str) or not _HOST.fullmatch(host):
         raise UnsafeValue(f"{field}: {host!r} is not a host: use an IP address, a CIDR, a host name, "
                           "*.domain or @netgroup (no spaces, parentheses or commas)")
-    if host in WORLD and not allow_world:
+    if "/" in host:
+        try:
+            ipaddress.ip_network(host, strict=False)
+        except ValueError:
+            raise UnsafeValue(f"{field}: {host!r} is not a valid network (address/prefix length)") from None
+    if is_world(host) and not allow_world:
         raise UnsafeValue(f"{field}: exporting to everyone ({host}) needs spec.nfs.allowWorld: true")
 
 
@@ -126,7 +144,7 @@ def check_options(opts: tuple[str, ...], field: str) -> None:
         if key not in OPTIONS:
             raise UnsafeValue(f"{field}: option {key!r} is not allowed; allowed: {', '.join(OPTIONS)}")
         pattern = OPTIONS[key]
-        if (pattern is None) != (value == "" and "=" not in opt) or (pattern is not None and not pattern.match(value)):
+        if (pattern is None) != (value == "" and "=" not in opt) or (pattern is not None and not pattern.fullmatch(value)):
             raise UnsafeValue(f"{field}: {opt!r} is not a valid value for {key}")
 
 
@@ -135,7 +153,7 @@ def render(lines: dict[str, str]) -> str:
     preceded by the share it belongs to."""
     out = [HEADER]
     for share, line in sorted(lines.items()):
-        if not _NAME.match(share):
+        if not _NAME.fullmatch(share):
             raise UnsafeValue(f"metadata.name: {share!r} is not a resource name")
         if "\n" in line or "\r" in line or line.startswith("#"):
             raise UnsafeValue(f"NASShare {share}: an export line is one line")

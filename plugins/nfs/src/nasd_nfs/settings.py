@@ -16,7 +16,7 @@ class NFSSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     exportsFile: Path = Field(default=Path("/etc/exports.d/nasd.exports"),
-                              description="The one file nasd writes; exportfs reads *.exports in its folder")
+                              description="The one file nasd writes, in /etc/exports.d")
     systemExports: Path = Field(default=Path("/etc/exports"), description="Read only, for foreign exports")
     etab: Path = Field(default=Path("/var/lib/nfs/etab"), description="exportfs's table of what is in effect")
     hostName: str | None = Field(default=None, description="The server name in mount commands [this host's name]")
@@ -27,8 +27,8 @@ class NFSSettings(BaseModel):
     @field_validator("exportsFile")
     @classmethod
     def _exports_file(cls, value: Path) -> Path:
-        if not value.is_absolute() or value.suffix != ".exports":
-            raise ValueError("must be an absolute path ending in .exports (exportfs reads only those)")
+        if value.parent != Path("/etc/exports.d") or value.suffix != ".exports" or value.name.startswith("."):
+            raise ValueError("must be a file ending in .exports in /etc/exports.d (the only folder exportfs reads)")
         return value
 
     @property
