@@ -47,7 +47,7 @@ bench-snapshots: venv system-packages
 # `make test-vm` runs VM_TESTS there (tests/vm, and the ZFS, snapshot, Previous Versions and NFS tests
 # again on OpenZFS), then the nasd-versus-sanoid benchmark; `make test-vm VM_ARGS="pytest -x tests/vm"` runs
 # that instead.
-VM_TESTS := tests/vm tests/test_reconcile_zfs.py tests/test_previous_versions.py plugins/zfs/tests \
+VM_TESTS := tests/vm tests/test_reconcile_zfs.py tests/test_previous_versions.py tests/test_restore_nfs.py plugins/zfs/tests \
 	plugins/snapshots/tests plugins/nfs/tests
 VM_ARGS ?= sh -c "pytest $(VM_TESTS) && python bench/vs_sanoid.py $(BENCH_ARGS)"
 
