@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 
-def _run(*argv: str) -> None:
+def run(*argv: str) -> None:
+    """Run a command; raise with its output when it fails."""
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {result.stdout}{result.stderr}")
@@ -21,7 +22,7 @@ def mount_nfs(command: str, target: Path) -> None:
     argv = shlex.split(command)
     argv[-1] = str(target)
     target.mkdir(parents=True, exist_ok=True)
-    _run(*argv)
+    run(*argv)
 
 
 def umount(target: Path) -> None:

@@ -14,8 +14,8 @@ from .render import unescape_path
 class HostExports:
     #: path -> the files (and line numbers) outside nasd's that export it
     foreign: dict[str, list[str]] = field(default_factory=dict)
-    #: (path, client) -> options, as exportfs has put them in effect
-    active: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    #: the paths exportfs has put in effect (for some client)
+    active: set[str] = field(default_factory=set)
 
 
 def export_paths(text: str) -> list[tuple[int, str]]:
@@ -56,9 +56,8 @@ def read_host_exports(own: Path, system: Path, etab: Path) -> HostExports:
     try:
         for line in etab.read_text(errors="replace").splitlines():
             path, _, rest = line.partition("\t")
-            client, _, options = rest.partition("(")
-            if path and client:
-                result.active[(unescape_path(path), client)] = set(options.rstrip(")").split(","))
+            if path and rest:
+                result.active.add(unescape_path(path))
     except FileNotFoundError:
         pass
     return result

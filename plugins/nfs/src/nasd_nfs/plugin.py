@@ -88,7 +88,7 @@ def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
         rendered_again = current is not None and render(obs.applied) == current
     except UnsafeValue:  # edited by hand (its header says edits are overwritten): write it again
         rendered_again = False
-    obs.synced = _in_effect(ctx, obs, settings) and (
+    obs.synced = _in_effect(ctx, obs) and (
         (current is None and not obs.applied) or rendered_again)
     return {"nfs": obs}
 
@@ -99,7 +99,7 @@ def _owed(ctx: Context) -> Path:
     return ctx.state_dir / "nfs-reload-owed"
 
 
-def _in_effect(ctx: Context, obs: NfsObservation, settings: NFSSettings) -> bool:
+def _in_effect(ctx: Context, obs: NfsObservation) -> bool:
     """Whether exportfs has put nasd's file in effect: no reload is owed, and exportfs's table has every
     path of the file. Clients are not compared: exportfs records a host name as it resolved it, and
     leaves out one it could not resolve (a share whose hosts all failed to resolve has no path in the
@@ -107,8 +107,7 @@ def _in_effect(ctx: Context, obs: NfsObservation, settings: NFSSettings) -> bool
     if _owed(ctx).exists():
         return False
     unresolved = ctx.cache.get("nfs-unresolved", {})
-    active = {path for path, _ in obs.host.active}
-    return all(unescape_path(line.split(" ", 1)[0]) in active for share, line in obs.applied.items()
+    return all(unescape_path(line.split(" ", 1)[0]) in obs.host.active for share, line in obs.applied.items()
                if share not in unresolved)
 
 
