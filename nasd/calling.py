@@ -146,3 +146,6 @@ class Hooks:
 
     async def status_changed(self, ctx: Context, resource: Resource) -> None:
         await self._call("status_changed", ctx=ctx, resource=resource)
+
+    async def resource_deleted(self, ctx: Context, resource: Resource) -> None:
+        await self._call("resource_deleted", ctx=ctx, resource=resource)

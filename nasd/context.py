@@ -22,6 +22,7 @@ class Context:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("nasd"))
     _wake: Callable[[str], None] = field(default=lambda why: None)
     _pending: Callable[[], bool] = field(default=lambda: False)
+    _reconciled: Callable[[tuple[str, str]], bool] = field(default=lambda key: False)
     _tasks: list[asyncio.Task] = field(default_factory=list)
     #: plugins may keep per-process caches here, under their own name
     cache: dict[str, Any] = field(default_factory=dict)
@@ -43,6 +44,19 @@ class Context:
         """Whether another pass has been asked for since this one started (more changes are coming):
         a plugin may leave a costly reload to that pass, so a burst of edits reloads once."""
         return self._pending()
+
+    def reconciled(self, key: tuple[str, str]) -> bool:
+        """Whether the core holds ``(kind, name)`` as reconciled: when it leaves the desired state, the
+        core plans its deletion (and calls ``resource_deleted`` once that is done). False for a
+        resource never reconciled here, whose removal needs nothing on this node."""
+        return self._reconciled(key)
+
+    def read_secret(self, ref: Any) -> str | None:
+        """The value of a Kubernetes Secret reference through the ``read_secret`` hook (None: no plugin
+        knows Secrets; KeyError: no such Secret or key)."""
+        if self.pm is None:
+            return None
+        return self.pm.hook.read_secret(ctx=self, ref=ref)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task:
         """Start a background task that lives as long as the daemon (cancelled at shutdown)."""

@@ -19,6 +19,7 @@ class DesiredFeed:
         replaced whole), false for a single object put or removed."""
         self._sources: dict[str, dict[Key, Resource]] = {}
         self._errors: dict[str, list[str]] = {}
+        self._released: set[Key] = set()
         self._on_change = on_change
 
     def replace(self, source: str, resources: Iterable[Resource], errors: Iterable[str] = ()) -> bool:
@@ -45,6 +46,23 @@ class DesiredFeed:
         if removed:
             self._on_change(f"{source}: {key[0]}/{key[1]} deleted", False)
         return removed
+
+    def release(self, source: str, key: Key) -> None:
+        """Stop declaring ``key`` without asking for its deletion: another node manages it now (the
+        Kubernetes watcher, when a pool's ``spec.node`` moves). The core forgets it and runs nothing."""
+        self._sources.get(source, {}).pop(key, None)
+        if key not in self._released:
+            self._released.add(key)
+            self._on_change(f"{source}: {key[0]}/{key[1]} released", False)
+
+    def released(self) -> set[Key]:
+        """Keys released and not declared again since (the reconciler forgets them instead of deleting)."""
+        declared = {k for items in self._sources.values() for k in items}
+        self._released -= declared
+        return set(self._released)
+
+    def forget_released(self, keys: set[Key]) -> None:
+        self._released -= keys
 
     def source_of(self, key: Key) -> list[str]:
         return [name for name, items in self._sources.items() if key in items]

@@ -9,8 +9,10 @@ Hooks are grouped by the phase of a daemon's life in which they run:
    dependency order (pools, datasets, directories/groups/users, shares,
    schedules, restores), then ``ensure_absent`` for deleted resources
 3. on demand: ``list_snapshots``, ``take_snapshot``, ``destroy_snapshots``, ``hold_snapshots``,
-   ``release_snapshots``, ``clone`` (the ZFS plugin answers them for the snapshots plugin)
-4. reporting: ``status_changed``
+   ``release_snapshots``, ``clone`` (the ZFS plugin answers them for the snapshots plugin);
+   ``read_secret`` and ``plan_workload`` (the Kubernetes plugin answers them: Secret references,
+   and programs run in pods, e.g. an SMB share's smbd)
+4. reporting: ``status_changed``, ``resource_deleted``
 5. teardown: ``shutdown``
 
 Planning hooks (``ensure_*``) are *pure*: they look at the resource and at what
@@ -33,8 +35,10 @@ if TYPE_CHECKING:
     from .context import Context
     from .feed import DesiredFeed
     from .models import NASShare, Resource, ZDataset, ZPool
+    from .models.identity import SecretRef
     from .planning import Plan
     from .snapshot_listing import SnapshotListing
+    from .workloads import Workload, WorkloadPlan
 
 hookspec = pluggy.HookspecMarker("nasd")
 hookimpl = pluggy.HookimplMarker("nasd")
@@ -290,6 +294,38 @@ def clone(ctx: Context, snapshot: str, target: str, properties: Mapping[str, str
     """
 
 
+@hookspec(firstresult=True)
+def read_secret(ctx: Context, ref: SecretRef) -> str | None:
+    """The value a ``SecretRef`` with ``name`` and ``key`` (a Kubernetes Secret) points to.
+
+    Called while planning (so: synchronously, and it must be cheap) by plugins that need a
+    password, e.g. the SMB plugin for a NASUser's ``passwordSecretRef``. File references
+    (``ref.file``) are read by the plugin itself and never reach this hook. A change of the
+    Secret must make the source ask for a pass (``ctx.request_reconcile``), so users see it.
+
+    Return value: the value as text; ``None`` when no installed plugin knows Secrets (the caller
+    reports ``SecretNotSupported``). Raises ``KeyError`` with a message naming the Secret and the
+    key when the Secret or the key does not exist. Must never: do I/O (answer from what the
+    plugin keeps), log the value.
+    """
+
+
+@hookspec(firstresult=True)
+def plan_workload(ctx: Context, owner: Resource, workload: Workload | None) -> WorkloadPlan | None:
+    """Plan how to make the cluster run ``workload`` for ``owner`` (``None``: run nothing for it any more).
+
+    Called while planning ``owner`` by a plugin that runs its program in a pod rather than on the host:
+    the SMB plugin in pod mode, once per SMB share, from ``ensure_share`` and from ``ensure_absent``.
+    The plugin that answers keeps what the cluster runs in memory (it watches it), so this is cheap.
+
+    Return value: a :class:`~nasd.workloads.WorkloadPlan` whose actions create, update or delete the
+    cluster objects (none when the cluster already runs exactly this), and status fields for the
+    owner (e.g. the Service and its node port). ``None``: no installed plugin runs workloads (the
+    caller reports it). Must never: call the API server itself (only in the returned actions);
+    touch objects it did not make for this owner.
+    """
+
+
 # -- 4. reporting ---------------------------------------------------------------
 
 
@@ -298,12 +334,27 @@ def status_changed(ctx: Context, resource: Resource) -> None:
     """Tell plugins that ``resource``'s status (conditions or fields) changed.
 
     Called after a pass for every desired resource whose status differs from before
-    (and for one waiting to be replaced, when that wait begins). A resource being
-    deleted is not reported: its status goes with it. The Kubernetes watcher writes
-    it back through the status subresource.
+    (and for one waiting to be replaced, when that wait begins), and for a resource whose
+    deletion cannot be completed yet (its Ready condition says why: a Destroy refused, a
+    busy dataset), so a Kubernetes object held by its finalizer shows the reason. The
+    Kubernetes watcher writes it back through the status subresource.
 
     Return value: ignored. Must never: modify ``resource`` or block the pass for
     long (queue slow work on a task).
+    """
+
+
+@hookspec
+def resource_deleted(ctx: Context, resource: Resource) -> None:
+    """Tell plugins that the deletion of ``resource`` is complete on this node.
+
+    Called after a pass in which the ``ensure_absent`` plan of a resource that left the desired
+    state ran to its end (or had nothing to do) and the core forgot it. The Kubernetes watcher
+    removes its finalizer here, so the object leaves the cluster only once the node is clean.
+    Not called for a deletion that failed or is refused: that one is retried, and its reason is
+    reported through ``status_changed``.
+
+    Return value: ignored. Must never: modify ``resource`` or block the pass for long.
     """
 
 

@@ -160,7 +160,15 @@ class Reconciler:
                 if outcome.actions and not dry_run:
                     report.mutated = True
 
-        gone = [r for k, r in self.current.items() if k not in desired] if self.prune else []
+        released = self.feed.released()
+        gone = [r for k, r in self.current.items() if k not in desired and k not in released] if self.prune else []
+        if not dry_run and released:
+            for key in released & self.current.keys():  # another node manages it now: nothing to undo here
+                log.info("released %s/%s: no longer managed here, left as it is", *key)
+                self.current.pop(key)
+                self.store.forget(key)
+                self._backoff.pop(key, None)
+            self.feed.forget_released(released)
         if gone and source_errors:
             # a file that does not parse, a folder not mounted: what looks deleted may only be unreadable
             log.warning("holding %d deletion(s) while a source reports errors: %s", len(gone),
@@ -177,8 +185,8 @@ class Reconciler:
 
         if dry_run:
             return report
+        deleted = [self.current.pop(key) for key in report.deleted if key in self.current]
         for key in report.deleted:
-            self.current.pop(key, None)
             self.store.forget(key)
             self._backoff.pop(key, None)
         for key, resource in desired.items():
@@ -193,6 +201,11 @@ class Reconciler:
             if before.get(key) != resource.status.model_dump(mode="json"):
                 await self._notify(resource)
         self.store.flush()
+        for resource in deleted:
+            try:
+                await self.hooks.resource_deleted(self.ctx, resource)
+            except Exception:
+                log.exception("resource_deleted hook failed for %s/%s", resource.kind, resource.name)
         if report.mutated:
             # re-observe shortly: verifies convergence and fills in status (used, available, ...)
             self._next_followup = time.monotonic() + 0.3
@@ -318,33 +331,34 @@ class Reconciler:
             if e.reason == "NoPlugin":
                 return True, []  # nobody manages it any more: nothing on the system to undo
             if not dry_run:
-                self._set_deleting(resource, False, e.reason, str(e))
+                await self._set_deleting(resource, False, e.reason, str(e))
             return False, []
         except Exception as e:
             if not dry_run:
-                self._set_deleting(resource, False, "DeleteFailed", str(e))
+                await self._set_deleting(resource, False, "DeleteFailed", str(e))
             return False, []
         if dry_run:
             return False, plan.actions
         if plan.problem:
-            self._set_deleting(resource, False, plan.problem.reason, plan.problem.message)
+            await self._set_deleting(resource, False, plan.problem.reason, plan.problem.message)
             return False, []
         try:
             await self._apply(plan.actions)
         except (CommandError, TemporaryError, PermanentError) as e:
-            self._set_deleting(resource, False, getattr(e, "reason", "DeleteFailed"), str(e))
+            await self._set_deleting(resource, False, getattr(e, "reason", "DeleteFailed"), str(e))
             return False, plan.actions
         except Exception as e:
             log.exception("deleting %s/%s failed", *key)
-            self._set_deleting(resource, False, "DeleteFailed", f"{type(e).__name__}: {e}")
+            await self._set_deleting(resource, False, "DeleteFailed", f"{type(e).__name__}: {e}")
             return False, plan.actions
         log.info("deleted %s/%s", *key)
         return True, plan.actions
 
-    def _set_deleting(self, resource: Resource, ok: bool, reason: str, message: str) -> None:
+    async def _set_deleting(self, resource: Resource, ok: bool, reason: str, message: str) -> None:
         if set_condition(resource.status, "Ready", ok, reason, message, resource.metadata.generation):
             self.store.save(resource)
             self.store.flush()
+            await self._notify(resource)  # e.g. a Kubernetes object held by its finalizer shows why
         log.warning("deleting %s/%s: %s: %s", resource.kind, resource.name, reason, message)
 
     def _fail(self, key: Key, gen: int | None, error: Exception) -> None:
