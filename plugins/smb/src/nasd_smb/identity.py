@@ -14,9 +14,10 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from nasd.models import NASGroup, NASUser
+from nasd.models.identity import SecretRef
 from nasd.planning import Action, Plan, Problem
 from nasd.state import write_json
 
@@ -127,7 +128,9 @@ def supplementary_groups(user: NASUser, obs: IdentityObservation) -> list[str]:
     return sorted(names)
 
 
-def plan_user(user: NASUser, obs: IdentityObservation, settings: SMBSettings, smb_conf: Path) -> Plan:
+def plan_user(user: NASUser, obs: IdentityObservation, settings: SMBSettings, smb_conf: Path,
+              secret_reader: Callable[[SecretRef], str | None] = lambda ref: None) -> Plan:
+    """``secret_reader`` answers Kubernetes Secret references (``ctx.read_secret``)."""
     name, uid = user.name, user.spec.uid
     prefix = ["--prefix", str(settings.identityRoot)]
     env = settings.env()
@@ -165,15 +168,24 @@ def plan_user(user: NASUser, obs: IdentityObservation, settings: SMBSettings, sm
             plan.actions.append(Action(f"update user {name}", argv=[*argv, name]))
 
     ref = user.spec.passwordSecretRef
-    if ref is None or ref.file is None:
-        if ref is not None:
-            plan.problem = Problem("SecretNotSupported", "a Kubernetes Secret reference needs the Kubernetes plugin")
+    if ref is None:
         return plan
     try:
-        password = read_secret(ref.file)
+        password = read_secret(ref.file) if ref.file is not None else secret_reader(ref)
     except (OSError, ValueError) as e:
         plan.problem = Problem("PasswordUnreadable", str(e))
         return plan
+    except KeyError as e:
+        plan.problem = Problem("SecretNotFound", str(e.args[0]) if e.args else str(e))
+        return plan
+    if password is None:
+        plan.problem = Problem("SecretNotSupported", "a Kubernetes Secret reference needs the Kubernetes plugin "
+                               "(nasd-kubernetes); on a single host use passwordSecretRef.file")
+        return plan
+    if not password or "\n" in password.rstrip("\n"):
+        plan.problem = Problem("PasswordUnreadable", f"Secret {ref.name} key {ref.key} must hold one line: the password")
+        return plan
+    password = password.rstrip("\n")
     stored = obs.registry["passwords"].get(name)
     salt = stored.split("$", 1)[0] if stored else secrets.token_hex(8)
     wanted = f"{salt}${_password_hash(salt, password)}"

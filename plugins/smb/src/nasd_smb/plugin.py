@@ -14,7 +14,7 @@ from nasd.hookspecs import hookimpl
 from nasd.models import NASDirectory, NASGroup, NASShare, NASUser, Resource, ZDataset
 from nasd.planning import Action, Plan, Problem
 
-from . import hookspecs, identity, smbd
+from . import hookspecs, identity, pod, smbd
 from .render import (HEADER, ShareConfig, UnsafeValue, check_pair, global_options, parse_shares, render, render_share,
                      share_config)
 from .settings import SMBSettings, load_settings
@@ -34,6 +34,8 @@ class SmbObservation:
     names: dict[str, str] = field(default_factory=dict)  # lower-cased share name -> NASShare
     extra_global: dict[str, str] = field(default_factory=dict)  # [global] parameters other plugins add
     identity: identity.IdentityObservation = field(default_factory=identity.IdentityObservation)
+    users: list[NASUser] = field(default_factory=list)  # pod mode: every pod creates these
+    groups: list[NASGroup] = field(default_factory=list)
 
 
 @hookimpl
@@ -103,6 +105,12 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
         current: str | None = settings.config_file.read_text()
     except FileNotFoundError:
         current = None
+    if settings.mode == "pod":  # nothing on the host: each share's pod has its smbd and identities (no I/O: observed
+        # even with no share left, so that the last share's deletion still removes its pod)
+        return {"smb": SmbObservation(
+            settings=settings, current=None, directories=[r for r in desired if isinstance(r, NASDirectory)],
+            extra_global=_global_extras(ctx, [r for r in desired if _is_smb(r)], settings),  # type: ignore[misc]
+            users=[r for r in desired if isinstance(r, NASUser)], groups=[r for r in desired if isinstance(r, NASGroup)])}
     registry_path = settings.run_dir / "nasd-identities.json"
     registry = identity.load_registry(registry_path)
     if not mine and current is None and not registry["users"] and not registry["groups"]:
@@ -222,8 +230,11 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
     path = dataset.status.mountpoint
     if not path or not path.startswith("/"):
         raise TemporaryError(f"dataset {dataset.name} has no mountpoint yet", reason="DatasetNotReady")
-    config = share_config(share, path, _extra_options(ctx, share, dataset))
-    holder = obs.names.get(config.name.lower(), share.name)
+    served_at = pod.container_path(share) if obs.settings.mode == "pod" else path
+    config = share_config(share, served_at, _extra_options(ctx, share, dataset))
+    if obs.settings.mode == "pod":  # each share has its own smbd: names cannot clash
+        obs.shares[share.name] = config
+    holder = share.name if obs.settings.mode == "pod" else obs.names.get(config.name.lower(), share.name)
     if holder != share.name:
         return Plan(problem=Problem("DuplicateShareName", f"NASShare {holder} already serves [{config.name}]"))
     try:
@@ -250,12 +261,49 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
             status.update((part or {}).get("status") or {})
             conditions += [c for c in (part or {}).get("conditions") or [] if c[0] != "Ready"]
             removed += [t for t in (part or {}).get("removeConditions") or [] if t != "Ready"]
+    if obs.settings.mode == "pod":
+        return _pod_plan(ctx, share, dataset, obs, path, status, conditions, removed)
     actions = []
     if not obs.synced or obs.applied.get(share.name) != config:
         actions.append(_apply_action(obs, f"write smb.conf with [{config.name}] and reload smbd", share.name))
     elif _needs_start(ctx, obs.settings):
         actions.append(Action("start smbd", func=lambda c: _ensure_running(c, obs.settings)))
     return Plan(actions=actions, status=status, conditions=conditions, removed_conditions=removed)
+
+
+def _pod_plan(ctx: Context, share: NASShare, dataset: ZDataset, obs: SmbObservation, path: str,
+              status: dict[str, Any], conditions: list[tuple[str, bool, str, str]], removed: list[str]) -> Plan:
+    try:
+        workload = pod.share_workload(share, obs.shares[share.name], path, obs.settings, obs.directories, obs.users,
+                                      obs.groups, obs.extra_global)
+    except (UnsafeValue, ValueError) as e:
+        return Plan(problem=Problem("UnsafeValue", str(e)))
+    planned = ctx.pm.hook.plan_workload(ctx=ctx, owner=share, workload=workload) if ctx.pm is not None else None
+    if planned is None:
+        return Plan(problem=Problem("PodModeUnavailable", "plugins.smb.mode pod runs each share in a pod: it needs "
+                                    "the Kubernetes plugin (nasd-kubernetes) configured; use mode supervised on a host"))
+    status = {**status, **planned.status}
+    node = planned.status.get("node")
+    if node:
+        status["unc"] = f"\\\\{node}\\{obs.shares[share.name].name}"
+    return Plan(actions=planned.actions, status=status, conditions=conditions, removed_conditions=removed)
+
+
+def _pod_identity(ctx: Context, resource: Resource) -> Plan:
+    """Pod mode: users and groups are made in each share's pod; here only check the password can reach it."""
+    if not isinstance(resource, NASUser) or resource.spec.passwordSecretRef is None:
+        return Plan()
+    ref = resource.spec.passwordSecretRef
+    if ref.file is not None:
+        return Plan(problem=Problem("PasswordFileInPodMode", "a password file cannot reach a share's pod: put the "
+                                    "password in a Kubernetes Secret (passwordSecretRef.name and key)"))
+    try:
+        found = ctx.read_secret(ref)
+    except KeyError as e:
+        return Plan(problem=Problem("SecretNotFound", str(e.args[0]) if e.args else str(e)))
+    if found is None:
+        return Plan(problem=Problem("SecretNotSupported", "a Kubernetes Secret reference needs the Kubernetes plugin"))
+    return Plan()
 
 
 @hookimpl
@@ -268,12 +316,14 @@ def ensure_resource(ctx: Context, resource: Resource, dependencies: Mapping[tupl
                 f"{resource.spec.type} directories are rendered into smb.conf but joining one is not implemented yet",
             ))
         return Plan()
+    if isinstance(resource, (NASGroup, NASUser)) and _obs(observed).settings.mode == "pod":
+        return _pod_identity(ctx, resource)
     if isinstance(resource, NASGroup):
         obs = _obs(observed)
         return identity.plan_group(resource, obs.identity, obs.settings)
     if isinstance(resource, NASUser):
         obs = _obs(observed)
-        plan = identity.plan_user(resource, obs.identity, obs.settings, _conf_for_tools(obs))
+        plan = identity.plan_user(resource, obs.identity, obs.settings, _conf_for_tools(obs), ctx.read_secret)
         # smbpasswd and pdbedit read the passdb location from smb.conf: nasd's own must be in place
         # (in system mode, the distribution's file would send them to the system's passdb)
         if plan.actions and not (obs.current or "").startswith(HEADER):
@@ -293,6 +343,11 @@ def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any])
         return None
     if observed.get("smb") is None and "smb_error" not in observed:
         return Plan()  # no smb.conf, no users or groups nasd made: nothing to undo
+    if observed.get("smb") is not None and _obs(observed).settings.mode == "pod":
+        if not _is_smb(resource):
+            return Plan()  # identities live in the pods, which go with their shares
+        planned = ctx.pm.hook.plan_workload(ctx=ctx, owner=resource, workload=None) if ctx.pm is not None else None
+        return Plan(actions=planned.actions) if planned is not None else Plan()
     if _is_smb(resource):
         obs = _obs(observed)
         old = obs.shares.pop(resource.name, None)

@@ -19,9 +19,14 @@ _WORD = re.compile(r"^[A-Za-z0-9_.-]([A-Za-z0-9_. -]{0,62}[A-Za-z0-9_.-])?$")  #
 class SMBSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["supervised", "system"] = Field(
-        default="supervised", description="supervised: nasd runs its own smbd; system: drive the system's smbd"
+    mode: Literal["supervised", "system", "pod"] = Field(
+        default="supervised", description="supervised: nasd runs its own smbd; system: drive the system's smbd; "
+                                          "pod: each share runs its own smbd in a pod (needs the Kubernetes plugin)"
     )
+    podImage: str = Field(default="nasd:0.1.0", pattern=r"^[a-z0-9]([-a-z0-9._/:@]{0,250}[a-zA-Z0-9])?$",
+                          description="pod mode: the image with smbd (the nasd image has it)")
+    serviceType: Literal["NodePort", "ClusterIP", "LoadBalancer"] = Field(
+        default="NodePort", description="pod mode: how each share's Service is reached")
     configFile: Path | None = Field(default=None, description="smb.conf nasd writes [<runDir>/smb.conf]")
     runDir: Path | None = Field(default=None, description="Samba's state, locks, passdb, logs [<stateDir>/smb]")
     port: int = Field(default=445, ge=1, le=65535)
@@ -86,5 +91,5 @@ def load_settings(raw: dict[str, Any], state_dir: Path) -> SMBSettings:
     except ValidationError as e:
         raise PermanentError("plugins.smb: " + "; ".join(format_validation_error(e)), reason="BadSettings") from None
     run_dir = settings.runDir or state_dir / "smb"
-    default_conf = run_dir / "smb.conf" if settings.mode == "supervised" else Path("/etc/samba/smb.conf")
+    default_conf = run_dir / "smb.conf" if settings.mode != "system" else Path("/etc/samba/smb.conf")
     return settings.model_copy(update={"runDir": run_dir, "configFile": settings.configFile or default_conf})
