@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from .nfs import nfs_exports  # noqa: F401  (a fixture)
+from .kube import kube_env  # noqa: F401  (a fixture)
 from .smb import smb_env  # noqa: F401  (a fixture)
 from .zfs import ZFSFuse, ZFSUnavailable, fuse_mounts_under
 

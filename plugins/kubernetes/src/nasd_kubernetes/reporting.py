@@ -1,0 +1,74 @@
+"""Status and Events back to the cluster.
+
+Status goes through the ``/status`` subresource as a merge patch holding only what changed since
+the status last written (fields that went away set to null). What was last written starts as the
+object's status in the cluster, so a restarted nasd writes nothing that is already there.
+Events mark the transitions of the Ready condition: ``Created`` (Ready for the first time),
+a failure (the condition's own reason, a Warning), ``Recovered`` (Ready again), and ``Pruned``
+when the node finished removing a deleted object. The status is the truth: Events are a log,
+and the API server drops them after an hour.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from typing import Any
+
+from nasd.models.base import GROUP_VERSION
+
+
+def ready_of(status: dict[str, Any] | None) -> dict[str, Any] | None:
+    for c in (status or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return c
+    return None
+
+
+def transition(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[str, str, str] | None:
+    """The Event (type, reason, message) for a change of Ready from ``before`` to ``after``, if any."""
+    if after is None:
+        return None
+    was, now = (before or {}).get("status"), after.get("status")
+    message = after.get("message") or ""
+    if now == "True" and was != "True":
+        return ("Normal", "Recovered" if was == "False" else "Created", message)
+    if now == "False" and (was != "False" or (before or {}).get("reason") != after.get("reason")):
+        return ("Warning", after.get("reason") or "Failed", message)
+    return None
+
+
+def event_body(obj: dict[str, Any], namespace: str, node: str, type_: str, reason: str, message: str) -> dict[str, Any]:
+    meta = obj.get("metadata") or {}
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+        "involvedObject": {"apiVersion": GROUP_VERSION, "kind": obj.get("kind"), "name": meta.get("name"),
+                           "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")},
+        "reason": reason,
+        "message": (f"{message} (node {node})" if message else f"node {node}")[:1024],
+        "type": type_,
+        "source": {"component": "nasd", "host": node},
+        "reportingComponent": "nasd.io/nasd",
+        "reportingInstance": node,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+
+
+def condition_status(reason: str, message: str, generation: int | None) -> dict[str, Any]:
+    """A status of one Ready=False condition, for an object nasd cannot take (no node, invalid)."""
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"conditions": [{"type": "Ready", "status": "False", "reason": reason, "message": message[:1024],
+                            "observedGeneration": generation, "lastTransitionTime": now}],
+            "observedGeneration": generation}
+
+
+def same_ready(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Whether two statuses say the same about Ready (the time it last changed aside)."""
+    ra, rb = ready_of(a), ready_of(b)
+    pick = ("status", "reason", "message", "observedGeneration")
+    return (ra is None) == (rb is None) and (ra is None or all(ra.get(k) == rb.get(k) for k in pick))  # type: ignore[union-attr]

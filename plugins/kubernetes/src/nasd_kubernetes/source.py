@@ -1,0 +1,308 @@
+"""The watcher's link to the core: objects in, status, Events and finalizers out.
+
+Every change the watcher sees recomputes this node's view of the cluster (``desired.py``) and
+hands it to the core with ``feed.replace`` — levels, not edges, so a change seen twice is harmless
+and the feed runs a pass only when what is desired here really changed. Until every collection
+has been listed, and while one cannot be listed (the CRDs not installed, a permission missing),
+the feed keeps what it had and reports the error, so nothing reads as a deletion.
+
+Writes to the API server (status, Events, finalizers) are queued and made by one task, never
+inside a reconcile pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+from typing import Any
+
+from nasd.context import Context
+from nasd.errors import TemporaryError
+from nasd.feed import DesiredFeed
+from nasd.models import KINDS, Resource
+from nasd.models.identity import SecretRef
+
+from nasd.planning import Action
+from nasd.workloads import Workload, WorkloadPlan
+
+from . import finalizers, reporting, workloads
+from .client import ApiException, Collection, Kube, create_object, delete_object, patch_object
+from .convert import status_document, status_patch
+from .desired import Key, View, desired_view, objects_of
+from .settings import KubernetesSettings
+from .watcher import Watcher
+
+log = logging.getLogger("nasd.kubernetes")
+SOURCE = "kubernetes"
+
+
+class KubeSource:
+    def __init__(self, ctx: Context, feed: DesiredFeed, kube: Kube, settings: KubernetesSettings):
+        self.ctx, self.feed, self.kube, self.settings = ctx, feed, kube, settings
+        collections = [Collection.custom(k) for k in KINDS] + [
+            Collection("Node", "nodes"), Collection("Secret", "secrets", settings.ns)] + [
+            Collection(kind, kind.lower() + "s", settings.ns, workloads.SELECTOR) for kind in workloads.KINDS]
+        self.watcher = Watcher(kube, collections, self._changed, watch_timeout=settings.watchTimeoutSeconds,
+                               relist_seconds=settings.relistSeconds, max_backoff=settings.maxBackoffSeconds)
+        self.view = View()
+        self.last_good: dict[Key, Resource] = {}
+        self.written: dict[Key, dict[str, Any]] = {}  # status last written (or found) per object
+        self.statuses: dict[Key, dict[str, Any]] = {}  # the core's latest status per object
+        self._dirty: set[Key] = set()  # status to write
+        self._finalize: dict[Key, str] = {}  # finalizer to "add" or "remove"
+        self._events: list[tuple[Key, str, str, str]] = []
+        self._secrets_hash = ""
+        self._refresh = asyncio.Event()
+        self._work = asyncio.Event()
+        self.counts = {"status_patches": 0, "events": 0, "finalizers_added": 0, "finalizers_removed": 0}
+
+    # -- in ------------------------------------------------------------------
+
+    def _changed(self, why: str) -> None:
+        self._refresh.set()
+
+    def objects(self) -> dict[Key, dict[str, Any]]:
+        return objects_of(self.watcher.states)
+
+    def refresh(self) -> None:
+        """Recompute this node's view and give it to the core."""
+        self._refresh.clear()
+        custom_synced = all(s.synced for k, s in self.watcher.states.items() if k in KINDS)
+        errors = self.watcher.errors()
+        if not custom_synced or errors:
+            # keep what was desired; the errors hold every deletion until the lists work again
+            self.feed.replace(SOURCE, self.view.resources.values(), errors or ["not listed yet"])
+            return
+        objects = self.objects()
+        self.view = view = desired_view(objects, self.settings.node, self.last_good)
+        for key, resource in view.resources.items():
+            if key not in view.invalid:
+                self.last_good[key] = resource
+        for key in list(self.last_good):
+            if key not in objects:
+                del self.last_good[key]
+        self.feed.replace(SOURCE, view.resources.values(), [])
+        for key in view.elsewhere:
+            if self.ctx.reconciled(key):
+                self.feed.release(SOURCE, key)
+        self._plan_finalizers(objects, view)
+        for key in set(view.invalid) | set(view.unplaced):
+            self._dirty.add(key)
+        self._check_secrets()
+        self._work.set()
+
+    def _plan_finalizers(self, objects: dict[Key, dict[str, Any]], view: View) -> None:
+        nodes = self.watcher.states["Node"]
+        for key in view.resources:
+            obj = objects[key]
+            if finalizers.needs_finalizer(obj) and finalizers.FINALIZER not in finalizers.finalizers(obj):
+                self._finalize[key] = "add"
+        for key in view.deleting:
+            if finalizers.FINALIZER not in finalizers.finalizers(objects[key]):
+                continue
+            if key in view.unplaced or not self.ctx.reconciled(key):
+                self._finalize[key] = "remove"  # nothing of it on this node (or on any node)
+        for key, where in view.elsewhere.items():
+            obj = objects[key]
+            gone = nodes.synced and not any(n in nodes.objects for n in where)
+            if (obj["metadata"].get("deletionTimestamp") and gone
+                    and finalizers.FINALIZER in finalizers.finalizers(obj)):
+                log.info("%s/%s: its node %s is gone from the cluster: removing the finalizer", *key,
+                         ", ".join(sorted(where)))
+                self._finalize[key] = "remove"
+
+    def _check_secrets(self) -> None:
+        state = self.watcher.states["Secret"]
+        digest = hashlib.sha256(repr(sorted((n, sorted((o.get("data") or {}).items()))
+                                            for n, o in state.objects.items())).encode()).hexdigest()
+        if self._secrets_hash and digest != self._secrets_hash:
+            self.ctx.request_reconcile("a Secret changed")
+        self._secrets_hash = digest
+
+    def read_secret(self, ref: SecretRef) -> str:
+        state = self.watcher.states["Secret"]
+        secret = state.objects.get(ref.name or "")
+        where = f"Secret {self.settings.ns}/{ref.name}"
+        if secret is None:
+            raise KeyError(f"{where} does not exist: create it with the key {ref.key}")
+        data = secret.get("data") or {}
+        if ref.key not in data:
+            raise KeyError(f"{where} has no key {ref.key} (it has: {', '.join(sorted(data)) or 'none'})")
+        try:
+            return base64.b64decode(data[ref.key], validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise KeyError(f"{where} key {ref.key} is not base64 of UTF-8 text") from None
+
+    # -- workloads (share pods) --------------------------------------------------
+
+    def plan_workload(self, owner: Resource, workload: Workload | None) -> WorkloadPlan:
+        live = {(kind, name): obj for kind in workloads.KINDS
+                for name, obj in self.watcher.states[kind].objects.items()}
+        if workload is None:
+            wanted: list[dict[str, Any]] = []
+        else:
+            uid = (self.objects().get(owner.key, {}).get("metadata") or {}).get("uid") or owner.metadata.uid
+            digest = workloads.secrets_digest(workload, self.watcher.states["Secret"].objects)
+            wanted = workloads.render_objects(workload, owner, uid, self.settings.node, self.settings.ns, digest)
+        steps = workloads.plan_changes(wanted, live, owner)
+        service = next((o for o in wanted if o["kind"] == "Service"), None)
+        status = workloads.service_status(
+            live.get(("Service", service["metadata"]["name"])) if service else None, self.settings.node)
+        return WorkloadPlan(actions=[self._workload_action(step, obj) for step, obj in steps],
+                            status=status if workload is not None else {})
+
+    def _workload_action(self, step: str, obj: dict[str, Any]) -> Action:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        state = self.watcher.states[kind]
+
+        async def run(ctx: Context) -> None:
+            try:
+                if step == "delete":
+                    await delete_object(self.kube, kind, self.settings.ns, name)
+                    state.objects.pop(name, None)
+                    return
+                made = await (create_object if step == "create" else patch_object)(self.kube, obj)
+            except ApiException as e:
+                raise TemporaryError(f"{step} {kind} {self.settings.ns}/{name}: {e.status} {e.reason}",
+                                     reason="KubernetesAPIError") from None
+            state.objects[name] = made  # until the watch says so too: the next pass must not create it again
+
+        return Action(f"{step} {kind} {self.settings.ns}/{name}", func=run)
+
+    # -- out -----------------------------------------------------------------
+
+    def status_changed(self, resource: Resource) -> None:
+        self.statuses[resource.key] = status_document(resource)
+        self._dirty.add(resource.key)
+        self._work.set()
+
+    def sync_statuses(self, desired: list[Resource]) -> None:
+        """Queue a write for every object here whose status in the cluster is not the core's (a status
+        lost while nasd was down, an object re-created): called as each pass starts."""
+        objects = self.objects()
+        for resource in desired:
+            if self.feed.source_of(resource.key) != [SOURCE] or resource.key not in objects:
+                continue
+            doc = status_document(resource)
+            if resource.status.conditions and (objects[resource.key].get("status") or {}) != doc \
+                    and resource.key not in self.statuses:
+                self.statuses[resource.key] = doc
+                self._dirty.add(resource.key)
+                self._work.set()
+
+    def deleted(self, resource: Resource) -> None:
+        key = resource.key
+        self.statuses.pop(key, None)
+        self.written.pop(key, None)
+        obj = self.objects().get(key)
+        if obj is not None and finalizers.FINALIZER in finalizers.finalizers(obj):
+            self._finalize[key] = "remove"
+        if obj is not None:
+            self._events.append((key, "Normal", "Pruned", f"removed from the node by its deletion"))
+        self._work.set()
+
+    def _wanted_status(self, key: Key, obj: dict[str, Any]) -> dict[str, Any] | None:
+        generation = obj["metadata"].get("generation")
+        if key in self.view.unplaced and key not in self.view.resources:
+            return reporting.condition_status("NoNode", self.view.unplaced[key], generation)
+        if key in self.view.invalid:
+            message = "nasd refuses this spec: " + self.view.invalid[key]
+            if key in self.statuses:
+                message += " (the last valid spec stays in effect)"
+            doc = dict(self.statuses.get(key) or {})
+            return {**doc, **reporting.condition_status("InvalidSpec", message, generation),
+                    **({"observedGeneration": doc["observedGeneration"]} if "observedGeneration" in doc else {})}
+        return self.statuses.get(key)
+
+    async def write_pending(self) -> None:
+        """Make every queued write; what fails is queued again."""
+        objects = self.objects()
+        dirty, self._dirty = self._dirty, set()
+        for key in sorted(dirty):
+            obj = objects.get(key)
+            if obj is None:
+                continue
+            wanted = self._wanted_status(key, obj)
+            if wanted is None:
+                continue
+            live = obj.get("status") or {}
+            if key in self.view.unplaced and reporting.same_ready(live, wanted):
+                continue  # another node wrote the same already
+            before = self.written.get(key, live)
+            patch = status_patch(wanted, before)
+            if patch is None:
+                continue
+            try:
+                await self.kube.patch_status(key[0], key[1], patch)
+            except ApiException as e:
+                if e.status != 404:
+                    log.warning("writing the status of %s/%s failed: %s %s", *key, e.status, e.reason)
+                    self._dirty.add(key)
+                continue
+            self.counts["status_patches"] += 1
+            self.written[key] = wanted
+            event = reporting.transition(reporting.ready_of(before), reporting.ready_of(wanted))
+            if event is not None:
+                self._events.append((key, *event))
+        await self._write_events(objects)  # before a finalizer goes: the object is still there to name
+        await self._write_finalizers(objects)
+
+    async def _write_finalizers(self, objects: dict[Key, dict[str, Any]]) -> None:
+        todo, self._finalize = self._finalize, {}
+        for key, what in sorted(todo.items()):
+            obj = objects.get(key)
+            if obj is None:
+                continue
+            has = finalizers.FINALIZER in finalizers.finalizers(obj)
+            if (what == "add") == has:
+                continue
+            body = finalizers.with_finalizer(obj) if what == "add" else finalizers.without_finalizer(obj)
+            try:
+                await self.kube.patch(key[0], key[1], body)
+            except ApiException as e:
+                if e.status == 409:  # changed meanwhile: the watch brings the new version, then again
+                    self._finalize.setdefault(key, what)
+                elif e.status != 404:
+                    log.warning("%s the finalizer of %s/%s failed: %s %s", what, *key, e.status, e.reason)
+                    self._finalize.setdefault(key, what)
+                continue
+            self.counts["finalizers_added" if what == "add" else "finalizers_removed"] += 1
+
+    async def _write_events(self, objects: dict[Key, dict[str, Any]]) -> None:
+        events, self._events = self._events, []
+        for key, type_, reason, message in events:
+            obj = objects.get(key)
+            if obj is None:
+                continue
+            body = reporting.event_body(obj, self.settings.eventsNamespace, self.settings.node, type_, reason, message)
+            try:
+                await self.kube.create_event(self.settings.eventsNamespace, body)
+                self.counts["events"] += 1
+            except ApiException as e:  # a log line, not the truth: never retried
+                log.warning("event %s on %s/%s not recorded: %s %s", reason, *key, e.status, e.reason)
+
+    # -- tasks ---------------------------------------------------------------
+
+    async def run_refresher(self) -> None:
+        while True:
+            await self._refresh.wait()
+            await asyncio.sleep(0.05)  # a burst of events (a list, kubectl apply -f dir) makes one refresh
+            self.refresh()
+
+    async def run_writer(self) -> None:
+        failures = 0
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            try:
+                await self.write_pending()
+                failures = 0
+            except Exception as e:  # the API server away: try again
+                failures += 1
+                log.warning("writing to the API server failed: %s: %s", type(e).__name__, e)
+            if self._dirty or self._finalize:
+                await asyncio.sleep(min(0.2 * 2 ** failures, self.settings.maxBackoffSeconds))
+                self._work.set()

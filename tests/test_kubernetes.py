@@ -1,0 +1,271 @@
+"""nasd on Kubernetes, end to end: `kubectl apply` custom objects to an API server, the Kubernetes plugin
+feeds this node's share of them to the core, which converges them on the real zfs-fuse pool; status,
+Events and finalizers go back to the cluster; each SMB share runs as a pod (ConfigMap, Deployment,
+Service), and that pod, run from the API server's own objects, serves the share to real smbclient.
+
+The API server is the test server in ``nasd.testing.kubeapi`` (no kube-apiserver can be had here); the
+clients are real: kubectl 1.32 and kubernetes-asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from nasd.config import Config
+from nasd.daemon import Nasd
+from nasd.testing.kube import KubeEnv, eventually
+from nasd.testing.pods import run_pod
+from nasd.testing.pytest_plugin import PoolEnv
+
+pytestmark = pytest.mark.zfs
+NODE = "node-a"
+NS = "nasd-system"
+
+
+def ready(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c["type"] == "Ready":
+            return c
+    return None
+
+
+def is_ready(obj: dict[str, Any] | None) -> bool:
+    c = ready(obj)
+    return bool(c and c["status"] == "True" and c.get("observedGeneration") == obj["metadata"]["generation"])
+
+
+def manifests(pool_env: PoolEnv, folder: Path, *, share: dict[str, Any] | None = None) -> Path:
+    pool = pool_env.pool_manifest()
+    pool["spec"]["node"] = NODE
+    docs = [
+        pool,
+        pool_env.dataset_manifest("media", owner={"uid": 3001}),
+        {"apiVersion": "nasd.io/v1alpha1", "kind": "NASDirectory", "metadata": {"name": "local"},
+         "spec": {"type": "local"}},
+        {"apiVersion": "nasd.io/v1alpha1", "kind": "NASUser", "metadata": {"name": "alice"},
+         "spec": {"directory": "local", "uid": 3001, "passwordSecretRef": {"name": "alice-pw", "key": "password"}}},
+        share or {"apiVersion": "nasd.io/v1alpha1", "kind": "NASShare", "metadata": {"name": "media"},
+                  "spec": {"protocol": "smb", "dataset": "media", "smb": {"validUsers": ["alice"]}}},
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "nas.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return folder
+
+
+def config(pool_env: PoolEnv, kube: KubeEnv, node: str = NODE) -> Config:
+    return Config.model_validate(pool_env.config(plugins={
+        "zfs": {"mountRoot": str(pool_env.mount_root)},
+        "kubernetes": {"kubeconfig": str(kube.kubeconfig), "nodeName": node, "namespace": NS,
+                       "watchTimeoutSeconds": 5},
+        "smb": {"mode": "pod", "podImage": "registry.example/nasd:0.1.0"},
+    }, resyncSeconds=3600))
+
+
+@pytest.fixture
+async def daemon(pool_env: PoolEnv, kube_env: KubeEnv) -> AsyncIterator[Nasd]:
+    """`nasd serve` on node-a, in this process: the watcher's tasks and the reconcile loop."""
+    nasd = Nasd(config(pool_env, kube_env), watch=True)
+    await nasd.start()
+    loop = asyncio.get_running_loop().create_task(nasd.reconciler.loop())
+    yield nasd
+    loop.cancel()
+    try:
+        await loop
+    except asyncio.CancelledError:
+        pass
+    await nasd.stop()
+
+
+def secret(name: str, password: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS},
+            "data": {"password": base64.b64encode(password.encode()).decode()}}
+
+
+def pod_objects(kube: KubeEnv, share: str) -> tuple[dict, dict, dict]:
+    name = f"nasd-smb-{share}"
+    return (kube.get("configmaps", name, NS, "", "v1"), kube.get("deployments", name, NS, "apps", "v1"),
+            kube.get("services", name, NS, "", "v1"))
+
+
+async def _has_event(text: Any, reason: str) -> bool:
+    lines = (await text).split("Events:", 1)[-1].splitlines()
+    return any(reason in line.split() for line in lines)
+
+
+def serve_pod(kube: KubeEnv, share: str, workdir: Path, check: str):
+    config_map, deployment, _ = pod_objects(kube, share)
+    secrets = {s["metadata"]["name"]: s for s in kube.api.list_objects("", "v1", "secrets", NS)}
+    return run_pod(deployment, {config_map["metadata"]["name"]: config_map}, secrets, workdir, check,
+                   wait_for_port=445)
+
+
+async def test_kubectl_apply_converges_on_the_node_and_the_share_pod_serves_the_dataset(
+        pool_env: PoolEnv, kube_env: KubeEnv, daemon: Nasd, tmp_path: Path) -> None:
+    kube_env.api.put_object(secret("alice-pw", "Sekr1t-pw"))
+    folder = manifests(pool_env, tmp_path / "manifests")
+    await kube_env.akubectl("apply", "-f", str(folder))
+
+    share = await eventually(lambda: is_ready(kube_env.get("nasshares", "media")) and kube_env.get("nasshares", "media"),
+                             60, "the share Ready with the generation observed")
+    for plural, name in (("zpools", pool_env.pool_name()), ("zdatasets", "media"), ("nasusers", "alice")):
+        assert is_ready(kube_env.get(plural, name)), (plural, kube_env.get(plural, name).get("status"))
+    mountpoint = kube_env.get("zdatasets", "media")["status"]["mountpoint"]
+    assert Path(mountpoint).is_dir()
+    assert share["metadata"]["finalizers"] == ["nasd.io/cleanup"]
+    assert share["status"]["node"] == NODE and share["status"]["unc"] == f"\\\\{NODE}\\media"
+
+    # the share's pod: valid objects, owned by the share, pinned to the node, reachable through a NodePort
+    config_map, deployment, service = pod_objects(kube_env, "media")
+    for obj in (config_map, deployment, service):
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == share["metadata"]["uid"]
+        kubernetes_validate.validate({k: v for k, v in obj.items() if k != "status"}, "1.32", strict=True)
+    assert deployment["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/hostname": NODE}
+    assert service["spec"]["type"] == "NodePort"
+    await eventually(lambda: kube_env.get("nasshares", "media")["status"].get("nodePort"), 10, "the node port")
+
+    # kubectl shows it: the printer columns and, in describe, the Event of the share becoming Ready
+    table = (await kube_env.akubectl("get", "nasshares")).stdout
+    assert table.split("\n")[0].split()[:3] == ["NAME", "READY", "REASON"] and "media" in table and "True" in table
+    async def described() -> str:
+        return (await kube_env.akubectl("describe", "nasshare", "media")).stdout
+
+    text = await eventually(lambda: described(), 10, "the describe output")
+    assert await eventually(lambda: _has_event(described(), "Created"), 10, "the Created event in describe"), text
+
+    # the pod, run from the API server's own ConfigMap, Deployment and Secret, serves the dataset
+    result = await asyncio.to_thread(
+        serve_pod, kube_env, "media", tmp_path / "pod",
+        "smbclient //127.0.0.1/media -U alice%Sekr1t-pw -c 'put /etc/hostname from-pod.txt' && "
+        "! smbclient //127.0.0.1/media -U alice%wrong -c ls")
+    assert result.returncode == 0, result.stdout + result.stderr
+    written = Path(mountpoint) / "from-pod.txt"
+    assert written.read_text() == Path("/etc/hostname").read_text() and written.stat().st_uid == 3001
+
+    # applying the same manifests again changes nothing: no write to the API server, no mutating command
+    mutations, spawns = len(kube_env.mutations()), len([s for s in daemon.runner.spawns if s.mutating])
+    assert "unchanged" in (await kube_env.akubectl("apply", "-f", str(folder))).stdout
+    await daemon.reconciler.run_pass()
+    await asyncio.sleep(1.0)
+    assert kube_env.mutations()[mutations:] == []
+    assert [s.argv for s in daemon.runner.spawns if s.mutating][spawns:] == []
+
+    # kubectl delete waits for nasd's finalizer: the share's pod objects go, the data stays (Retain)
+    await kube_env.akubectl("delete", "nasshare", "media", "--timeout=60s")
+    assert kube_env.get("nasshares", "media") is None
+    assert pod_objects(kube_env, "media") == (None, None, None)
+    assert written.exists()
+    events = kube_env.api.list_objects("", "v1", "events", "default")
+    assert [e["type"] for e in events if e["reason"] == "Pruned" and e["involvedObject"]["name"] == "media"] == \
+        ["Normal"]
+
+
+async def test_a_changed_password_secret_restarts_the_share_pod_with_it(
+        pool_env: PoolEnv, kube_env: KubeEnv, daemon: Nasd, tmp_path: Path) -> None:
+    kube_env.api.put_object(secret("alice-pw", "first-pw"))
+    await kube_env.akubectl("apply", "-f", str(manifests(pool_env, tmp_path / "m")))
+    await eventually(lambda: is_ready(kube_env.get("nasshares", "media")), 60, "the share Ready")
+    before = pod_objects(kube_env, "media")[1]["spec"]["template"]["metadata"]["annotations"]
+
+    await kube_env.akubectl("create", "secret", "generic", "alice-pw", "-n", NS, "--from-literal=password=second-pw",
+                            "--dry-run=client", "-o", "yaml")  # kubectl can render it ...
+    kube_env.api.put_object(secret("alice-pw", "second-pw"))  # ... and the Secret changes
+    await eventually(lambda: pod_objects(kube_env, "media")[1]["spec"]["template"]["metadata"]["annotations"] != before,
+                     20, "a new pod template")
+    result = await asyncio.to_thread(
+        serve_pod, kube_env, "media", tmp_path / "pod",
+        "smbclient //127.0.0.1/media -U alice%second-pw -c ls && ! smbclient //127.0.0.1/media -U alice%first-pw -c ls")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_a_missing_secret_is_reported_on_the_user(pool_env: PoolEnv, kube_env: KubeEnv, daemon: Nasd,
+                                                        tmp_path: Path) -> None:
+    await kube_env.akubectl("apply", "-f", str(manifests(pool_env, tmp_path / "m")))
+    user = await eventually(lambda: (ready(kube_env.get("nasusers", "alice")) or {}).get("reason") == "SecretNotFound"
+                            and kube_env.get("nasusers", "alice"), 30, "SecretNotFound")
+    assert f"Secret {NS}/alice-pw does not exist" in ready(user)["message"]
+    kube_env.api.put_object(secret("alice-pw", "now-there"))
+    await eventually(lambda: is_ready(kube_env.get("nasusers", "alice")), 20, "the user Ready once the Secret exists")
+
+
+async def test_each_node_takes_only_its_own_pools_and_a_deleted_object_whose_node_is_gone_is_released(
+        pool_env: PoolEnv, kube_env: KubeEnv, daemon: Nasd, tmp_path: Path) -> None:
+    other = pool_env.pool_manifest("far")
+    other["spec"].update(node="node-b", deletionPolicy="Destroy")
+    far_share = {"apiVersion": "nasd.io/v1alpha1", "kind": "NASShare", "metadata": {"name": "far-share"},
+                 "spec": {"protocol": "smb", "dataset": "far-data"}}
+    far_data = pool_env.dataset_manifest("far-data", pool="far")
+    folder = manifests(pool_env, tmp_path / "m")
+    (folder / "far.yaml").write_text(yaml.safe_dump_all([other, far_data, far_share], sort_keys=False))
+    kube_env.api.put_object(secret("alice-pw", "pw-1234"))
+    await kube_env.akubectl("apply", "-f", str(folder))
+    await eventually(lambda: is_ready(kube_env.get("nasshares", "media")), 60, "node-a's share Ready")
+
+    # node-b's objects: untouched by node-a (no pool made, no status, no finalizer)
+    assert pool_env.pool_name("far") not in pool_env.daemon.all_pools()
+    for plural, name in (("zpools", pool_env.pool_name("far")), ("zdatasets", "far-data"), ("nasshares", "far-share")):
+        obj = kube_env.get(plural, name)
+        assert not obj.get("status") and not obj["metadata"].get("finalizers"), obj
+
+    # node-b's nasd had put its finalizer on its share, then node-b left the cluster: deleting the
+    # share must not hang for ever; node-a sees the node is gone and releases it
+    share = kube_env.get("nasshares", "far-share")
+    share["metadata"]["finalizers"] = ["nasd.io/cleanup"]
+    kube_env.api.put_object(share)
+    kube_env.api.put_object({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-b"}})
+    await kube_env.akubectl("delete", "nasshare", "far-share", "--wait=false")
+    await asyncio.sleep(1.0)
+    assert kube_env.get("nasshares", "far-share") is not None  # node-b exists: it is node-b's to clean up
+    kube_env.api.delete_object_now("", "v1", "nodes", "node-b")
+    await eventually(lambda: kube_env.get("nasshares", "far-share") is None, 20, "the finalizer released")
+
+
+async def test_the_watch_survives_drops_expiry_and_an_api_server_restart_without_missing_or_repeating_anything(
+        pool_env: PoolEnv, kube_env: KubeEnv, daemon: Nasd, tmp_path: Path) -> None:
+    from kubernetes_asyncio import client, config as kconfig
+
+    kube_env.api.put_object(secret("alice-pw", "pw-1234"))
+    await kube_env.akubectl("apply", "-f", str(manifests(pool_env, tmp_path / "m")))
+    await eventually(lambda: is_ready(kube_env.get("nasshares", "media")), 60, "the share Ready")
+    source = daemon.ctx.cache["kubernetes"]
+
+    cfg = client.Configuration()
+    await kconfig.load_kube_config(config_file=str(kube_env.kubeconfig), client_configuration=cfg)
+    async with client.ApiClient(cfg) as api:
+        custom = client.CustomObjectsApi(api)
+
+        async def add_dataset(name: str) -> None:
+            await custom.create_cluster_custom_object("nasd.io", "v1alpha1", "zdatasets",
+                                                      pool_env.dataset_manifest(name))
+
+        # 1. the server drops every watch: the next change still arrives
+        await kube_env.api.drop_watches()
+        await add_dataset("after-drop")
+        # 2. the history is compacted while the watches are down: 410 Expired, a fresh list
+        await kube_env.api.drop_watches()
+        kube_env.api.compact()
+        await add_dataset("after-expiry")
+        # 3. the API server restarts (objects kept)
+        await kube_env.api.restart()
+        await add_dataset("after-restart")
+        for name in ("after-drop", "after-expiry", "after-restart"):
+            await eventually(lambda: is_ready(kube_env.get("zdatasets", name)), 60, f"{name} Ready")
+        # a deletion while the watches are down and the history is gone is still seen
+        await kube_env.api.drop_watches()
+        kube_env.api.compact()
+        await custom.delete_cluster_custom_object("nasd.io", "v1alpha1", "zdatasets", "after-drop")
+        # (a Retain dataset leaves the node's data alone: the core just stops managing it)
+        await eventually(lambda: ("ZDataset", "after-drop") not in daemon.reconciler.current, 30, "the deletion seen")
+
+    assert source.watcher.counts["expired"] >= 1
+    creates = [s.argv for s in daemon.runner.spawns
+               if s.mutating and Path(s.argv[0]).name == "zfs" and s.argv[1] == "create"]
+    for name in ("after-drop", "after-expiry", "after-restart"):
+        assert sum(1 for a in creates if a[-1].endswith(f"/{name}")) == 1, creates
