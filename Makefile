@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml $(PLUGINS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e . $(foreach p,$(PLUGINS),-e $(dir $(p))) \
-		"pytest>=8" "pytest-aiohttp>=1.0" "jsonschema>=4"
+		"pytest>=8" "pytest-aiohttp>=1.0" "jsonschema>=4" "kubernetes-validate>=1.30"
 	touch $@
 
 system-packages:
@@ -21,6 +21,7 @@ system-packages:
 	scripts/install-system-packages.sh samba
 	scripts/install-system-packages.sh mdns
 	scripts/install-system-packages.sh nfs
+	scripts/install-system-packages.sh kubernetes
 
 test: venv system-packages
 	$(BIN)/pytest

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Install the Debian packages a target needs, only those missing. Usage: install-system-packages.sh python|zfs|samba|mdns|nfs
+# Install the Debian packages a target needs, only those missing. Usage: install-system-packages.sh python|zfs|samba|mdns|nfs|kubernetes
 set -eu
 need=""
 case "${1:-}" in
@@ -29,7 +29,16 @@ case "${1:-}" in
     # kernel's nfsd is not needed for that; it runs in the VM tier (scripts/vm).
     PATH="$PATH:/usr/sbin:/sbin"
     command -v exportfs >/dev/null 2>&1 || need="$need nfs-kernel-server" ;;
-  *) echo "usage: $0 python|zfs|samba|mdns|nfs" >&2; exit 2 ;;
+  kubernetes)
+    # The Kubernetes tests: openssl makes the test API server's certificate; kubectl is the real client.
+    # Debian 12 has no kubectl package: it comes with the machine image (or from the Kubernetes project).
+    command -v openssl >/dev/null 2>&1 || need="$need openssl"
+    command -v unshare >/dev/null 2>&1 || need="$need util-linux"
+    if ! command -v kubectl >/dev/null 2>&1; then
+      echo "kubectl is missing: install kubectl 1.32 (https://kubernetes.io/docs/tasks/tools/) and run again" >&2
+      exit 1
+    fi ;;
+  *) echo "usage: $0 python|zfs|samba|mdns|nfs|kubernetes" >&2; exit 2 ;;
 esac
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
