@@ -269,3 +269,109 @@ async def test_the_watch_survives_drops_expiry_and_an_api_server_restart_without
                if s.mutating and Path(s.argv[0]).name == "zfs" and s.argv[1] == "create"]
     for name in ("after-drop", "after-expiry", "after-restart"):
         assert sum(1 for a in creates if a[-1].endswith(f"/{name}")) == 1, creates
+
+
+async def test_a_restarted_nasd_writes_nothing_that_is_already_in_the_cluster(
+        pool_env: PoolEnv, kube_env: KubeEnv, tmp_path: Path) -> None:
+    kube_env.api.put_object(secret("alice-pw", "pw-1234"))
+    await kube_env.akubectl("apply", "-f", str(manifests(pool_env, tmp_path / "m")))
+    for round_ in range(2):
+        nasd = Nasd(config(pool_env, kube_env), watch=True)
+        await nasd.start()
+        loop = asyncio.get_running_loop().create_task(nasd.reconciler.loop())
+        try:
+            if round_ == 0:
+                await eventually(lambda: is_ready(kube_env.get("nasshares", "media")), 60, "the share Ready")
+                await asyncio.sleep(1.0)  # the follow-up pass and its writes
+            else:
+                mutations = len(kube_env.mutations())
+                await asyncio.sleep(2.0)  # the first passes of the new daemon
+                assert kube_env.mutations()[mutations:] == []
+                assert [s.argv for s in nasd.runner.spawns if s.mutating] == []
+        finally:
+            loop.cancel()
+            try:
+                await loop
+            except asyncio.CancelledError:
+                pass
+            await nasd.stop()
+
+
+async def test_a_spec_nasd_refuses_keeps_the_last_valid_one_in_effect_and_says_why(
+        pool_env: PoolEnv, kube_env: KubeEnv, daemon: Nasd, tmp_path: Path) -> None:
+    kube_env.api.put_object(secret("alice-pw", "pw-1234"))
+    await kube_env.akubectl("apply", "-f", str(manifests(pool_env, tmp_path / "m")))
+    await eventually(lambda: is_ready(kube_env.get("nasshares", "media")), 60, "the share Ready")
+    config_map = pod_objects(kube_env, "media")[0]
+
+    # the CRD's schema accepts it (a name is a string there); nasd's own check does not
+    await kube_env.akubectl("patch", "nasshare", "media", "--type=merge", "-p",
+                            json.dumps({"spec": {"smb": {"validUsers": ["Not_A_Name"]}}}))
+    share = await eventually(lambda: (ready(kube_env.get("nasshares", "media")) or {}).get("reason") == "InvalidSpec"
+                             and kube_env.get("nasshares", "media"), 20, "InvalidSpec")
+    assert "spec.smb.validUsers[0]" in ready(share)["message"] and "last valid spec" in ready(share)["message"]
+    assert pod_objects(kube_env, "media")[0] == config_map  # the share is served as before
+    assert ("NASShare", "media") in daemon.reconciler.current
+
+    await kube_env.akubectl("patch", "nasshare", "media", "--type=merge", "-p",
+                            json.dumps({"spec": {"smb": {"validUsers": ["alice"]}}}))
+    await eventually(lambda: is_ready(kube_env.get("nasshares", "media")), 20, "Ready again")
+
+
+async def test_an_object_no_node_can_take_says_why(pool_env: PoolEnv, kube_env: KubeEnv, daemon: Nasd) -> None:
+    await kube_env.akubectl("apply", "-f", "-", input_=yaml.safe_dump(
+        {"apiVersion": "nasd.io/v1alpha1", "kind": "NASShare", "metadata": {"name": "orphan"},
+         "spec": {"protocol": "smb", "dataset": "nowhere"}}))
+    share = await eventually(lambda: ready(kube_env.get("nasshares", "orphan")), 20, "a Ready condition")
+    assert (share["status"], share["reason"]) == ("False", "NoNode")
+    assert "ZDataset nowhere does not exist" in share["message"]
+
+
+async def test_a_pool_moved_to_another_node_is_released_here_never_destroyed(
+        pool_env: PoolEnv, kube_env: KubeEnv, daemon: Nasd, tmp_path: Path) -> None:
+    pool = pool_env.pool_manifest()
+    pool["spec"].update(node=NODE, deletionPolicy="Destroy", destroyRecursive=True)
+    await kube_env.akubectl("apply", "-f", "-", input_=yaml.safe_dump(pool))
+    name = pool_env.pool_name()
+    await eventually(lambda: is_ready(kube_env.get("zpools", name)), 60, "the pool Ready")
+    assert kube_env.get("zpools", name)["metadata"]["finalizers"] == ["nasd.io/cleanup"]
+
+    await kube_env.akubectl("patch", "zpool", name, "--type=merge", "-p", json.dumps({"spec": {"node": "node-b"}}))
+    await eventually(lambda: ("ZPool", name) not in daemon.reconciler.current, 20, "the pool released")
+    await asyncio.sleep(0.5)
+    assert name in pool_env.daemon.all_pools()  # still there: moving is not deleting
+    assert not [s.argv for s in daemon.runner.spawns if s.mutating and "destroy" in s.argv]
+
+
+async def test_in_host_mode_a_changed_secret_sets_the_new_smb_password(
+        pool_env: PoolEnv, kube_env: KubeEnv, smb_env: Any, tmp_path: Path) -> None:
+    """The host's supervised smbd (host mode stays available in a cluster): the password comes from the
+    Secret, and a new value in the Secret is the new password without anything else changing."""
+    cfg = config(pool_env, kube_env).model_dump(mode="json")
+    cfg["plugins"]["smb"] = smb_env.settings()
+    nasd = Nasd(Config.model_validate(cfg), watch=True)
+    await nasd.start()
+    loop = asyncio.get_running_loop().create_task(nasd.reconciler.loop())
+    try:
+        kube_env.api.put_object(secret("alice-pw", "first-pw"))
+        await kube_env.akubectl("apply", "-f", str(manifests(pool_env, tmp_path / "m")))
+        await eventually(lambda: is_ready(kube_env.get("nasshares", "media")), 60, "the share Ready")
+        assert kube_env.get("nasshares", "media")["status"]["unc"] == "\\\\127.0.0.1\\media"
+        ok = await asyncio.to_thread(smb_env.smbclient, "media", "alice", "first-pw", "ls")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+
+        kube_env.api.put_object(secret("alice-pw", "second-pw"))
+
+        async def logs_in(password: str) -> bool:
+            return (await asyncio.to_thread(smb_env.smbclient, "media", "alice", password, "ls")).returncode == 0
+
+        await eventually(lambda: logs_in("second-pw"), 20, "the new password")
+        assert not await logs_in("first-pw")
+        assert pod_objects(kube_env, "media") == (None, None, None)  # host mode: no pod
+    finally:
+        loop.cancel()
+        try:
+            await loop
+        except asyncio.CancelledError:
+            pass
+        await nasd.stop()

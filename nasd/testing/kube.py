@@ -23,16 +23,18 @@ class KubeEnv:
     api: FakeKubeAPI
     kubeconfig: Path
 
-    def kubectl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """Real kubectl against the test API server (run in a thread when the server shares the loop)."""
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 60,
+                input_: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Real kubectl against the test API server (``akubectl`` when the server runs on this thread's loop)."""
         result = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], capture_output=True,
-                                text=True, timeout=timeout)
+                                text=True, timeout=timeout, input=input_)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
 
-    async def akubectl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return await asyncio.to_thread(self.kubectl, *args, check=check, timeout=timeout)
+    async def akubectl(self, *args: str, check: bool = True, timeout: float = 60,
+                       input_: str | None = None) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(self.kubectl, *args, check=check, timeout=timeout, input_=input_)
 
     def get(self, plural: str, name: str, namespace: str | None = None, group: str = "nasd.io",
             version: str = "v1alpha1") -> dict[str, Any] | None:
