@@ -46,9 +46,10 @@ class Context:
         return self._pending()
 
     def reconciled(self, key: tuple[str, str]) -> bool:
-        """Whether the core holds ``(kind, name)`` as reconciled: when it leaves the desired state, the
-        core plans its deletion (and calls ``resource_deleted`` once that is done). False for a
-        resource never reconciled here, whose removal needs nothing on this node."""
+        """Whether the core holds ``(kind, name)`` as reconciled, or the pass running now is planning it:
+        when it leaves the desired state, the core plans its deletion (and calls ``resource_deleted``
+        once that is done). False for a resource never reconciled here, whose removal needs nothing
+        on this node."""
         return self._reconciled(key)
 
     def read_secret(self, ref: Any) -> str | None:

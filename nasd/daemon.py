@@ -42,7 +42,7 @@ class Nasd:
         self.reconciler = Reconciler(self.ctx, self.hooks, self.feed, self.store, self.metrics)
         self.ctx._wake = self.reconciler.wake
         self.ctx._pending = self.reconciler.wake_pending
-        self.ctx._reconciled = lambda key: key in self.reconciler.current
+        self.ctx._reconciled = self.reconciler.holds
         self._started = False
 
     async def start(self) -> None:

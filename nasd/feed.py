@@ -62,6 +62,7 @@ class DesiredFeed:
         return set(self._released)
 
     def forget_released(self, keys: set[Key]) -> None:
+        """The reconciler has forgotten ``keys`` (or never knew them)."""
         self._released -= keys
 
     def source_of(self, key: Key) -> list[str]:

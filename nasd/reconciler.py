@@ -80,6 +80,7 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._wakes = 0  # wake() calls so far; a pass notes the count it started with
         self._wakes_at_pass = 0
+        self._in_pass: set[Key] = set()  # what the running pass desires
         self._settle = False
         self._next_followup: float | None = None
         #: whether resources reconciled before and no longer desired are deleted (the daemon: yes;
@@ -88,11 +89,18 @@ class Reconciler:
 
     # -- one pass -------------------------------------------------------------
 
+    def holds(self, key: Key) -> bool:
+        """Whether ``key`` is reconciled, or is being planned by the pass that runs now."""
+        return key in self.current or key in self._in_pass
+
     async def run_pass(self, *, dry_run: bool = False, ignore_backoff: bool = False) -> PassReport:
         async with self._lock:
             start = time.monotonic()
             self._wakes_at_pass = self._wakes
-            report = await self._pass(dry_run=dry_run, ignore_backoff=ignore_backoff or dry_run)
+            try:
+                report = await self._pass(dry_run=dry_run, ignore_backoff=ignore_backoff or dry_run)
+            finally:
+                self._in_pass = set()
             report.seconds = time.monotonic() - start
             if not dry_run:
                 self.metrics.observe_pass(report.seconds)
@@ -102,6 +110,8 @@ class Reconciler:
     async def _pass(self, *, dry_run: bool, ignore_backoff: bool) -> PassReport:
         report = PassReport()
         desired_raw, conflicts = self.feed.snapshot()
+        if not dry_run:
+            self._in_pass = set(desired_raw)
         desired: dict[Key, Resource] = {}
         for key, incoming in desired_raw.items():
             # The spec is shared with the feed (nothing writes to a spec); metadata and status are
@@ -160,7 +170,8 @@ class Reconciler:
                 if outcome.actions and not dry_run:
                     report.mutated = True
 
-        released = self.feed.released()
+        # released while this pass was being planned: still in its snapshot, handled by the next pass
+        released = self.feed.released() - desired.keys()
         gone = [r for k, r in self.current.items() if k not in desired and k not in released] if self.prune else []
         if not dry_run and released:
             for key in released & self.current.keys():  # another node manages it now: nothing to undo here

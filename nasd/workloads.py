@@ -95,3 +95,5 @@ class WorkloadPlan:
 
     actions: list[Action] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
+    #: why it cannot be run (e.g. its objects' names belong to another owner); no actions then
+    problem: str | None = None

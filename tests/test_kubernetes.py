@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -21,6 +22,7 @@ import yaml
 
 from nasd.config import Config
 from nasd.daemon import Nasd
+from nasd.models import parse_resource
 from nasd.testing.kube import KubeEnv, eventually
 from nasd.testing.pods import run_pod
 from nasd.testing.pytest_plugin import PoolEnv
@@ -107,6 +109,23 @@ def serve_pod(kube: KubeEnv, share: str, workdir: Path, check: str):
                    wait_for_port=445)
 
 
+def test_share_pods_of_long_or_dotted_names_have_unique_valid_names() -> None:
+    from nasd_kubernetes.workloads import object_name
+    from nasd_smb.pod import workload_name
+
+    def share(name: str):
+        return parse_resource({"apiVersion": "nasd.io/v1alpha1", "kind": "NASShare", "metadata": {"name": name},
+                               "spec": {"protocol": "smb", "dataset": "d"}})
+    assert workload_name(share("media")) == "smb-media"
+    assert workload_name(share("a.b")) != workload_name(share("a-b"))
+    long_a, long_b = "x" * 60 + "a", "x" * 60 + "b"
+    assert workload_name(share(long_a)) != workload_name(share(long_b))
+    for name in ("a.b", long_a, "y" * 253):
+        label = object_name(workload_name(share(name)))
+        assert len(label) <= 63 and label.replace("-", "").isalnum() and label[0].isalpha(), label
+    assert object_name("w" * 63) != object_name("w" * 62 + "v") and len(object_name("w" * 63)) <= 63
+
+
 async def test_kubectl_apply_converges_on_the_node_and_the_share_pod_serves_the_dataset(
         pool_env: PoolEnv, kube_env: KubeEnv, daemon: Nasd, tmp_path: Path) -> None:
     kube_env.api.put_object(secret("alice-pw", "Sekr1t-pw"))
@@ -116,7 +135,8 @@ async def test_kubectl_apply_converges_on_the_node_and_the_share_pod_serves_the_
     share = await eventually(lambda: is_ready(kube_env.get("nasshares", "media")) and kube_env.get("nasshares", "media"),
                              60, "the share Ready with the generation observed")
     for plural, name in (("zpools", pool_env.pool_name()), ("zdatasets", "media"), ("nasusers", "alice")):
-        assert is_ready(kube_env.get(plural, name)), (plural, kube_env.get(plural, name).get("status"))
+        await eventually(lambda: is_ready(kube_env.get(plural, name)), 10, f"{plural}/{name} Ready")
+    assert kube_env.get("nasusers", "alice")["status"]["nodes"][NODE]["status"] == "True"
     mountpoint = kube_env.get("zdatasets", "media")["status"]["mountpoint"]
     assert Path(mountpoint).is_dir()
     assert share["metadata"]["finalizers"] == ["nasd.io/cleanup"]
@@ -127,7 +147,9 @@ async def test_kubectl_apply_converges_on_the_node_and_the_share_pod_serves_the_
     for obj in (config_map, deployment, service):
         assert obj["metadata"]["ownerReferences"][0]["uid"] == share["metadata"]["uid"]
         kubernetes_validate.validate({k: v for k, v in obj.items() if k != "status"}, "1.32", strict=True)
-    assert deployment["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/hostname": NODE}
+    terms = deployment["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [NODE]}]}]
     assert service["spec"]["type"] == "NodePort"
     await eventually(lambda: kube_env.get("nasshares", "media")["status"].get("nodePort"), 10, "the node port")
 
@@ -218,6 +240,7 @@ async def test_each_node_takes_only_its_own_pools_and_a_deleted_object_whose_nod
     # share must not hang for ever; node-a sees the node is gone and releases it
     share = kube_env.get("nasshares", "far-share")
     share["metadata"]["finalizers"] = ["nasd.io/cleanup"]
+    share["metadata"]["annotations"] = {"nasd.io/node": "node-b"}
     kube_env.api.put_object(share)
     kube_env.api.put_object({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-b"}})
     await kube_env.akubectl("delete", "nasshare", "far-share", "--wait=false")
@@ -257,12 +280,16 @@ async def test_the_watch_survives_drops_expiry_and_an_api_server_restart_without
         await add_dataset("after-restart")
         for name in ("after-drop", "after-expiry", "after-restart"):
             await eventually(lambda: is_ready(kube_env.get("zdatasets", name)), 60, f"{name} Ready")
-        # a deletion while the watches are down and the history is gone is still seen
-        await kube_env.api.drop_watches()
+        # a deletion while the API server is down and its history is gone is still seen (a fresh list)
+        expired = source.watcher.counts["expired"]
+        await kube_env.api.stop()
+        kube_env.api.delete_object_now("nasd.io", "v1alpha1", "zdatasets", "after-drop")
         kube_env.api.compact()
-        await custom.delete_cluster_custom_object("nasd.io", "v1alpha1", "zdatasets", "after-drop")
+        await asyncio.sleep(0.5)
+        await kube_env.api.start()
         # (a Retain dataset leaves the node's data alone: the core just stops managing it)
         await eventually(lambda: ("ZDataset", "after-drop") not in daemon.reconciler.current, 30, "the deletion seen")
+        assert source.watcher.counts["expired"] > expired
 
     assert source.watcher.counts["expired"] >= 1
     creates = [s.argv for s in daemon.runner.spawns
@@ -285,7 +312,12 @@ async def test_a_restarted_nasd_writes_nothing_that_is_already_in_the_cluster(
                 await asyncio.sleep(1.0)  # the follow-up pass and its writes
             else:
                 mutations = len(kube_env.mutations())
-                await asyncio.sleep(2.0)  # the first passes of the new daemon
+                source = nasd.ctx.cache["kubernetes"]
+                await eventually(lambda: source.watcher.synced and nasd.metrics.pass_count >= 2, 20,
+                                 "the new daemon synced and through two passes")
+                await asyncio.sleep(1.0)  # and its writer idle
+                assert source.counts == {"status_patches": 0, "events": 0, "finalizers_added": 0,
+                                         "finalizers_removed": 0}
                 assert kube_env.mutations()[mutations:] == []
                 assert [s.argv for s in nasd.runner.spawns if s.mutating] == []
         finally:
@@ -312,6 +344,12 @@ async def test_a_spec_nasd_refuses_keeps_the_last_valid_one_in_effect_and_says_w
     assert "spec.smb.validUsers[0]" in ready(share)["message"] and "last valid spec" in ready(share)["message"]
     assert pod_objects(kube_env, "media")[0] == config_map  # the share is served as before
     assert ("NASShare", "media") in daemon.reconciler.current
+    writes = len(kube_env.mutations())
+    kube_env.api.put_object({"apiVersion": "v1", "kind": "Node", "metadata": {  # a watch event, nothing to do
+        "name": NODE, "labels": {"kubernetes.io/hostname": NODE, "touched": "yes"}}})
+    await asyncio.sleep(2.0)
+    # the refused spec's status is written once, not on every event
+    assert [m for m in kube_env.mutations()[writes:] if "/nasshares/media" in m[1]] == []
 
     await kube_env.akubectl("patch", "nasshare", "media", "--type=merge", "-p",
                             json.dumps({"spec": {"smb": {"validUsers": ["alice"]}}}))
@@ -338,9 +376,63 @@ async def test_a_pool_moved_to_another_node_is_released_here_never_destroyed(
 
     await kube_env.akubectl("patch", "zpool", name, "--type=merge", "-p", json.dumps({"spec": {"node": "node-b"}}))
     await eventually(lambda: ("ZPool", name) not in daemon.reconciler.current, 20, "the pool released")
-    await asyncio.sleep(0.5)
+    for _ in range(3):
+        await daemon.reconciler.run_pass()
     assert name in pool_env.daemon.all_pools()  # still there: moving is not deleting
     assert not [s.argv for s in daemon.runner.spawns if s.mutating and "destroy" in s.argv]
+    assert ("ZPool", name) not in daemon.reconciler.store.known()  # forgotten: a restart does not bring it back
+
+
+async def test_an_object_whose_pool_object_is_gone_keeps_its_data_until_it_is_deleted(
+        pool_env: PoolEnv, kube_env: KubeEnv, daemon: Nasd, tmp_path: Path) -> None:
+    pool = pool_env.pool_manifest()
+    pool["spec"]["node"] = NODE
+    dataset = pool_env.dataset_manifest("scratch", deletionPolicy="Destroy")
+    await kube_env.akubectl("apply", "-f", "-", input_=yaml.safe_dump_all([pool, dataset]))
+    await eventually(lambda: is_ready(kube_env.get("zdatasets", "scratch")), 60, "the dataset Ready")
+
+    # a typo in spec.pool: the dataset belongs to no node now; its data must not go
+    await kube_env.akubectl("patch", "zdataset", "scratch", "--type=merge", "-p", json.dumps({"spec": {"pool": "tnak"}}))
+    status = await eventually(lambda: (ready(kube_env.get("zdatasets", "scratch")) or {}).get("reason") == "NoNode"
+                              and ready(kube_env.get("zdatasets", "scratch")), 20, "NoNode")
+    assert "kept as it was" in status["message"]
+    for _ in range(3):
+        await daemon.reconciler.run_pass()
+    assert f"{pool_env.pool_name()}/scratch" in subprocess.run(["zfs", "list", "-H", "-o", "name"], capture_output=True,
+                                                              text=True).stdout
+    assert not [s.argv for s in daemon.runner.spawns if s.mutating and "destroy" in s.argv]
+
+
+async def test_kinds_every_node_handles_report_per_node_without_overwriting_each_other(
+        pool_env: PoolEnv, kube_env: KubeEnv, daemon: Nasd, tmp_path: Path) -> None:
+    kube_env.api.put_object({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-b"}})
+    b_env = PoolEnv(tmp_path / "node-b", pool_env.daemon)
+    b_env.mount_root.mkdir(parents=True)
+    node_b = Nasd(config(b_env, kube_env, node="node-b"), watch=True)
+    await node_b.start()
+    loop_b = asyncio.get_running_loop().create_task(node_b.reconciler.loop())
+    try:
+        kube_env.api.put_object(secret("alice-pw", "pw-1234"))
+        await kube_env.akubectl("apply", "-f", str(manifests(pool_env, tmp_path / "m")))
+
+        def both() -> dict | None:
+            user = kube_env.get("nasusers", "alice")
+            nodes = (user.get("status") or {}).get("nodes") or {}
+            return user if {n: e.get("status") for n, e in nodes.items()} == {"node-a": "True", "node-b": "True"} \
+                else None
+
+        user = await eventually(both, 30, "alice Ready on both nodes")
+        assert ready(user)["status"] == "True" and "ready on 2 node(s): node-a, node-b" in ready(user)["message"]
+        writes = len(kube_env.mutations())
+        await asyncio.sleep(2.0)
+        assert [m for m in kube_env.mutations()[writes:] if "nasusers" in m[1]] == []  # no ping-pong
+    finally:
+        loop_b.cancel()
+        try:
+            await loop_b
+        except asyncio.CancelledError:
+            pass
+        await node_b.stop()
 
 
 async def test_in_host_mode_a_changed_secret_sets_the_new_smb_password(

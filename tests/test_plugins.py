@@ -148,3 +148,48 @@ async def test_an_unexpected_error_in_an_action_fails_that_resource_not_the_pass
     outcomes = {o.key[1]: (o.ready, o.reason) for o in report.outcomes}
     assert outcomes == {"broken": (False, "ApplyFailed"), "fine": (True, "Ready")}
     assert "No space left" in reconciler.current[("NASDirectory", "broken")].condition("Ready").message
+
+
+class Recorder:
+    """Owns directories; records deletions; releases "moving" from the feed in the middle of a pass."""
+
+    def __init__(self) -> None:
+        self.absent: list[str] = []
+        self.feed = None
+
+    @hookimpl
+    def ensure_resource(self, ctx, resource, dependencies, observed):
+        if resource.kind != "NASDirectory":
+            return None
+        if resource.name == "moving" and self.feed is not None:
+            self.feed.release("test", resource.key)  # e.g. a pool moved to another node while a pass runs
+        return Plan()
+
+    @hookimpl
+    def ensure_absent(self, ctx, resource, observed):
+        self.absent.append(resource.name)
+        return Plan()
+
+    @hookimpl
+    def resource_deleted(self, ctx, resource):
+        self.absent.append(f"deleted:{resource.name}")
+
+
+async def test_a_released_resource_is_forgotten_never_deleted_even_when_released_during_a_pass(tmp_path):
+    from nasd.daemon import Nasd
+
+    recorder = Recorder()
+    nasd = Nasd(Config(stateDir=tmp_path), pm=make_plugin_manager(load_entrypoints=False,
+                                                                   extra=[("recorder", recorder)]))
+    moving = parse_resource({**DIRECTORY, "metadata": {"name": "moving"}})
+    gone = parse_resource({**DIRECTORY, "metadata": {"name": "gone"}})
+    nasd.feed.replace("test", [moving, gone])
+    await nasd.reconciler.run_pass()
+    assert nasd.ctx.reconciled(moving.key) and nasd.ctx.reconciled(gone.key)
+
+    recorder.feed = nasd.feed
+    nasd.feed.replace("test", [moving])  # "gone" is deleted; "moving" is released while the pass plans it
+    for _ in range(3):
+        await nasd.reconciler.run_pass()
+    assert recorder.absent == ["gone", "deleted:gone"]
+    assert not nasd.ctx.reconciled(moving.key) and moving.key not in nasd.store.known()

@@ -10,7 +10,7 @@ import pytest
 
 from nasd.models import parse_resource
 from nasd.workloads import HostPath, Port, SecretFile, Workload
-from nasd_kubernetes.workloads import HASH, plan_changes, render_objects, service_status
+from nasd_kubernetes.workloads import HASH, NameTaken, plan_changes, render_objects, workload_status
 
 SHARE = parse_resource({"apiVersion": "nasd.io/v1alpha1", "kind": "NASShare", "metadata": {"name": "media"},
                         "spec": {"protocol": "smb", "dataset": "media"}})
@@ -37,7 +37,8 @@ def test_every_object_is_valid_for_the_kubernetes_1_32_schema(kind: str) -> None
 def test_the_pod_runs_on_the_node_of_the_data_with_the_dataset_and_the_password_mounted() -> None:
     deployment = next(o for o in objects() if o["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
-    assert pod["nodeSelector"] == {"kubernetes.io/hostname": "node-a"}
+    assert pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] == [
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-a"]}]}]
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # never two smbd for one share
     mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
     assert mounts["/shares/media"]["mountPropagation"] == "HostToContainer"
@@ -77,11 +78,22 @@ def test_removing_the_workload_deletes_only_the_owners_objects() -> None:
     assert sorted((s, o["metadata"]["name"]) for s, o in steps) == [("delete", "nasd-smb-media")] * 3
 
 
-def test_the_status_shows_the_node_port_once_the_service_has_one() -> None:
+def test_the_status_shows_the_node_port_and_the_pods_available() -> None:
     service = next(o for o in objects() if o["kind"] == "Service")
-    assert service_status(service, "node-a") == {"node": "node-a", "service": "nasd-system/nasd-smb-media"}
+    deployment = next(o for o in objects() if o["kind"] == "Deployment")
+    assert workload_status(service, deployment, "node-a") == {
+        "node": "node-a", "service": "nasd-system/nasd-smb-media", "podsAvailable": 0}
     service["spec"]["ports"][0]["nodePort"] = 30445
-    assert service_status(service, "node-a")["endpoint"] == "node-a:30445"
+    deployment["status"] = {"availableReplicas": 1}
+    status = workload_status(service, deployment, "node-a")
+    assert (status["endpoint"], status["podsAvailable"]) == ("node-a:30445", 1)
+
+
+def test_objects_of_another_owner_are_never_taken_over() -> None:
+    other = parse_resource({"apiVersion": "nasd.io/v1alpha1", "kind": "NASShare", "metadata": {"name": "media2"},
+                            "spec": {"protocol": "smb", "dataset": "media"}})
+    with pytest.raises(NameTaken, match="NASShare.media"):
+        plan_changes(render_objects(WORKLOAD, other, "uid-2", "node-a", "nasd-system"), live(objects()), other)
 
 
 def test_a_hash_mismatch_alone_is_a_change() -> None:

@@ -90,8 +90,10 @@ class Kube:
         410 Expired surfaces as ApiException(status=410). BOOKMARK events are passed on."""
         w = watch.Watch()
         try:
+            # the client gives up a little after the server should have ended the watch: a half-open
+            # connection (a node's network gone) is noticed, not waited on for ever
             async for event in w.stream(self._list_fn(c), resource_version=resource_version, timeout_seconds=timeout,
-                                        allow_watch_bookmarks=True):
+                                        allow_watch_bookmarks=True, _request_timeout=timeout + 30):
                 yield {"type": event["type"], "object": event["raw_object"]}
         finally:
             await w.close()

@@ -3,7 +3,7 @@ merge patch that writes it back. Pure functions.
 
 What the cluster keeps about an object that nasd does not reconcile is dropped on the way in:
 ``status`` (nasd's own status store is the truth, written back to the cluster), ``resourceVersion``,
-``managedFields``, finalizers and kubectl's last-applied annotation. So a status write, a finalizer
+``managedFields``, finalizers, kubectl's last-applied annotation and nasd's own node annotation. So a status write, a finalizer
 added or a re-apply of the same manifest feeds the core the very same resource, and runs no pass.
 """
 
@@ -14,6 +14,8 @@ from typing import Any
 from nasd.models import KINDS, ManifestError, Resource, parse_resource
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+NODE_ANNOTATION = "nasd.io/node"  # the node that put nasd's finalizer on the object
+_NOT_SPEC = (LAST_APPLIED, NODE_ANNOTATION)
 _KEEP_METADATA = ("name", "labels", "annotations", "generation", "uid")
 
 
@@ -25,7 +27,7 @@ def to_resource(obj: dict[str, Any]) -> Resource:
     """The resource an object declares, or ManifestError naming each bad field."""
     meta = obj.get("metadata") or {}
     kept = {k: meta[k] for k in _KEEP_METADATA if meta.get(k) is not None}
-    annotations = {k: v for k, v in (kept.get("annotations") or {}).items() if k != LAST_APPLIED}
+    annotations = {k: v for k, v in (kept.get("annotations") or {}).items() if k not in _NOT_SPEC}
     if annotations:
         kept["annotations"] = annotations
     else:

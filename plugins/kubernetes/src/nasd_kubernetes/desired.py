@@ -3,7 +3,9 @@
 For each object: one being deleted (``deletionTimestamp``) is not desired any more, so the core
 removes it from the node; one that belongs to another node is not desired here; one that fails
 nasd's own validation (checks the CRD schema cannot express) keeps its last valid version
-desired, as the manifest folder does, because dropping it would read as a deletion.
+desired, as the manifest folder does, because dropping it would read as a deletion. So does one
+that no node can take any more (its pool renamed by a typo, its pool's object deleted): only a
+``deletionTimestamp`` removes what nasd made.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def desired_view(objects: Objects, node: str, last_good: dict[Key, Resource]) ->
                 view.unplaced[key] = where.problem
                 if deleting:
                     view.deleting.add(key)
+                elif key in last_good:
+                    view.resources[key] = last_good[key]
             continue
         if deleting:
             view.deleting.add(key)

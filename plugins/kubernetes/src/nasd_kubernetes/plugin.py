@@ -44,7 +44,6 @@ async def supply_desired_state(ctx: Context, feed: DesiredFeed) -> None:
     if ctx.watch:
         for state in source.watcher.states.values():
             ctx.spawn(source.watcher.run(state), f"kubernetes-watch-{state.collection.plural}")
-        ctx.spawn(source.watcher.relist_periodically(), "kubernetes-relist")
         ctx.spawn(source.run_refresher(), "kubernetes-refresh")
         ctx.spawn(source.run_writer(), "kubernetes-write")
     return None

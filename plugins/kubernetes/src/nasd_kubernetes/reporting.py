@@ -72,3 +72,38 @@ def same_ready(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     ra, rb = ready_of(a), ready_of(b)
     pick = ("status", "reason", "message", "observedGeneration")
     return (ra is None) == (rb is None) and (ra is None or all(ra.get(k) == rb.get(k) for k in pick))  # type: ignore[union-attr]
+
+
+def keep_transition_time(before: dict[str, Any] | None, wanted: dict[str, Any]) -> dict[str, Any]:
+    """``wanted`` with the Ready condition's lastTransitionTime of ``before`` while Ready's status is the
+    same, as Kubernetes means it (so a status rebuilt from scratch, e.g. NoNode or InvalidSpec, is not
+    rewritten every time)."""
+    old, new = ready_of(before), ready_of(wanted)
+    if old is None or new is None or old.get("status") != new.get("status") or "lastTransitionTime" not in old:
+        return wanted
+    conditions = [({**c, "lastTransitionTime": old["lastTransitionTime"]} if c.get("type") == "Ready" else c)
+                  for c in wanted.get("conditions") or []]
+    return {**wanted, "conditions": conditions}
+
+
+def per_node(doc: dict[str, Any], live: dict[str, Any], node: str) -> dict[str, Any]:
+    """The status of a kind every node handles (directories, users, groups): each node's Ready under
+    ``nodes.<node>`` (a merge patch of one node's entry leaves the others' alone), and a Ready
+    condition that sums them up: True when it is True on every node that reports."""
+    mine = ready_of(doc) or {}
+    entry = {k: mine.get(k) for k in ("status", "reason", "message", "observedGeneration") if mine.get(k) is not None}
+    nodes = {**(live.get("nodes") or {}), node: entry}
+    failing = sorted(n for n, e in nodes.items() if e.get("status") != "True")
+    if failing:
+        worst = nodes[failing[0]]
+        summary = {"type": "Ready", "status": "False", "reason": worst.get("reason") or "Failed",
+                   "message": f"node {failing[0]}: {worst.get('message', '')}"
+                              + (f" (and {len(failing) - 1} more node(s))" if len(failing) > 1 else "")}
+    else:
+        summary = {"type": "Ready", "status": "True", "reason": "Ready",
+                   "message": f"ready on {len(nodes)} node(s): {', '.join(sorted(nodes))}"}
+    summary["observedGeneration"] = mine.get("observedGeneration")
+    summary["lastTransitionTime"] = mine.get("lastTransitionTime") or condition_status("", "", None)[
+        "conditions"][0]["lastTransitionTime"]
+    others = [c for c in doc.get("conditions") or [] if c.get("type") != "Ready"]
+    return {**doc, "conditions": others + [summary], "nodes": nodes}

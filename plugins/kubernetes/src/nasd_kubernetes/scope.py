@@ -26,6 +26,11 @@ class Placement:
         return node in self.nodes or EVERY_NODE in self.nodes
 
 
+def every_node(kind: str) -> bool:
+    """Whether every node handles objects of ``kind`` (each then reports under ``status.nodes``)."""
+    return kind in _EVERY
+
+
 def _spec(obj: dict[str, Any] | None) -> dict[str, Any]:
     spec = (obj or {}).get("spec")
     return spec if isinstance(spec, dict) else {}

@@ -28,7 +28,7 @@ from nasd.models.identity import SecretRef
 from nasd.planning import Action
 from nasd.workloads import Workload, WorkloadPlan
 
-from . import finalizers, reporting, workloads
+from . import finalizers, reporting, scope, workloads
 from .client import ApiException, Collection, Kube, create_object, delete_object, patch_object
 from .convert import status_document, status_patch
 from .desired import Key, View, desired_view, objects_of
@@ -63,6 +63,8 @@ class KubeSource:
 
     def _changed(self, why: str) -> None:
         self._refresh.set()
+        if why.split(" ", 1)[0] in workloads.KINDS:  # a share pod's Deployment or Service: its status may show it
+            self.ctx.request_reconcile(why)
 
     def objects(self) -> dict[Key, dict[str, Any]]:
         return objects_of(self.watcher.states)
@@ -85,9 +87,10 @@ class KubeSource:
             if key not in objects:
                 del self.last_good[key]
         self.feed.replace(SOURCE, view.resources.values(), [])
-        for key in view.elsewhere:
-            if self.ctx.reconciled(key):
-                self.feed.release(SOURCE, key)
+        for key in view.elsewhere:  # another node's (a pool moved there): forgotten here, never destroyed
+            self.feed.release(SOURCE, key)
+        for key in view.unplaced.keys() - view.resources.keys() - view.deleting:
+            self.feed.release(SOURCE, key)  # no node can take it and nothing valid is known of it here
         self._plan_finalizers(objects, view)
         for key in set(view.invalid) | set(view.unplaced):
             self._dirty.add(key)
@@ -95,23 +98,22 @@ class KubeSource:
         self._work.set()
 
     def _plan_finalizers(self, objects: dict[Key, dict[str, Any]], view: View) -> None:
-        nodes = self.watcher.states["Node"]
-        for key in view.resources:
-            obj = objects[key]
-            if finalizers.needs_finalizer(obj) and finalizers.FINALIZER not in finalizers.finalizers(obj):
-                self._finalize[key] = "add"
-        for key in view.deleting:
-            if finalizers.FINALIZER not in finalizers.finalizers(objects[key]):
+        node, nodes = self.settings.node, self.watcher.states["Node"]
+        for key, obj in objects.items():
+            if key[0] not in KINDS:
                 continue
-            if key in view.unplaced or not self.ctx.reconciled(key):
-                self._finalize[key] = "remove"  # nothing of it on this node (or on any node)
-        for key, where in view.elsewhere.items():
-            obj = objects[key]
-            gone = nodes.synced and not any(n in nodes.objects for n in where)
-            if (obj["metadata"].get("deletionTimestamp") and gone
-                    and finalizers.FINALIZER in finalizers.finalizers(obj)):
-                log.info("%s/%s: its node %s is gone from the cluster: removing the finalizer", *key,
-                         ", ".join(sorted(where)))
+            has = finalizers.FINALIZER in finalizers.finalizers(obj)
+            if key in view.resources and key not in view.unplaced and finalizers.needs_finalizer(obj) \
+                    and (not has or finalizers.claimed_by(obj) != node):
+                self._finalize[key] = "add"  # (or claim: this node cleans up now)
+            if not has or not obj["metadata"].get("deletionTimestamp"):
+                continue
+            owner = finalizers.claimed_by(obj)
+            if owner == node or (owner is None and key in view.deleting):
+                if not self.ctx.reconciled(key):
+                    self._finalize[key] = "remove"  # nothing of it on this node: the core never had it
+            elif owner is not None and nodes.synced and owner not in nodes.objects:
+                log.info("%s/%s: node %s is gone from the cluster: removing its finalizer", *key, owner)
                 self._finalize[key] = "remove"
 
     def _check_secrets(self) -> None:
@@ -147,10 +149,13 @@ class KubeSource:
             uid = (self.objects().get(owner.key, {}).get("metadata") or {}).get("uid") or owner.metadata.uid
             digest = workloads.secrets_digest(workload, self.watcher.states["Secret"].objects)
             wanted = workloads.render_objects(workload, owner, uid, self.settings.node, self.settings.ns, digest)
-        steps = workloads.plan_changes(wanted, live, owner)
-        service = next((o for o in wanted if o["kind"] == "Service"), None)
-        status = workloads.service_status(
-            live.get(("Service", service["metadata"]["name"])) if service else None, self.settings.node)
+        try:
+            steps = workloads.plan_changes(wanted, live, owner)
+        except workloads.NameTaken as e:
+            return WorkloadPlan(problem=str(e))
+        name = wanted[0]["metadata"]["name"] if wanted else ""
+        status = workloads.workload_status(live.get(("Service", name)), live.get(("Deployment", name)),
+                                           self.settings.node)
         return WorkloadPlan(actions=[self._workload_action(step, obj) for step, obj in steps],
                             status=status if workload is not None else {})
 
@@ -198,24 +203,35 @@ class KubeSource:
         self.statuses.pop(key, None)
         self.written.pop(key, None)
         obj = self.objects().get(key)
-        if obj is not None and finalizers.FINALIZER in finalizers.finalizers(obj):
+        if obj is None or not obj["metadata"].get("deletionTimestamp"):
+            return  # (released, or only re-scoped: not a deletion in the cluster)
+        if finalizers.FINALIZER in finalizers.finalizers(obj):
             self._finalize[key] = "remove"
-        if obj is not None:
-            self._events.append((key, "Normal", "Pruned", f"removed from the node by its deletion"))
+        self._events.append((key, "Normal", "Pruned", "removed from the node by its deletion"))
         self._work.set()
 
     def _wanted_status(self, key: Key, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """The core's status, with Ready replaced when nasd cannot take the spec (InvalidSpec) or no node
+        can take the object (NoNode); for a kind every node handles, this node's entry under ``nodes``."""
         generation = obj["metadata"].get("generation")
-        if key in self.view.unplaced and key not in self.view.resources:
-            return reporting.condition_status("NoNode", self.view.unplaced[key], generation)
+        core = self.statuses.get(key)
+        kept = " (the last valid spec stays in effect here)" if key in self.view.resources else ""
         if key in self.view.invalid:
-            message = "nasd refuses this spec: " + self.view.invalid[key]
-            if key in self.statuses:
-                message += " (the last valid spec stays in effect)"
-            doc = dict(self.statuses.get(key) or {})
-            return {**doc, **reporting.condition_status("InvalidSpec", message, generation),
-                    **({"observedGeneration": doc["observedGeneration"]} if "observedGeneration" in doc else {})}
-        return self.statuses.get(key)
+            problem = ("InvalidSpec", "nasd refuses this spec: " + self.view.invalid[key] + kept)
+        elif key in self.view.unplaced:
+            problem = ("NoNode", self.view.unplaced[key] + (" (kept as it was until the object is deleted)"
+                                                            if key in self.view.resources else ""))
+        elif core is None:
+            return None
+        else:
+            problem = None
+        doc = dict(core or {"observedGeneration": generation})
+        if problem is not None:
+            ready = reporting.condition_status(problem[0], problem[1], generation)["conditions"][0]
+            doc["conditions"] = [c for c in doc.get("conditions") or [] if c.get("type") != "Ready"] + [ready]
+        if scope.every_node(key[0]):
+            doc = reporting.per_node(doc, obj.get("status") or {}, self.settings.node)
+        return doc
 
     async def write_pending(self) -> None:
         """Make every queued write; what fails is queued again."""
@@ -231,9 +247,12 @@ class KubeSource:
             live = obj.get("status") or {}
             if key in self.view.unplaced and reporting.same_ready(live, wanted):
                 continue  # another node wrote the same already
-            before = self.written.get(key, live)
+            # what other nodes write (the kinds every node handles) is read back, never overwritten
+            before = live if scope.every_node(key[0]) else self.written.get(key, live)
+            wanted = reporting.keep_transition_time(before, wanted)
             patch = status_patch(wanted, before)
             if patch is None:
+                self.written[key] = wanted
                 continue
             try:
                 await self.kube.patch_status(key[0], key[1], patch)
@@ -244,7 +263,11 @@ class KubeSource:
                 continue
             self.counts["status_patches"] += 1
             self.written[key] = wanted
-            event = reporting.transition(reporting.ready_of(before), reporting.ready_of(wanted))
+            if scope.every_node(key[0]):  # this node's own transition, named by the node in the event
+                event = reporting.transition((before.get("nodes") or {}).get(self.settings.node),
+                                             wanted["nodes"][self.settings.node])
+            else:
+                event = reporting.transition(reporting.ready_of(before), reporting.ready_of(wanted))
             if event is not None:
                 self._events.append((key, *event))
         await self._write_events(objects)  # before a finalizer goes: the object is still there to name
@@ -257,9 +280,12 @@ class KubeSource:
             if obj is None:
                 continue
             has = finalizers.FINALIZER in finalizers.finalizers(obj)
-            if (what == "add") == has:
+            if what == "remove" and not has:
                 continue
-            body = finalizers.with_finalizer(obj) if what == "add" else finalizers.without_finalizer(obj)
+            if what == "add" and has and finalizers.claimed_by(obj) == self.settings.node:
+                continue
+            body = (finalizers.with_finalizer(obj, self.settings.node) if what == "add"
+                    else finalizers.without_finalizer(obj))
             try:
                 await self.kube.patch(key[0], key[1], body)
             except ApiException as e:
@@ -290,7 +316,11 @@ class KubeSource:
         while True:
             await self._refresh.wait()
             await asyncio.sleep(0.05)  # a burst of events (a list, kubectl apply -f dir) makes one refresh
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:  # a bug here must not stop the source for good
+                log.exception("refreshing the cluster's view failed")
+                await asyncio.sleep(1.0)
 
     async def run_writer(self) -> None:
         failures = 0

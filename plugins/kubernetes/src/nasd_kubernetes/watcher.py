@@ -7,7 +7,8 @@ As a good controller does:
   with what is known, so a deletion during the gap is seen as one;
 - any other error or a dropped connection: reconnect with exponential backoff, from the same
   resourceVersion;
-- a periodic full re-list, whatever the watches say.
+- a full re-list every ``relist_seconds``, whatever the watches say, made by the collection's own loop
+  between two watches (never beside a running watch, whose newer events it would undo).
 A list replaces the collection's objects whole, and the plugin feeds the core levels, not edges:
 an event seen twice, or a list that repeats what the watch said, changes nothing.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from typing import Any, Callable
 
 from .client import ApiException, Collection, Kube
@@ -30,6 +32,7 @@ class CollectionState:
         self.objects: dict[str, dict[str, Any]] = {}  # by name
         self.resource_version = ""
         self.synced = False  # listed at least once
+        self.relist_at = 0.0  # when the next full list is due (monotonic)
         self.error: str | None = None  # the last list error, while it lasts
 
 
@@ -70,6 +73,7 @@ class Watcher:
             return False
         state.objects = {o["metadata"]["name"]: o for o in items}
         state.resource_version, state.synced, state.error = rv, True, None
+        state.relist_at = time.monotonic() + self.relist_seconds
         self.on_change(f"{state.collection.plural} listed")
         return True
 
@@ -92,20 +96,24 @@ class Watcher:
         self.on_change(f"{state.collection.name} {name} {kind.lower()}")
 
     async def run(self, state: CollectionState) -> None:
-        """Watch one collection for as long as the daemon lives."""
+        """List and watch one collection for as long as the daemon lives."""
         failures = 0
         while True:
-            if not state.synced or state.error is not None:
+            if not state.synced or state.error is not None or time.monotonic() >= state.relist_at:
                 if not await self.list(state):
                     failures += 1
                     await asyncio.sleep(self._backoff(failures))
                     continue
             self.counts["watches"] += 1
+            started, seen = time.monotonic(), 0
             try:
                 async for event in self.kube.watch(state.collection, state.resource_version, self.watch_timeout):
                     self.apply(state, event)
+                    seen += 1
                     failures = 0
-                failures = 0  # the server ended the watch (timeoutSeconds): resume at once
+                # the server ended the watch (timeoutSeconds): resume at once, unless it ends at once
+                # every time (a proxy cutting it): then wait as after a failure
+                failures = failures + 1 if not seen and time.monotonic() - started < 1.0 else 0
             except ApiException as e:
                 if e.status == 410:
                     self.counts["expired"] += 1
@@ -120,17 +128,12 @@ class Watcher:
                     state.synced = False  # the CRD or the permission may have gone: list again (reports it)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # a dropped connection, a server restarting
+            except Exception as e:  # a dropped connection, a server restarting, a read timeout
                 failures += 1
                 self.counts["errors"] += 1
                 log.warning("watch of %s ended: %s: %s", state.collection.plural, type(e).__name__, e)
             if failures:
                 await asyncio.sleep(self._backoff(failures))
-
-    async def relist_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(self.relist_seconds)
-            await self.list_all()
 
     def _backoff(self, failures: int) -> float:
         base = min(0.2 * 2 ** (failures - 1), self.max_backoff)

@@ -30,7 +30,11 @@ KINDS = ("ConfigMap", "Deployment", "Service")
 
 
 def object_name(workload: str) -> str:
-    return ("nasd-" + workload)[:63].rstrip("-")
+    """``nasd-<workload>``, a DNS label; a long name is cut and made unique with a hash of the whole."""
+    name = "nasd-" + workload
+    if len(name) <= 63:
+        return name
+    return name[:54].rstrip("-") + "-" + hashlib.sha256(workload.encode()).hexdigest()[:8]
 
 
 def owner_label(owner: Resource) -> str:
@@ -85,7 +89,10 @@ def render_objects(workload: Workload, owner: Resource, owner_uid: str | None, n
                              "annotations": {"nasd.io/files-hash": _digest(
                                  [data, [s.__dict__ for s in workload.secret_files], secrets_digest])}},
                 "spec": {
-                    "nodeSelector": {"kubernetes.io/hostname": node},
+                    # the node by its name (its kubernetes.io/hostname label may differ)
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchFields": [
+                            {"key": "metadata.name", "operator": "In", "values": [node]}]}]}}},
                     "containers": [{
                         "name": "main",
                         "image": workload.image,
@@ -118,28 +125,40 @@ def secrets_digest(workload: Workload, secrets: dict[str, dict[str, Any]]) -> st
     return _digest([[name, (secrets.get(name) or {}).get("data") or {}] for name in used]) if used else ""
 
 
+class NameTaken(ValueError):
+    pass
+
+
 def plan_changes(wanted: list[dict[str, Any]], live: dict[tuple[str, str], dict[str, Any]],
                  owner: Resource) -> list[tuple[str, dict[str, Any]]]:
-    """("create"|"patch"|"delete", object) steps from the live objects of ``owner`` to ``wanted``."""
+    """("create"|"patch"|"delete", object) steps from the live objects of ``owner`` to ``wanted``.
+    Raises NameTaken rather than touch an object another owner has."""
     steps: list[tuple[str, dict[str, Any]]] = []
     names = set()
+    label = owner_label(owner)
     for obj in wanted:
         key = (obj["kind"], obj["metadata"]["name"])
         names.add(key)
         current = live.get(key)
+        holder = ((current or {}).get("metadata") or {}).get("labels", {}).get(OWNER)
+        if current is not None and holder != label:
+            raise NameTaken(f"{key[0]} {obj['metadata']['namespace']}/{key[1]} belongs to {holder or 'someone else'}: "
+                            "rename one of the two")
         if current is None:
             steps.append(("create", obj))
         elif ((current.get("metadata") or {}).get("annotations") or {}).get(HASH) != obj["metadata"]["annotations"][HASH]:
             steps.append(("patch", obj))
-    label = owner_label(owner)
     for key, obj in sorted(live.items()):
         if key not in names and ((obj.get("metadata") or {}).get("labels") or {}).get(OWNER) == label:
             steps.append(("delete", obj))
     return steps
 
 
-def service_status(service: dict[str, Any] | None, node: str) -> dict[str, Any]:
-    status: dict[str, Any] = {"node": node}
+def workload_status(service: dict[str, Any] | None, deployment: dict[str, Any] | None,
+                    node: str) -> dict[str, Any]:
+    """The Service, node and node port, and how many pods of the Deployment are available."""
+    status: dict[str, Any] = {"node": node,
+                              "podsAvailable": int(((deployment or {}).get("status") or {}).get("availableReplicas") or 0)}
     if service is None:
         return status
     status["service"] = f"{service['metadata']['namespace']}/{service['metadata']['name']}"

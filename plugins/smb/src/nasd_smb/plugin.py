@@ -282,7 +282,13 @@ def _pod_plan(ctx: Context, share: NASShare, dataset: ZDataset, obs: SmbObservat
     if planned is None:
         return Plan(problem=Problem("PodModeUnavailable", "plugins.smb.mode pod runs each share in a pod: it needs "
                                     "the Kubernetes plugin (nasd-kubernetes) configured; use mode supervised on a host"))
+    if planned.problem:
+        return Plan(problem=Problem("NameTaken", planned.problem))
     status = {**status, **planned.status}
+    available = planned.status.get("podsAvailable", 0)
+    conditions = conditions + [("PodAvailable", bool(available), "Available" if available else "NotAvailable",
+                                "the share's pod runs" if available else
+                                "the share's Deployment reports no available pod (yet): see its pod's events")]
     node = planned.status.get("node")
     if node:
         status["unc"] = f"\\\\{node}\\{obs.shares[share.name].name}"
@@ -303,6 +309,9 @@ def _pod_identity(ctx: Context, resource: Resource) -> Plan:
         return Plan(problem=Problem("SecretNotFound", str(e.args[0]) if e.args else str(e)))
     if found is None:
         return Plan(problem=Problem("SecretNotSupported", "a Kubernetes Secret reference needs the Kubernetes plugin"))
+    if not found.rstrip("\n") or "\n" in found.rstrip("\n"):
+        return Plan(problem=Problem("PasswordUnreadable",
+                                    f"Secret {ref.name} key {ref.key} must hold one line: the password"))
     return Plan()
 
 

@@ -11,6 +11,7 @@ created without one. Pure functions: the Kubernetes plugin turns the workload in
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from pathlib import Path
 
@@ -32,8 +33,13 @@ def container_path(share: NASShare) -> str:
 
 
 def workload_name(share: NASShare) -> str:
-    """A DNS label: ``smb-<share>`` (dots become dashes)."""
-    return ("smb-" + share.name.replace(".", "-"))[:63].rstrip("-")
+    """A DNS label: ``smb-<share>``; when the share's name is not one as it is (dots, length), a hash of
+    the whole name is added, so ``a.b`` and ``a-b`` never get the same pod."""
+    plain = "smb-" + share.name
+    if "." not in share.name and len(plain) <= 50:
+        return plain
+    digest = hashlib.sha256(share.name.encode()).hexdigest()[:8]
+    return ("smb-" + share.name.replace(".", "-"))[:41].rstrip("-") + "-" + digest
 
 
 def pod_settings(settings: SMBSettings) -> SMBSettings:
