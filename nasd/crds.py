@@ -121,6 +121,9 @@ def printer_columns(cls: type[Resource], schema: Schema) -> list[Schema]:
     if cls.key_column:
         header, path = cls.key_column
         columns.append({"name": header, "type": _column_type(schema, path), "jsonPath": path})
+    for header, path, priority in cls.extra_columns:
+        columns.append({"name": header, "type": _column_type(schema, path), "jsonPath": path,
+                        **({"priority": priority} if priority else {})})
     columns.append({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"})
     return columns
 

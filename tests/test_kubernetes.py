@@ -155,7 +155,8 @@ async def test_kubectl_apply_converges_on_the_node_and_the_share_pod_serves_the_
 
     # kubectl shows it: the printer columns and, in describe, the Event of the share becoming Ready
     table = (await kube_env.akubectl("get", "nasshares")).stdout
-    assert table.split("\n")[0].split()[:3] == ["NAME", "READY", "REASON"] and "media" in table and "True" in table
+    assert table.split("\n")[0].split() == ["NAME", "READY", "REASON", "PROTOCOL", "UNC", "AGE"], table
+    assert table.split("\n")[1].split()[:5] == ["media", "True", "Ready", "smb", f"\\\\{NODE}\\media"], table
     async def described() -> str:
         return (await kube_env.akubectl("describe", "nasshare", "media")).stdout
 
@@ -460,6 +461,61 @@ async def test_in_host_mode_a_changed_secret_sets_the_new_smb_password(
         await eventually(lambda: logs_in("second-pw"), 20, "the new password")
         assert not await logs_in("first-pw")
         assert pod_objects(kube_env, "media") == (None, None, None)  # host mode: no pod
+    finally:
+        loop.cancel()
+        try:
+            await loop
+        except asyncio.CancelledError:
+            pass
+        await nasd.stop()
+
+
+async def test_the_examples_folder_applied_with_kubectl_converges_and_is_deleted_through_the_finalizers(
+        pool_env: PoolEnv, kube_env: KubeEnv, tmp_path: Path) -> None:
+    """`kubectl apply -f examples/` (the demo's own manifests, with this test's pool name and files), the
+    two steps a cluster needs beyond the demo (the pool's node; the demo user's password in a Secret rather
+    than a host file), then `kubectl delete -f examples/`."""
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    pool = pool_env.pool_name()
+    for f in sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml")):
+        text = f.read_text().replace("/var/lib/nasd/tank", str(Path(pool_env.vdev("tank")).parent / "tank"))
+        (folder / f.name).write_text(text.replace("name: tank\n", f"name: {pool}\n").replace("pool: tank\n",
+                                                                                          f"pool: {pool}\n"))
+    cfg = config(pool_env, kube_env).model_dump(mode="json")
+    cfg["plugins"]["timemachine"] = {"mdns": "off"}  # nothing advertised on this machine's network
+    nasd = Nasd(Config.model_validate(cfg), watch=True)
+    await nasd.start()
+    loop = asyncio.get_running_loop().create_task(nasd.reconciler.loop())
+    try:
+        kube_env.api.put_object(secret("demo-pw", "demo-Passw0rd"))
+        await kube_env.akubectl("apply", "-f", str(folder))
+        await kube_env.akubectl("patch", "zpool", pool, "--type=merge", "-p", json.dumps({"spec": {"node": NODE}}))
+        await kube_env.akubectl("patch", "nasuser", "demo", "--type=merge", "-p", json.dumps(
+            {"spec": {"passwordSecretRef": {"file": None, "name": "demo-pw", "key": "password"}}}))
+
+        objects = [(d["kind"], d["metadata"]["name"]) for f in sorted(folder.glob("*.yaml"))
+                   for d in yaml.safe_load_all(f.read_text()) if d]
+        plurals = {"ZPool": "zpools", "ZDataset": "zdatasets", "NASShare": "nasshares", "NASDirectory": "nasdirectories",
+                   "NASUser": "nasusers", "ZSnapshotSchedule": "zsnapshotschedules"}
+
+        def not_ready() -> list[str]:
+            return [f"{k}/{n}: {(ready(kube_env.get(plurals[k], n)) or {}).get('message', 'no status')}"
+                    for k, n in objects if not is_ready(kube_env.get(plurals[k], n))]
+
+        await eventually(lambda: not not_ready() or None, 90, "every example Ready")
+        assert len(objects) == 9, objects
+        listed = (await kube_env.akubectl("get", "nas")).stdout
+        assert all(f"/{n} " in listed for _, n in objects), listed  # the category lists every kind
+        for share in ("media", "backups"):
+            assert all(pod_objects(kube_env, share)), share
+        assert "fruit" in pod_objects(kube_env, "backups")[0]["data"]["0-smb.conf"]  # Time Machine in the pod
+
+        await kube_env.akubectl("delete", "-f", str(folder), "--timeout=90s")
+        for kind, name in objects:
+            assert kube_env.get(plurals[kind], name) is None, (kind, name)
+        assert pod_objects(kube_env, "media") == (None, None, None)
+        assert pool in pool_env.daemon.all_pools()  # Retain: deleting the objects keeps the data
     finally:
         loop.cancel()
         try:

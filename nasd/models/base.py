@@ -109,6 +109,9 @@ class Resource(BaseModel):
     phase: ClassVar[int] = 50
     #: the spec field shown in `nasd get` and as a CRD printer column: (header, JSONPath in the object)
     key_column: ClassVar[tuple[str, str] | None] = None
+    #: more CRD printer columns after the key column, e.g. a share's UNC path: (header, JSONPath, priority);
+    #: priority 1 shows only in `kubectl get -o wide`
+    extra_columns: ClassVar[tuple[tuple[str, str, int], ...]] = ()
 
     apiVersion: Literal["nasd.io/v1alpha1"] = GROUP_VERSION
     kind: str

@@ -207,6 +207,8 @@ class NASShare(Resource):
     short_names: ClassVar[tuple[str, ...]] = ("nsh",)
     phase: ClassVar[int] = 40
     key_column: ClassVar[tuple[str, str] | None] = ("Protocol", ".spec.protocol")
+    extra_columns: ClassVar[tuple[tuple[str, str, int], ...]] = (("UNC", ".status.unc", 0),
+                                                                 ("Export", ".status.exportLine", 1))
 
     kind: Literal["NASShare"] = "NASShare"
     spec: NASShareSpec
