@@ -663,9 +663,10 @@ async def test_tables_carry_printer_columns_from_status_conditions(raw: Raw) -> 
     status, table, _ = await raw("GET", SHARES, headers={
         "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"})
     assert status == 200 and table["kind"] == "Table"
-    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Ready", "Reason", "Protocol", "Age"]
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Ready", "Reason", "Protocol", "UNC", "Export", "Age"]
     cells = table["rows"][0]["cells"]
-    assert cells[:4] == ["media", "False", "NoDataset", "smb"] and cells[4].endswith("s")
+    assert cells[:4] == ["media", "False", "NoDataset", "smb"] and cells[6].endswith("s")
+    assert table["columnDefinitions"][5]["priority"] == 1  # Export: only with -o wide
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
 
 
@@ -748,7 +749,7 @@ async def test_kubectl_applies_the_crds_and_examples_and_gets_them(open_api: tup
     rc, out, err = await kubectl(kubeconfig, "get", "nasshares")
     assert rc == 0, err
     lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "READY", "REASON", "PROTOCOL", "AGE"]
+    assert lines[0].split() == ["NAME", "READY", "REASON", "PROTOCOL", "UNC", "AGE"]
     media = [line.split() for line in lines if line.startswith("media")][0]
     assert media[:4] == ["media", "True", "Exported", "smb"]
     rc, out, err = await kubectl(kubeconfig, "get", "nas")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import subprocess
 from pathlib import Path
@@ -71,19 +72,28 @@ def config(pool_env: PoolEnv, kube: KubeEnv, node: str = NODE) -> Config:
     }, resyncSeconds=3600))
 
 
-@pytest.fixture
-async def daemon(pool_env: PoolEnv, kube_env: KubeEnv) -> AsyncIterator[Nasd]:
-    """`nasd serve` on node-a, in this process: the watcher's tasks and the reconcile loop."""
-    nasd = Nasd(config(pool_env, kube_env), watch=True)
+@contextlib.asynccontextmanager
+async def serving(cfg: Config) -> AsyncIterator[Nasd]:
+    """`nasd serve` in this process: the watcher's tasks and the reconcile loop."""
+    nasd = Nasd(cfg, watch=True)
     await nasd.start()
     loop = asyncio.get_running_loop().create_task(nasd.reconciler.loop())
-    yield nasd
-    loop.cancel()
     try:
-        await loop
-    except asyncio.CancelledError:
-        pass
-    await nasd.stop()
+        yield nasd
+    finally:
+        loop.cancel()
+        try:
+            await loop
+        except asyncio.CancelledError:
+            pass
+        await nasd.stop()
+
+
+@pytest.fixture
+async def daemon(pool_env: PoolEnv, kube_env: KubeEnv) -> AsyncIterator[Nasd]:
+    """nasd on node-a."""
+    async with serving(config(pool_env, kube_env)) as nasd:
+        yield nasd
 
 
 def secret(name: str, password: str) -> dict[str, Any]:
@@ -303,31 +313,18 @@ async def test_a_restarted_nasd_writes_nothing_that_is_already_in_the_cluster(
         pool_env: PoolEnv, kube_env: KubeEnv, tmp_path: Path) -> None:
     kube_env.api.put_object(secret("alice-pw", "pw-1234"))
     await kube_env.akubectl("apply", "-f", str(manifests(pool_env, tmp_path / "m")))
-    for round_ in range(2):
-        nasd = Nasd(config(pool_env, kube_env), watch=True)
-        await nasd.start()
-        loop = asyncio.get_running_loop().create_task(nasd.reconciler.loop())
-        try:
-            if round_ == 0:
-                await eventually(lambda: is_ready(kube_env.get("nasshares", "media")), 60, "the share Ready")
-                await asyncio.sleep(1.0)  # the follow-up pass and its writes
-            else:
-                mutations = len(kube_env.mutations())
-                source = nasd.ctx.cache["kubernetes"]
-                await eventually(lambda: source.watcher.synced and nasd.metrics.pass_count >= 2, 20,
-                                 "the new daemon synced and through two passes")
-                await asyncio.sleep(1.0)  # and its writer idle
-                assert source.counts == {"status_patches": 0, "events": 0, "finalizers_added": 0,
-                                         "finalizers_removed": 0}
-                assert kube_env.mutations()[mutations:] == []
-                assert [s.argv for s in nasd.runner.spawns if s.mutating] == []
-        finally:
-            loop.cancel()
-            try:
-                await loop
-            except asyncio.CancelledError:
-                pass
-            await nasd.stop()
+    async with serving(config(pool_env, kube_env)):
+        await eventually(lambda: is_ready(kube_env.get("nasshares", "media")), 60, "the share Ready")
+        await asyncio.sleep(1.0)  # the follow-up pass and its writes
+    mutations = len(kube_env.mutations())
+    async with serving(config(pool_env, kube_env)) as nasd:
+        source = nasd.ctx.cache["kubernetes"]
+        await eventually(lambda: source.watcher.synced and nasd.metrics.pass_count >= 2, 20,
+                         "the new daemon synced and through two passes")
+        await asyncio.sleep(1.0)  # and its writer idle
+        assert source.counts == {"status_patches": 0, "events": 0, "finalizers_added": 0, "finalizers_removed": 0}
+        assert kube_env.mutations()[mutations:] == []
+        assert [s.argv for s in nasd.runner.spawns if s.mutating] == []
 
 
 async def test_a_spec_nasd_refuses_keeps_the_last_valid_one_in_effect_and_says_why(
@@ -409,10 +406,7 @@ async def test_kinds_every_node_handles_report_per_node_without_overwriting_each
     kube_env.api.put_object({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-b"}})
     b_env = PoolEnv(tmp_path / "node-b", pool_env.daemon)
     b_env.mount_root.mkdir(parents=True)
-    node_b = Nasd(config(b_env, kube_env, node="node-b"), watch=True)
-    await node_b.start()
-    loop_b = asyncio.get_running_loop().create_task(node_b.reconciler.loop())
-    try:
+    async with serving(config(b_env, kube_env, node="node-b")) as node_b:
         kube_env.api.put_object(secret("alice-pw", "pw-1234"))
         await kube_env.akubectl("apply", "-f", str(manifests(pool_env, tmp_path / "m")))
 
@@ -427,13 +421,6 @@ async def test_kinds_every_node_handles_report_per_node_without_overwriting_each
         writes = len(kube_env.mutations())
         await asyncio.sleep(2.0)
         assert [m for m in kube_env.mutations()[writes:] if "nasusers" in m[1]] == []  # no ping-pong
-    finally:
-        loop_b.cancel()
-        try:
-            await loop_b
-        except asyncio.CancelledError:
-            pass
-        await node_b.stop()
 
 
 async def test_in_host_mode_a_changed_secret_sets_the_new_smb_password(
@@ -442,10 +429,7 @@ async def test_in_host_mode_a_changed_secret_sets_the_new_smb_password(
     Secret, and a new value in the Secret is the new password without anything else changing."""
     cfg = config(pool_env, kube_env).model_dump(mode="json")
     cfg["plugins"]["smb"] = smb_env.settings()
-    nasd = Nasd(Config.model_validate(cfg), watch=True)
-    await nasd.start()
-    loop = asyncio.get_running_loop().create_task(nasd.reconciler.loop())
-    try:
+    async with serving(Config.model_validate(cfg)) as nasd:
         kube_env.api.put_object(secret("alice-pw", "first-pw"))
         await kube_env.akubectl("apply", "-f", str(manifests(pool_env, tmp_path / "m")))
         await eventually(lambda: is_ready(kube_env.get("nasshares", "media")), 60, "the share Ready")
@@ -461,13 +445,6 @@ async def test_in_host_mode_a_changed_secret_sets_the_new_smb_password(
         await eventually(lambda: logs_in("second-pw"), 20, "the new password")
         assert not await logs_in("first-pw")
         assert pod_objects(kube_env, "media") == (None, None, None)  # host mode: no pod
-    finally:
-        loop.cancel()
-        try:
-            await loop
-        except asyncio.CancelledError:
-            pass
-        await nasd.stop()
 
 
 async def test_the_examples_folder_applied_with_kubectl_converges_and_is_deleted_through_the_finalizers(
@@ -484,10 +461,7 @@ async def test_the_examples_folder_applied_with_kubectl_converges_and_is_deleted
                                                                                           f"pool: {pool}\n"))
     cfg = config(pool_env, kube_env).model_dump(mode="json")
     cfg["plugins"]["timemachine"] = {"mdns": "off"}  # nothing advertised on this machine's network
-    nasd = Nasd(Config.model_validate(cfg), watch=True)
-    await nasd.start()
-    loop = asyncio.get_running_loop().create_task(nasd.reconciler.loop())
-    try:
+    async with serving(Config.model_validate(cfg)) as nasd:
         kube_env.api.put_object(secret("demo-pw", "demo-Passw0rd"))
         await kube_env.akubectl("apply", "-f", str(folder))
         await kube_env.akubectl("patch", "zpool", pool, "--type=merge", "-p", json.dumps({"spec": {"node": NODE}}))
@@ -516,10 +490,3 @@ async def test_the_examples_folder_applied_with_kubectl_converges_and_is_deleted
             assert kube_env.get(plurals[kind], name) is None, (kind, name)
         assert pod_objects(kube_env, "media") == (None, None, None)
         assert pool in pool_env.daemon.all_pools()  # Retain: deleting the objects keeps the data
-    finally:
-        loop.cancel()
-        try:
-            await loop
-        except asyncio.CancelledError:
-            pass
-        await nasd.stop()

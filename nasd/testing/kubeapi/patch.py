@@ -55,21 +55,9 @@ def _split_pointer(pointer: str) -> list[str]:
     return [_unescape(t) for t in pointer[1:].split("/")]
 
 
-def _parent(doc: Any, tokens: list[str], pointer: str) -> tuple[Any, str]:
+def _walk(doc: Any, tokens: list[str], pointer: str) -> Any:
     node = doc
-    for token in tokens[:-1]:
-        if isinstance(node, dict) and token in node:
-            node = node[token]
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-            node = node[int(token)]
-        else:
-            raise ValueError(f"doc is missing path: \"{pointer}\": missing value")
-    return node, tokens[-1]
-
-
-def _get(doc: Any, pointer: str) -> Any:
-    node = doc
-    for token in _split_pointer(pointer):
+    for token in tokens:
         if isinstance(node, dict) and token in node:
             node = node[token]
         elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
@@ -77,6 +65,14 @@ def _get(doc: Any, pointer: str) -> Any:
         else:
             raise ValueError(f"doc is missing path: \"{pointer}\": missing value")
     return node
+
+
+def _parent(doc: Any, tokens: list[str], pointer: str) -> tuple[Any, str]:
+    return _walk(doc, tokens[:-1], pointer), tokens[-1]
+
+
+def _get(doc: Any, pointer: str) -> Any:
+    return _walk(doc, _split_pointer(pointer), pointer)
 
 
 def _add(doc: Any, pointer: str, value: Any) -> Any:
