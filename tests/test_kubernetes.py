@@ -422,6 +422,15 @@ async def test_kinds_every_node_handles_report_per_node_without_overwriting_each
         await asyncio.sleep(2.0)
         assert [m for m in kube_env.mutations()[writes:] if "nasusers" in m[1]] == []  # no ping-pong
 
+        # watch events that change nothing a node declares (here a Node's labels) run no pass on either node
+        passes = (daemon.metrics.pass_count, node_b.metrics.pass_count)
+        for i in range(3):
+            kube_env.api.put_object({"apiVersion": "v1", "kind": "Node", "metadata": {
+                "name": "node-b", "labels": {"round": str(i)}}})
+            await asyncio.sleep(0.3)
+        await asyncio.sleep(1.0)
+        assert (daemon.metrics.pass_count, node_b.metrics.pass_count) == passes
+
 
 async def test_in_host_mode_a_changed_secret_sets_the_new_smb_password(
         pool_env: PoolEnv, kube_env: KubeEnv, smb_env: Any, tmp_path: Path) -> None:

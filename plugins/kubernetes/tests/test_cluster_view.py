@@ -118,3 +118,20 @@ def test_only_objects_whose_deletion_does_something_get_the_finalizer() -> None:
     assert not needs_finalizer(OBJECTS[("NASDirectory", "local")])
     other = obj("NASShare", "s", {}, finalizers=["example.com/keep", FINALIZER])
     assert without_finalizer(other) == {"metadata": {"finalizers": ["example.com/keep"], "resourceVersion": "7"}}
+
+
+def test_each_node_reports_its_own_entry_and_every_node_computes_the_same_summary() -> None:
+    from nasd_kubernetes.reporting import per_node
+    mine = {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "as specified",
+                            "observedGeneration": 3, "lastTransitionTime": "2026-11-26T10:00:00Z"}], "uid": 3001}
+    a = per_node(mine, {}, "node-a")
+    assert set(a) == {"conditions", "nodes"}  # never a node's own top-level fields: the next node would undo them
+    b = per_node({**mine, "conditions": [{**mine["conditions"][0], "status": "False", "reason": "UIDInUse",
+                                          "message": "uid 3001 is taken"}]}, a, "node-b")
+    assert b["nodes"]["node-a"]["status"] == "True" and b["nodes"]["node-b"]["reason"] == "UIDInUse"
+    assert (b["conditions"][0]["status"], b["conditions"][0]["reason"]) == ("False", "UIDInUse")
+    assert b["conditions"][0]["message"].startswith("node node-b: uid 3001 is taken")
+    again_from_a = per_node(mine, b, "node-a")
+    assert again_from_a["conditions"][0]["message"] == b["conditions"][0]["message"]  # the same summary on A
+    gone = per_node(mine, b, "node-a", cluster_nodes={"node-a"})  # node-b left the cluster
+    assert set(gone["nodes"]) == {"node-a"} and gone["conditions"][0]["status"] == "True"

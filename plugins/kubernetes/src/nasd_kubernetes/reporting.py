@@ -86,14 +86,21 @@ def keep_transition_time(before: dict[str, Any] | None, wanted: dict[str, Any]) 
     return {**wanted, "conditions": conditions}
 
 
-def per_node(doc: dict[str, Any], live: dict[str, Any], node: str) -> dict[str, Any]:
+def per_node(doc: dict[str, Any], live: dict[str, Any], node: str,
+             cluster_nodes: Any = None) -> dict[str, Any]:
     """The status of a kind every node handles (directories, users, groups): each node's Ready under
-    ``nodes.<node>`` (a merge patch of one node's entry leaves the others' alone), and a Ready
-    condition that sums them up: True when it is True on every node that reports."""
+    ``nodes.<node>`` (a merge patch of one node's entry leaves the others' alone), and a Ready condition
+    that sums them up, True when it is True on every node that reports. Nothing else: fields of one
+    node's own status (which may differ between nodes) would be overwritten by the next node. Entries of
+    nodes no longer in ``cluster_nodes`` (when given) are dropped. The summary is computed from the
+    entries alone, so every node computes the same one."""
     mine = ready_of(doc) or {}
     entry = {k: mine.get(k) for k in ("status", "reason", "message", "observedGeneration") if mine.get(k) is not None}
     nodes = {**(live.get("nodes") or {}), node: entry}
+    if cluster_nodes is not None:
+        nodes = {n: e for n, e in nodes.items() if n in cluster_nodes or n == node}
     failing = sorted(n for n, e in nodes.items() if e.get("status") != "True")
+    generations = [e.get("observedGeneration") for e in nodes.values() if e.get("observedGeneration") is not None]
     if failing:
         worst = nodes[failing[0]]
         summary = {"type": "Ready", "status": "False", "reason": worst.get("reason") or "Failed",
@@ -102,8 +109,8 @@ def per_node(doc: dict[str, Any], live: dict[str, Any], node: str) -> dict[str, 
     else:
         summary = {"type": "Ready", "status": "True", "reason": "Ready",
                    "message": f"ready on {len(nodes)} node(s): {', '.join(sorted(nodes))}"}
-    summary["observedGeneration"] = mine.get("observedGeneration")
-    summary["lastTransitionTime"] = mine.get("lastTransitionTime") or condition_status("", "", None)[
-        "conditions"][0]["lastTransitionTime"]
-    others = [c for c in doc.get("conditions") or [] if c.get("type") != "Ready"]
-    return {**doc, "conditions": others + [summary], "nodes": nodes}
+    summary["observedGeneration"] = min(generations) if generations else None
+    before = ready_of(live) or {}
+    summary["lastTransitionTime"] = (before.get("lastTransitionTime") if before.get("status") == summary["status"]
+                                     else None) or condition_status("", "", None)["conditions"][0]["lastTransitionTime"]
+    return {"conditions": [summary], "nodes": nodes}

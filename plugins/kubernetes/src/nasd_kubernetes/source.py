@@ -84,16 +84,26 @@ class KubeSource:
             if key not in view.invalid:
                 self.last_good[key] = resource
         for key in list(self.last_good):
-            if key not in objects:
+            if key not in objects or key in view.elsewhere:  # gone, or another node's now
                 del self.last_good[key]
         self.feed.replace(SOURCE, view.resources.values(), [])
-        for key in view.elsewhere:  # another node's (a pool moved there): forgotten here, never destroyed
-            self.feed.release(SOURCE, key)
-        for key in view.unplaced.keys() - view.resources.keys() - view.deleting:
-            self.feed.release(SOURCE, key)  # no node can take it and nothing valid is known of it here
+        # Held by the core here but no longer desired, without being deleted: forgotten, never destroyed.
+        # Another node's now (a pool moved there); no node's, or refused by nasd, with nothing valid known of
+        # it here (e.g. after a restart: the last valid version is kept in memory only).
+        for key in (view.elsewhere.keys() | view.unplaced.keys() | view.invalid.keys()) - view.resources.keys() \
+                - view.deleting:
+            if self.ctx.reconciled(key):
+                self.feed.release(SOURCE, key)
         self._plan_finalizers(objects, view)
         for key in set(view.invalid) | set(view.unplaced):
             self._dirty.add(key)
+        nodes = self.watcher.states["Node"]
+        for key in self.statuses:  # a summary of the nodes' entries that is not what they say: write it again
+            obj = objects.get(key)
+            if obj is not None and scope.every_node(key[0]) and not reporting.same_ready(
+                    obj.get("status"), reporting.per_node(self.statuses[key], obj.get("status") or {},
+                                                          self.settings.node, nodes.objects.keys())):
+                self._dirty.add(key)
         self._check_secrets()
         self._work.set()
 
@@ -230,7 +240,9 @@ class KubeSource:
             ready = reporting.condition_status(problem[0], problem[1], generation)["conditions"][0]
             doc["conditions"] = [c for c in doc.get("conditions") or [] if c.get("type") != "Ready"] + [ready]
         if scope.every_node(key[0]):
-            doc = reporting.per_node(doc, obj.get("status") or {}, self.settings.node)
+            nodes = self.watcher.states["Node"]
+            doc = reporting.per_node(doc, obj.get("status") or {}, self.settings.node,
+                                     nodes.objects.keys() if nodes.synced else None)
         return doc
 
     async def write_pending(self) -> None:
@@ -245,8 +257,9 @@ class KubeSource:
             if wanted is None:
                 continue
             live = obj.get("status") or {}
-            if key in self.view.unplaced and reporting.same_ready(live, wanted):
-                continue  # another node wrote the same already
+            if key in self.view.unplaced and key not in self.view.resources and \
+                    (reporting.ready_of(live) or {}).get("reason") == "NoNode":
+                continue  # another node (perhaps the one that keeps it) said so already
             # what other nodes write (the kinds every node handles) is read back, never overwritten
             before = live if scope.every_node(key[0]) else self.written.get(key, live)
             wanted = reporting.keep_transition_time(before, wanted)
@@ -254,10 +267,14 @@ class KubeSource:
             if patch is None:
                 self.written[key] = wanted
                 continue
+            if scope.every_node(key[0]):  # several nodes write it: only over the version it was computed from
+                patch["metadata"] = {"resourceVersion": obj["metadata"]["resourceVersion"]}
             try:
                 await self.kube.patch_status(key[0], key[1], patch)
             except ApiException as e:
-                if e.status != 404:
+                if e.status == 409:  # another node wrote first: the watch brings its version, then again
+                    self._dirty.add(key)
+                elif e.status != 404:
                     log.warning("writing the status of %s/%s failed: %s %s", *key, e.status, e.reason)
                     self._dirty.add(key)
                 continue
