@@ -182,8 +182,9 @@ def plan_user(user: NASUser, obs: IdentityObservation, settings: SMBSettings, sm
         plan.problem = Problem("SecretNotSupported", "a Kubernetes Secret reference needs the Kubernetes plugin "
                                "(nasd-kubernetes); on a single host use passwordSecretRef.file")
         return plan
-    if not password or "\n" in password.rstrip("\n"):
-        plan.problem = Problem("PasswordUnreadable", f"Secret {ref.name} key {ref.key} must hold one line: the password")
+    if not password or any(c in password.rstrip("\n") for c in "\n\r\0"):
+        where = f"Secret {ref.name} key {ref.key}" if ref.name else ref.file
+        plan.problem = Problem("PasswordUnreadable", f"{where} must hold one line: the password (no CR or NUL)")
         return plan
     password = password.rstrip("\n")
     stored = obs.registry["passwords"].get(name)

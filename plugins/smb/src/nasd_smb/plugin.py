@@ -309,7 +309,7 @@ def _pod_identity(ctx: Context, resource: Resource) -> Plan:
         return Plan(problem=Problem("SecretNotFound", str(e.args[0]) if e.args else str(e)))
     if found is None:
         return Plan(problem=Problem("SecretNotSupported", "a Kubernetes Secret reference needs the Kubernetes plugin"))
-    if not found.rstrip("\n") or "\n" in found.rstrip("\n"):
+    if not found.rstrip("\n") or any(c in found.rstrip("\n") for c in "\n\r\0"):
         return Plan(problem=Problem("PasswordUnreadable",
                                     f"Secret {ref.name} key {ref.key} must hold one line: the password"))
     return Plan()
