@@ -59,6 +59,12 @@ class Context:
             return None
         return self.pm.hook.read_secret(ctx=self, ref=ref)
 
+    def plan_workload(self, owner: Any, workload: Any) -> Any:
+        """The ``plan_workload`` hook's answer (None: no plugin runs workloads)."""
+        if self.pm is None:
+            return None
+        return self.pm.hook.plan_workload(ctx=self, owner=owner, workload=workload)
+
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task:
         """Start a background task that lives as long as the daemon (cancelled at shutdown)."""
         task = asyncio.get_running_loop().create_task(coro, name=name)

@@ -57,6 +57,8 @@ class DesiredFeed:
 
     def released(self) -> set[Key]:
         """Keys released and not declared again since (the reconciler forgets them instead of deleting)."""
+        if not self._released:
+            return set()
         declared = {k for items in self._sources.values() for k in items}
         self._released -= declared
         return set(self._released)

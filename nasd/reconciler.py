@@ -176,9 +176,7 @@ class Reconciler:
         if not dry_run and released:
             for key in released & self.current.keys():  # another node manages it now: nothing to undo here
                 log.info("released %s/%s: no longer managed here, left as it is", *key)
-                self.current.pop(key)
-                self.store.forget(key)
-                self._backoff.pop(key, None)
+                self._forget(key)
             self.feed.forget_released(released)
         if gone and source_errors:
             # a file that does not parse, a folder not mounted: what looks deleted may only be unreadable
@@ -196,10 +194,7 @@ class Reconciler:
 
         if dry_run:
             return report
-        deleted = [self.current.pop(key) for key in report.deleted if key in self.current]
-        for key in report.deleted:
-            self.store.forget(key)
-            self._backoff.pop(key, None)
+        deleted = [r for r in (self._forget(key) for key in report.deleted) if r is not None]
         for key, resource in desired.items():
             if key in replacing:  # the old version stays what is known until it is removed
                 old = self.current[key]
@@ -221,6 +216,12 @@ class Reconciler:
             # re-observe shortly: verifies convergence and fills in status (used, available, ...)
             self._next_followup = time.monotonic() + 0.3
         return report
+
+    def _forget(self, key: Key) -> Resource | None:
+        """Drop ``key`` from what is reconciled (its state and backoff too); the resource it was, if any."""
+        self.store.forget(key)
+        self._backoff.pop(key, None)
+        return self.current.pop(key, None)
 
     def _finish(self, resource: Resource, dry_run: bool, ok: bool, reason: str, message: str,
                 actions: list[Action] | None = None) -> Outcome:

@@ -12,11 +12,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .models.base import DNS_NAME
 from .planning import Action
 
 _LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 _PATH = re.compile(r"(/[A-Za-z0-9_.@+-]+)+")
-_IMAGE = re.compile(r"[a-z0-9]([-a-z0-9._/:@]{0,250}[a-zA-Z0-9])?")
+#: an image reference (registry/name:tag or @digest); settings that name an image use it too
+IMAGE = re.compile(r"[a-z0-9]([-a-z0-9._/:@]{0,250}[a-zA-Z0-9])?")
 _KEY = re.compile(r"[-._a-zA-Z0-9]+")
 
 
@@ -49,7 +51,7 @@ class SecretFile:
 
     def __post_init__(self) -> None:
         _check(_PATH, self.container, "secret file path")
-        _check(re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"), self.secret, "Secret name")
+        _check(DNS_NAME, self.secret, "Secret name")
         _check(_KEY, self.key, "Secret key")
 
 
@@ -81,7 +83,7 @@ class Workload:
 
     def __post_init__(self) -> None:
         _check(_LABEL, self.name, "name")
-        _check(_IMAGE, self.image, "image")
+        _check(IMAGE, self.image, "image")
         for path, _ in self.files:
             _check(_PATH, path, "file path")
         if not self.command or any("\0" in a for a in self.command):

@@ -16,12 +16,13 @@ API_GROUP = "nasd.io"
 API_VERSION = "v1alpha1"
 GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
 
-_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+#: a DNS subdomain: Kubernetes object names (resources, Secrets, nodes)
+DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
 def _check_resource_name(value: str) -> str:
-    if not _DNS_NAME.fullmatch(value):
+    if not DNS_NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid name: use lower-case letters, digits, '-' and '.', "
             "starting and ending with a letter or digit, at most 253 characters"

@@ -55,7 +55,7 @@ async def run_until(watcher: Watcher, kube: ScriptedKube, done, timeout: float =
 async def test_a_bookmark_moves_the_resume_point_without_a_change() -> None:
     kube = ScriptedKube([obj("a", "5")], "10", [([{"type": "BOOKMARK", "object": obj("", "17")}], None)])
     changes: list[str] = []
-    watcher = Watcher(kube, [Collection.custom("NASShare")], changes.append)  # type: ignore[arg-type]
+    watcher = Watcher(kube, [Collection.custom("NASShare")], lambda kind, why: changes.append(why))  # type: ignore[arg-type]
     await run_until(watcher, kube, lambda: len(kube.watched_from) == 2)
     assert kube.watched_from == ["10", "17"]
     assert changes == ["nasshares listed"]  # the bookmark changed nothing
@@ -68,7 +68,7 @@ async def test_410_lists_again_and_a_deletion_in_the_gap_is_seen() -> None:
 
     kube = ScriptedKube([obj("a", "5"), obj("b", "6")], "10", [
         ([{"type": "MODIFIED", "object": obj("a", "11")}], expire)])
-    watcher = Watcher(kube, [Collection.custom("NASShare")], lambda why: None)  # type: ignore[arg-type]
+    watcher = Watcher(kube, [Collection.custom("NASShare")], lambda kind, why: None)  # type: ignore[arg-type]
     state = watcher.states["NASShare"]
     await run_until(watcher, kube, lambda: kube.lists == 2 and len(kube.watched_from) == 2)
     assert set(state.objects) == {"a"} and kube.watched_from == ["10", "20"]
@@ -78,14 +78,14 @@ async def test_410_lists_again_and_a_deletion_in_the_gap_is_seen() -> None:
 async def test_a_dropped_watch_resumes_from_the_last_event_after_a_pause() -> None:
     kube = ScriptedKube([], "10", [([{"type": "ADDED", "object": obj("a", "12")}], ConnectionResetError("drop")),
                                    ([], None)])
-    watcher = Watcher(kube, [Collection.custom("NASShare")], lambda why: None)  # type: ignore[arg-type]
+    watcher = Watcher(kube, [Collection.custom("NASShare")], lambda kind, why: None)  # type: ignore[arg-type]
     await run_until(watcher, kube, lambda: len(kube.watched_from) == 2)
     assert kube.watched_from == ["10", "12"] and kube.lists == 1 and watcher.counts["errors"] == 1
 
 
 async def test_the_periodic_relist_happens_between_watches() -> None:
     kube = ScriptedKube([obj("a", "5")], "10", [([], None)] * 3)
-    watcher = Watcher(kube, [Collection.custom("NASShare")], lambda why: None,  # type: ignore[arg-type]
+    watcher = Watcher(kube, [Collection.custom("NASShare")], lambda kind, why: None,  # type: ignore[arg-type]
                       relist_seconds=0.0)
     await run_until(watcher, kube, lambda: len(kube.watched_from) >= 3)
     assert kube.lists >= 3  # one list before each watch: never one beside a running watch

@@ -21,7 +21,6 @@ from nasd.models.base import API_GROUP, API_VERSION
 from .settings import KubernetesSettings
 
 MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
 
 __all__ = ["ApiException", "Collection", "Kube", "MERGE_PATCH", "connect"]
 
@@ -97,10 +96,6 @@ class Kube:
                 yield {"type": event["type"], "object": event["raw_object"]}
         finally:
             await w.close()
-
-    async def get(self, kind: str, name: str) -> dict[str, Any]:
-        return await _json(await self.custom.get_cluster_custom_object(
-            API_GROUP, API_VERSION, KINDS[kind].plural, name, _preload_content=False))
 
     async def patch(self, kind: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return await _json(await self.custom.patch_cluster_custom_object(

@@ -19,10 +19,6 @@ _NOT_SPEC = (LAST_APPLIED, NODE_ANNOTATION)
 _KEEP_METADATA = ("name", "labels", "annotations", "generation", "uid")
 
 
-def object_key(obj: dict[str, Any]) -> tuple[str, str]:
-    return (str(obj.get("kind")), str((obj.get("metadata") or {}).get("name")))
-
-
 def to_resource(obj: dict[str, Any]) -> Resource:
     """The resource an object declares, or ManifestError naming each bad field."""
     meta = obj.get("metadata") or {}

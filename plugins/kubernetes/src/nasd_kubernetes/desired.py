@@ -31,10 +31,9 @@ class View:
 
 
 def desired_view(objects: Objects, node: str, last_good: dict[Key, Resource]) -> View:
+    """``last_good``: the last valid version of each object (the previous view's resources)."""
     view = View()
     for key, obj in objects.items():
-        if key[0] not in KINDS:
-            continue
         where = placement(key[0], key[1], objects)
         deleting = bool((obj.get("metadata") or {}).get("deletionTimestamp"))
         if not where.includes(node):

@@ -72,7 +72,7 @@ def plan_workload(ctx: Context, owner: Resource, workload: Workload | None) -> W
 @hookimpl
 def status_changed(ctx: Context, resource: Resource) -> None:
     source = _source(ctx)
-    if source is not None and source.feed.source_of(resource.key) in ([], ["kubernetes"]):
+    if source is not None and source.feed.source_of(resource.key) in ([], [NAME]):  # (the feed source is named after the plugin)
         source.status_changed(resource)
 
 

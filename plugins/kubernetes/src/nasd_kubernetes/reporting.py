@@ -15,6 +15,7 @@ import datetime as _dt
 import uuid
 from typing import Any
 
+from nasd.models import Condition
 from nasd.models.base import GROUP_VERSION
 
 
@@ -59,12 +60,10 @@ def event_body(obj: dict[str, Any], namespace: str, node: str, type_: str, reaso
     }
 
 
-def condition_status(reason: str, message: str, generation: int | None) -> dict[str, Any]:
-    """A status of one Ready=False condition, for an object nasd cannot take (no node, invalid)."""
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"conditions": [{"type": "Ready", "status": "False", "reason": reason, "message": message[:1024],
-                            "observedGeneration": generation, "lastTransitionTime": now}],
-            "observedGeneration": generation}
+def not_ready(reason: str, message: str, generation: int | None) -> dict[str, Any]:
+    """A Ready=False condition (now), for an object nasd cannot take (no node, invalid)."""
+    return Condition(type="Ready", status="False", reason=reason, message=message[:1024],
+                     observedGeneration=generation).model_dump(mode="json")
 
 
 def same_ready(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
@@ -112,5 +111,5 @@ def per_node(doc: dict[str, Any], live: dict[str, Any], node: str,
     summary["observedGeneration"] = min(generations) if generations else None
     before = ready_of(live) or {}
     summary["lastTransitionTime"] = (before.get("lastTransitionTime") if before.get("status") == summary["status"]
-                                     else None) or condition_status("", "", None)["conditions"][0]["lastTransitionTime"]
+                                     else None) or not_ready("", "", None)["lastTransitionTime"]
     return {"conditions": [summary], "nodes": nodes}

@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nasd.errors import PermanentError
 from nasd.models import format_validation_error
+from nasd.models.base import DNS_NAME
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_NODE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
 class KubernetesSettings(BaseModel):
@@ -44,7 +44,7 @@ class KubernetesSettings(BaseModel):
     @field_validator("nodeName")
     @classmethod
     def _node(cls, value: str | None) -> str | None:
-        if value is not None and not _NODE.fullmatch(value):
+        if value is not None and not DNS_NAME.fullmatch(value):
             raise ValueError(f"{value!r} is not a node name")
         return value
 

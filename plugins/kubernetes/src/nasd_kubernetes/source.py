@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import logging
 from typing import Any
 
@@ -31,12 +30,13 @@ from nasd.workloads import Workload, WorkloadPlan
 from . import finalizers, reporting, scope, workloads
 from .client import ApiException, Collection, Kube, create_object, delete_object, patch_object
 from .convert import status_document, status_patch
+from .plugin import NAME
 from .desired import Key, View, desired_view, objects_of
 from .settings import KubernetesSettings
 from .watcher import Watcher
 
 log = logging.getLogger("nasd.kubernetes")
-SOURCE = "kubernetes"
+SOURCE = NAME  # the feed source is named after the plugin
 
 
 class KubeSource:
@@ -48,26 +48,31 @@ class KubeSource:
         self.watcher = Watcher(kube, collections, self._changed, watch_timeout=settings.watchTimeoutSeconds,
                                relist_seconds=settings.relistSeconds, max_backoff=settings.maxBackoffSeconds)
         self.view = View()
-        self.last_good: dict[Key, Resource] = {}
         self.written: dict[Key, dict[str, Any]] = {}  # status last written (or found) per object
         self.statuses: dict[Key, dict[str, Any]] = {}  # the core's latest status per object
         self._dirty: set[Key] = set()  # status to write
         self._finalize: dict[Key, str] = {}  # finalizer to "add" or "remove"
         self._events: list[tuple[Key, str, str, str]] = []
-        self._secrets_hash = ""
+        self._secrets_changed = False
         self._refresh = asyncio.Event()
         self._work = asyncio.Event()
         self.counts = {"status_patches": 0, "events": 0, "finalizers_added": 0, "finalizers_removed": 0}
 
     # -- in ------------------------------------------------------------------
 
-    def _changed(self, why: str) -> None:
+    def _changed(self, kind: str, why: str) -> None:
         self._refresh.set()
-        if why.split(" ", 1)[0] in workloads.KINDS:  # a share pod's Deployment or Service: its status may show it
+        if kind in workloads.KINDS:  # a share pod's Deployment or Service: its status may show it
             self.ctx.request_reconcile(why)
+        elif kind == "Secret":  # a password: the users and share pods that read it plan again
+            self._secrets_changed = True
 
     def objects(self) -> dict[Key, dict[str, Any]]:
         return objects_of(self.watcher.states)
+
+    def _object(self, key: Key) -> dict[str, Any] | None:
+        state = self.watcher.states.get(key[0])
+        return None if state is None else state.objects.get(key[1])
 
     def refresh(self) -> None:
         """Recompute this node's view and give it to the core."""
@@ -79,13 +84,8 @@ class KubeSource:
             self.feed.replace(SOURCE, self.view.resources.values(), errors or ["not listed yet"])
             return
         objects = self.objects()
-        self.view = view = desired_view(objects, self.settings.node, self.last_good)
-        for key, resource in view.resources.items():
-            if key not in view.invalid:
-                self.last_good[key] = resource
-        for key in list(self.last_good):
-            if key not in objects or key in view.elsewhere:  # gone, or another node's now
-                del self.last_good[key]
+        # the last view's resources are the last valid versions (of objects that are still here)
+        self.view = view = desired_view(objects, self.settings.node, self.view.resources)
         self.feed.replace(SOURCE, view.resources.values(), [])
         # Held by the core here but no longer desired, without being deleted: forgotten, never destroyed.
         # Another node's now (a pool moved there); no node's, or refused by nasd, with nothing valid known of
@@ -104,14 +104,14 @@ class KubeSource:
                     obj.get("status"), reporting.per_node(self.statuses[key], obj.get("status") or {},
                                                           self.settings.node, nodes.objects.keys())):
                 self._dirty.add(key)
-        self._check_secrets()
+        if self._secrets_changed:
+            self._secrets_changed = False
+            self.ctx.request_reconcile("a Secret changed")
         self._work.set()
 
     def _plan_finalizers(self, objects: dict[Key, dict[str, Any]], view: View) -> None:
         node, nodes = self.settings.node, self.watcher.states["Node"]
         for key, obj in objects.items():
-            if key[0] not in KINDS:
-                continue
             has = finalizers.FINALIZER in finalizers.finalizers(obj)
             if key in view.resources and key not in view.unplaced and finalizers.needs_finalizer(obj) \
                     and (not has or finalizers.claimed_by(obj) != node):
@@ -125,14 +125,6 @@ class KubeSource:
             elif owner is not None and nodes.synced and owner not in nodes.objects:
                 log.info("%s/%s: node %s is gone from the cluster: removing its finalizer", *key, owner)
                 self._finalize[key] = "remove"
-
-    def _check_secrets(self) -> None:
-        state = self.watcher.states["Secret"]
-        digest = hashlib.sha256(repr(sorted((n, sorted((o.get("data") or {}).items()))
-                                            for n, o in state.objects.items())).encode()).hexdigest()
-        if self._secrets_hash and digest != self._secrets_hash:
-            self.ctx.request_reconcile("a Secret changed")
-        self._secrets_hash = digest
 
     def read_secret(self, ref: SecretRef) -> str:
         state = self.watcher.states["Secret"]
@@ -151,14 +143,16 @@ class KubeSource:
     # -- workloads (share pods) --------------------------------------------------
 
     def plan_workload(self, owner: Resource, workload: Workload | None) -> WorkloadPlan:
-        live = {(kind, name): obj for kind in workloads.KINDS
-                for name, obj in self.watcher.states[kind].objects.items()}
         if workload is None:
             wanted: list[dict[str, Any]] = []
         else:
-            uid = (self.objects().get(owner.key, {}).get("metadata") or {}).get("uid") or owner.metadata.uid
+            uid = ((self._object(owner.key) or {}).get("metadata") or {}).get("uid") or owner.metadata.uid
             digest = workloads.secrets_digest(workload, self.watcher.states["Secret"].objects)
             wanted = workloads.render_objects(workload, owner, uid, self.settings.node, self.settings.ns, digest)
+        # what plan_changes looks at: the objects of the names wanted, and those carrying the owner's label
+        names, label = {o["metadata"]["name"] for o in wanted}, workloads.owner_label(owner)
+        live = {(kind, name): obj for kind in workloads.KINDS for name, obj in self.watcher.states[kind].objects.items()
+                if name in names or ((obj.get("metadata") or {}).get("labels") or {}).get(workloads.OWNER) == label}
         try:
             steps = workloads.plan_changes(wanted, live, owner)
         except workloads.NameTaken as e:
@@ -197,13 +191,12 @@ class KubeSource:
     def sync_statuses(self, desired: list[Resource]) -> None:
         """Queue a write for every object here whose status in the cluster is not the core's (a status
         lost while nasd was down, an object re-created): called as each pass starts."""
-        objects = self.objects()
         for resource in desired:
-            if self.feed.source_of(resource.key) != [SOURCE] or resource.key not in objects:
+            obj = self._object(resource.key)
+            if obj is None or resource.key in self.statuses or self.feed.source_of(resource.key) != [SOURCE]:
                 continue
             doc = status_document(resource)
-            if resource.status.conditions and (objects[resource.key].get("status") or {}) != doc \
-                    and resource.key not in self.statuses:
+            if resource.status.conditions and (obj.get("status") or {}) != doc:
                 self.statuses[resource.key] = doc
                 self._dirty.add(resource.key)
                 self._work.set()
@@ -212,7 +205,7 @@ class KubeSource:
         key = resource.key
         self.statuses.pop(key, None)
         self.written.pop(key, None)
-        obj = self.objects().get(key)
+        obj = self._object(key)
         if obj is None or not obj["metadata"].get("deletionTimestamp"):
             return  # (released, or only re-scoped: not a deletion in the cluster)
         if finalizers.FINALIZER in finalizers.finalizers(obj):
@@ -237,7 +230,7 @@ class KubeSource:
             problem = None
         doc = dict(core or {"observedGeneration": generation})
         if problem is not None:
-            ready = reporting.condition_status(problem[0], problem[1], generation)["conditions"][0]
+            ready = reporting.not_ready(problem[0], problem[1], generation)
             doc["conditions"] = [c for c in doc.get("conditions") or [] if c.get("type") != "Ready"] + [ready]
         if scope.every_node(key[0]):
             nodes = self.watcher.states["Node"]

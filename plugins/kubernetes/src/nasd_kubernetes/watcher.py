@@ -37,7 +37,7 @@ class CollectionState:
 
 
 class Watcher:
-    def __init__(self, kube: Kube, collections: list[Collection], on_change: Callable[[str], None], *,
+    def __init__(self, kube: Kube, collections: list[Collection], on_change: Callable[[str, str], None], *,
                  watch_timeout: int = 300, relist_seconds: float = 900.0, max_backoff: float = 30.0):
         self.kube = kube
         self.states = {c.name: CollectionState(c) for c in collections}
@@ -63,18 +63,18 @@ class Watcher:
             state.error = f"{e.status} {e.reason}".strip()
             self.counts["errors"] += 1
             log.warning("listing %s failed: %s", state.collection.plural, state.error)
-            self.on_change(f"{state.collection.plural} list failed")
+            self.on_change(state.collection.name, f"{state.collection.plural} list failed")
             return False
         except (OSError, asyncio.TimeoutError) as e:
             state.error = f"{type(e).__name__}: {e}"
             self.counts["errors"] += 1
             log.warning("listing %s failed: %s", state.collection.plural, state.error)
-            self.on_change(f"{state.collection.plural} list failed")
+            self.on_change(state.collection.name, f"{state.collection.plural} list failed")
             return False
         state.objects = {o["metadata"]["name"]: o for o in items}
         state.resource_version, state.synced, state.error = rv, True, None
         state.relist_at = time.monotonic() + self.relist_seconds
-        self.on_change(f"{state.collection.plural} listed")
+        self.on_change(state.collection.name, f"{state.collection.plural} listed")
         return True
 
     async def list_all(self) -> None:
@@ -93,7 +93,7 @@ class Watcher:
             state.objects[name] = obj
         state.resource_version = rv or state.resource_version
         self.counts["events"] += 1
-        self.on_change(f"{state.collection.name} {name} {kind.lower()}")
+        self.on_change(state.collection.name, f"{state.collection.name} {name} {kind.lower()}")
 
     async def run(self, state: CollectionState) -> None:
         """List and watch one collection for as long as the daemon lives."""
