@@ -119,13 +119,34 @@ def plan_group(group: NASGroup, obs: IdentityObservation, settings: SMBSettings)
     return Plan(status={"gid": gid})
 
 
-def supplementary_groups(user: NASUser, obs: IdentityObservation) -> list[str]:
-    names = set(user.spec.groups)
-    # a NASGroup's members only for groups nasd manages (never a system group such as wheel)
-    names |= {g for g, res in obs.desired_groups.items()
-              if user.name in res.spec.members and g in obs.registry["groups"]}
+def member_groups(user: NASUser, groups: dict[str, NASGroup], managed: Any) -> list[str]:
+    """The user's supplementary groups: its spec's, and the NASGroups in ``managed`` that list it as a
+    member (never a system group such as wheel); never its primary group."""
+    names = set(user.spec.groups) | {g for g, res in groups.items() if user.name in res.spec.members and g in managed}
     names.discard(user.spec.primaryGroup or "")
     return sorted(names)
+
+
+def supplementary_groups(user: NASUser, obs: IdentityObservation) -> list[str]:
+    return member_groups(user, obs.desired_groups, obs.registry["groups"])
+
+
+def password_of(ref: SecretRef, secret_reader: Callable[[SecretRef], str | None]) -> str | Problem:
+    """The password a reference points to (a root-only file, or a Kubernetes Secret through
+    ``secret_reader``), or the Problem that says why it cannot be had."""
+    try:
+        password = read_secret(ref.file) if ref.file is not None else secret_reader(ref)
+    except (OSError, ValueError) as e:
+        return Problem("PasswordUnreadable", str(e))
+    except KeyError as e:
+        return Problem("SecretNotFound", str(e.args[0]) if e.args else str(e))
+    if password is None:
+        return Problem("SecretNotSupported", "a Kubernetes Secret reference needs the Kubernetes plugin "
+                       "(nasd-kubernetes); on a single host use passwordSecretRef.file")
+    if not password or any(c in password.rstrip("\n") for c in "\n\r\0"):
+        where = f"Secret {ref.name} key {ref.key}" if ref.name else ref.file
+        return Problem("PasswordUnreadable", f"{where} must hold one line: the password (no CR or NUL)")
+    return password.rstrip("\n")
 
 
 def plan_user(user: NASUser, obs: IdentityObservation, settings: SMBSettings, smb_conf: Path,
@@ -170,23 +191,10 @@ def plan_user(user: NASUser, obs: IdentityObservation, settings: SMBSettings, sm
     ref = user.spec.passwordSecretRef
     if ref is None:
         return plan
-    try:
-        password = read_secret(ref.file) if ref.file is not None else secret_reader(ref)
-    except (OSError, ValueError) as e:
-        plan.problem = Problem("PasswordUnreadable", str(e))
+    password = password_of(ref, secret_reader)
+    if isinstance(password, Problem):
+        plan.problem = password
         return plan
-    except KeyError as e:
-        plan.problem = Problem("SecretNotFound", str(e.args[0]) if e.args else str(e))
-        return plan
-    if password is None:
-        plan.problem = Problem("SecretNotSupported", "a Kubernetes Secret reference needs the Kubernetes plugin "
-                               "(nasd-kubernetes); on a single host use passwordSecretRef.file")
-        return plan
-    if not password or any(c in password.rstrip("\n") for c in "\n\r\0"):
-        where = f"Secret {ref.name} key {ref.key}" if ref.name else ref.file
-        plan.problem = Problem("PasswordUnreadable", f"{where} must hold one line: the password (no CR or NUL)")
-        return plan
-    password = password.rstrip("\n")
     stored = obs.registry["passwords"].get(name)
     salt = stored.split("$", 1)[0] if stored else secrets.token_hex(8)
     wanted = f"{salt}${_password_hash(salt, password)}"

@@ -232,8 +232,7 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
         raise TemporaryError(f"dataset {dataset.name} has no mountpoint yet", reason="DatasetNotReady")
     served_at = pod.container_path(share) if obs.settings.mode == "pod" else path
     config = share_config(share, served_at, _extra_options(ctx, share, dataset))
-    if obs.settings.mode == "pod":  # each share has its own smbd: names cannot clash
-        obs.shares[share.name] = config
+    # (in pod mode each share has its own smbd: names cannot clash)
     holder = share.name if obs.settings.mode == "pod" else obs.names.get(config.name.lower(), share.name)
     if holder != share.name:
         return Plan(problem=Problem("DuplicateShareName", f"NASShare {holder} already serves [{config.name}]"))
@@ -262,7 +261,7 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
             conditions += [c for c in (part or {}).get("conditions") or [] if c[0] != "Ready"]
             removed += [t for t in (part or {}).get("removeConditions") or [] if t != "Ready"]
     if obs.settings.mode == "pod":
-        return _pod_plan(ctx, share, dataset, obs, path, status, conditions, removed)
+        return _pod_plan(ctx, share, config, obs, path, status, conditions, removed)
     actions = []
     if not obs.synced or obs.applied.get(share.name) != config:
         actions.append(_apply_action(obs, f"write smb.conf with [{config.name}] and reload smbd", share.name))
@@ -271,14 +270,14 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
     return Plan(actions=actions, status=status, conditions=conditions, removed_conditions=removed)
 
 
-def _pod_plan(ctx: Context, share: NASShare, dataset: ZDataset, obs: SmbObservation, path: str,
+def _pod_plan(ctx: Context, share: NASShare, config: ShareConfig, obs: SmbObservation, path: str,
               status: dict[str, Any], conditions: list[tuple[str, bool, str, str]], removed: list[str]) -> Plan:
     try:
-        workload = pod.share_workload(share, obs.shares[share.name], path, obs.settings, obs.directories, obs.users,
-                                      obs.groups, obs.extra_global)
+        workload = pod.share_workload(share, config, path, obs.settings, obs.directories, obs.users, obs.groups,
+                                      obs.extra_global)
     except (UnsafeValue, ValueError) as e:
         return Plan(problem=Problem("UnsafeValue", str(e)))
-    planned = ctx.pm.hook.plan_workload(ctx=ctx, owner=share, workload=workload) if ctx.pm is not None else None
+    planned = ctx.plan_workload(share, workload)
     if planned is None:
         return Plan(problem=Problem("PodModeUnavailable", "plugins.smb.mode pod runs each share in a pod: it needs "
                                     "the Kubernetes plugin (nasd-kubernetes) configured; use mode supervised on a host"))
@@ -291,7 +290,7 @@ def _pod_plan(ctx: Context, share: NASShare, dataset: ZDataset, obs: SmbObservat
                                 "the share's Deployment reports no available pod (yet): see its pod's events")]
     node = planned.status.get("node")
     if node:
-        status["unc"] = f"\\\\{node}\\{obs.shares[share.name].name}"
+        status["unc"] = f"\\\\{node}\\{config.name}"
     return Plan(actions=planned.actions, status=status, conditions=conditions, removed_conditions=removed)
 
 
@@ -303,16 +302,8 @@ def _pod_identity(ctx: Context, resource: Resource) -> Plan:
     if ref.file is not None:
         return Plan(problem=Problem("PasswordFileInPodMode", "a password file cannot reach a share's pod: put the "
                                     "password in a Kubernetes Secret (passwordSecretRef.name and key)"))
-    try:
-        found = ctx.read_secret(ref)
-    except KeyError as e:
-        return Plan(problem=Problem("SecretNotFound", str(e.args[0]) if e.args else str(e)))
-    if found is None:
-        return Plan(problem=Problem("SecretNotSupported", "a Kubernetes Secret reference needs the Kubernetes plugin"))
-    if not found.rstrip("\n") or any(c in found.rstrip("\n") for c in "\n\r\0"):
-        return Plan(problem=Problem("PasswordUnreadable",
-                                    f"Secret {ref.name} key {ref.key} must hold one line: the password"))
-    return Plan()
+    password = identity.password_of(ref, ctx.read_secret)
+    return Plan(problem=password) if isinstance(password, Problem) else Plan()
 
 
 @hookimpl
@@ -355,7 +346,7 @@ def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any])
     if observed.get("smb") is not None and _obs(observed).settings.mode == "pod":
         if not _is_smb(resource):
             return Plan()  # identities live in the pods, which go with their shares
-        planned = ctx.pm.hook.plan_workload(ctx=ctx, owner=resource, workload=None) if ctx.pm is not None else None
+        planned = ctx.plan_workload(resource, None)
         return Plan(actions=planned.actions) if planned is not None else Plan()
     if _is_smb(resource):
         obs = _obs(observed)

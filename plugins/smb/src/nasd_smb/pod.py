@@ -18,6 +18,7 @@ from pathlib import Path
 from nasd.models import NASDirectory, NASGroup, NASShare, NASUser
 from nasd.workloads import HostPath, Port, SecretFile, Workload
 
+from .identity import member_groups
 from .render import ShareConfig, render
 from .settings import SMBSettings
 
@@ -59,8 +60,7 @@ def start_script(users: list[NASUser], groups: list[NASGroup], passwords: dict[s
     for u in sorted(users, key=lambda u: u.name):
         primary = u.spec.primaryGroup
         group_arg = f"-g {int(gids[primary])}" if primary in gids else "-U"
-        supplementary = sorted({g for g in u.spec.groups if g in gids} |
-                               {g.name for g in groups if u.name in g.spec.members} - {primary or ""})
+        supplementary = [g for g in member_groups(u, {g.name: g for g in groups}, gids) if g in gids]
         extra = f" -G {q(','.join(supplementary))}" if supplementary else ""
         lines.append(f"getent passwd {q(u.name)} >/dev/null || useradd -M -d /nonexistent -s /usr/sbin/nologin "
                      f"-u {int(u.spec.uid)} {group_arg}{extra} {q(u.name)}")

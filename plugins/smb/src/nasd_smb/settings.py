@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nasd.errors import PermanentError
 from nasd.models import format_validation_error
+from nasd.workloads import IMAGE
 
 _IFACE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 _WORD = re.compile(r"^[A-Za-z0-9_.-]([A-Za-z0-9_. -]{0,62}[A-Za-z0-9_.-])?$")  # no space at either end
@@ -23,7 +24,7 @@ class SMBSettings(BaseModel):
         default="supervised", description="supervised: nasd runs its own smbd; system: drive the system's smbd; "
                                           "pod: each share runs its own smbd in a pod (needs the Kubernetes plugin)"
     )
-    podImage: str = Field(default="nasd:0.1.0", pattern=r"^[a-z0-9]([-a-z0-9._/:@]{0,250}[a-zA-Z0-9])?$",
+    podImage: str = Field(default="nasd:0.1.0", pattern=f"^(?:{IMAGE.pattern})$",
                           description="pod mode: the image with smbd (the nasd image has it)")
     serviceType: Literal["NodePort", "ClusterIP", "LoadBalancer"] = Field(
         default="NodePort", description="pod mode: how each share's Service is reached")
