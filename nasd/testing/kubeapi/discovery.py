@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from typing import Any
 
-from .resources import Registry, ResourceType
+from .patch import APPLY, JSON_PATCH, MERGE
+from .resources import ALL_VERBS, Registry, ResourceType
 
 KUBE_VERSION = {
     "major": "1", "minor": "32", "gitVersion": "v1.32.0-nasd-fake", "gitCommit": "0000000000000000000000000000000000000000",
@@ -71,7 +73,7 @@ def api_group_list(registry: Registry) -> dict[str, Any]:
 def _resource_entry(rtype: ResourceType) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": rtype.plural, "singularName": rtype.singular, "namespaced": rtype.namespaced,
-        "kind": rtype.kind, "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+        "kind": rtype.kind, "verbs": list(ALL_VERBS),
     }
     if rtype.short_names:
         entry["shortNames"] = rtype.short_names
@@ -90,12 +92,8 @@ def api_resource_list(registry: Registry, group: str, version: str) -> dict[str,
         if rtype.has_status:
             resources.append({"name": f"{rtype.plural}/status", "singularName": "", "namespaced": rtype.namespaced,
                               "kind": rtype.kind, "verbs": ["get", "patch", "update"]})
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": rtype_gv(group, version),
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": types[0].api_version,
             "resources": resources}
-
-
-def rtype_gv(group: str, version: str) -> str:
-    return f"{group}/{version}" if group else version
 
 
 # ------------------------------------------------------------------------------------------- OpenAPI v3
@@ -121,9 +119,7 @@ def openapi_v3_gv(registry: Registry, group: str, version: str) -> dict[str, Any
         body = {"$ref": f"#/components/schemas/{ref_name}"}
         prefix = "/" + _gv_path(group, version) + ("/namespaces/{namespace}" if rtype.namespaced else "")
         ok = {"200": {"description": "OK", "content": {"application/json": {"schema": body}}}}
-        patch_types = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
-        if not rtype.custom:
-            patch_types = ["application/json-patch+json", "application/merge-patch+json"]
+        patch_types = [JSON_PATCH, MERGE, APPLY] if rtype.custom else [JSON_PATCH, MERGE]
         item_ops = {
             "get": {"operationId": f"read{rtype.kind}", "x-kubernetes-action": "get",
                     "x-kubernetes-group-version-kind": gvk, "responses": ok},
@@ -151,10 +147,18 @@ def openapi_v3_gv(registry: Registry, group: str, version: str) -> dict[str, Any
             "components": {"schemas": schemas}}
 
 
+_INDEXES: weakref.WeakKeyDictionary[Registry, tuple[int, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
 def openapi_v3_index(registry: Registry) -> dict[str, Any]:
-    paths = {}
-    for group, version in registry.group_versions():
-        doc = openapi_v3_gv(registry, group, version)
-        digest = hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32].upper()
-        paths[_gv_path(group, version)] = {"serverRelativeURL": f"/openapi/v3/{_gv_path(group, version)}?hash={digest}"}
-    return {"paths": paths}
+    """``/openapi/v3``: every group version with the hash of its document (rebuilt when the registry changes)."""
+    cached = _INDEXES.get(registry)
+    if cached is None or cached[0] != registry.generation:
+        paths = {}
+        for group, version in registry.group_versions():
+            doc = openapi_v3_gv(registry, group, version)
+            digest = hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32].upper()
+            paths[_gv_path(group, version)] = {
+                "serverRelativeURL": f"/openapi/v3/{_gv_path(group, version)}?hash={digest}"}
+        cached = _INDEXES[registry] = (registry.generation, {"paths": paths})
+    return cached[1]

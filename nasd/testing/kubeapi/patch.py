@@ -22,7 +22,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .status import ApiError, bad_request, unprocessable
+from .schema import _type_name
+from .status import bad_request, unprocessable, unsupported_media_type
 
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -151,20 +152,18 @@ def json_patch(target: Any, operations: Any) -> Any:
 
 
 def _json_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    return "null" if value is None else "value"
+    """How Go's ``encoding/json`` names a (non-array) JSON value in an unmarshal error."""
+    t = _type_name(value)
+    return {"boolean": "bool", "integer": "number"}.get(t, t)
+
+
+def accepted_patch_types(custom: bool) -> list[str]:
+    """The PATCH media types served: strategic merge patch only for built-ins, never apply patch here."""
+    return [JSON_PATCH, MERGE] if custom else [JSON_PATCH, MERGE, STRATEGIC]
 
 
 def apply_patch(content_type: str, target: dict[str, Any], body: Any, custom: bool) -> dict[str, Any]:
     """Apply a PATCH body of the given media type; 415 for the types this fake (or the real server) refuses."""
-    accepted = [JSON_PATCH, MERGE] if custom else [JSON_PATCH, MERGE, STRATEGIC]
     if content_type == MERGE or (content_type == STRATEGIC and not custom):
         if not isinstance(body, dict):
             raise bad_request("json: cannot unmarshal into Go value of type map[string]interface {}")
@@ -174,6 +173,4 @@ def apply_patch(content_type: str, target: dict[str, Any], body: Any, custom: bo
         if not isinstance(result, dict):
             raise bad_request("the patched document is not a JSON object")
         return result
-    raise ApiError(415, "UnsupportedMediaType",
-                   f"the body of the request was in an unknown format - accepted media types include: "
-                   f"{', '.join(accepted)}")
+    raise unsupported_media_type(accepted_patch_types(custom))

@@ -18,7 +18,7 @@ import base64
 from datetime import datetime, timezone
 from typing import Any, Union
 
-from .status import ApiError, bad_request
+from .status import bad_request, unsupported_media_type
 
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
@@ -159,10 +159,8 @@ def decode(body: bytes) -> dict[str, Any]:
         type_meta = unknown.get("typeMeta") or {}
         kind = type_meta.get("kind", "")
         if kind not in KINDS:
-            raise ApiError(415, "UnsupportedMediaType",
-                           f"the body of the request was in an unknown format - accepted media types include: "
-                           f"application/json, application/yaml (this test server reads protobuf only for "
-                           f"{', '.join(sorted(KINDS))})")
+            raise unsupported_media_type(["application/json", "application/yaml"],
+                                         f"this test server reads protobuf only for {', '.join(sorted(KINDS))}")
         obj = decode_message(unknown.get("raw", b""), KINDS[kind])
     except ValueError as exc:
         raise bad_request(f"unable to decode protobuf body: {exc}") from None

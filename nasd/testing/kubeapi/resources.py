@@ -110,7 +110,7 @@ def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
             plural=names["plural"],
             kind=names["kind"],
             namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-            singular=names.get("singular") or names["kind"].lower(),
+            singular=names.get("singular") or "",
             short_names=list(names.get("shortNames") or []),
             categories=list(names.get("categories") or []),
             has_status="status" in subresources,
@@ -129,7 +129,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._types: dict[tuple[str, str, str], ResourceType] = {}
-        self.generation = 0  # bumps on every change, for discovery/OpenAPI hashes
+        self.generation = 0  # bumps on every change (discovery.py caches the OpenAPI index by it)
 
     def add(self, rtype: ResourceType) -> None:
         self._types[(rtype.group, rtype.version, rtype.plural)] = rtype
@@ -160,8 +160,4 @@ class Registry:
         return [t for (g, v, _p), t in self._types.items() if (g, v) == (group, version)]
 
     def group_versions(self) -> list[tuple[str, str]]:
-        seen: list[tuple[str, str]] = []
-        for (group, version, _plural) in self._types:
-            if (group, version) not in seen:
-                seen.append((group, version))
-        return seen
+        return list(dict.fromkeys((g, v) for g, v, _ in self._types))

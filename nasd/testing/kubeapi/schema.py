@@ -63,20 +63,14 @@ def _type_name(value: Any) -> str:
     return "object"
 
 
+_PY_TYPES: dict[str, Any] = {"object": dict, "array": list, "string": str, "boolean": bool, "integer": int,
+                             "number": (int, float)}
+
+
 def _has_type(value: Any, wanted: str) -> bool:
-    if wanted == "object":
-        return isinstance(value, dict)
-    if wanted == "array":
-        return isinstance(value, list)
-    if wanted == "string":
-        return isinstance(value, str)
-    if wanted == "boolean":
-        return isinstance(value, bool)
-    if wanted == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if wanted == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return True
+    if wanted not in _PY_TYPES:
+        return True
+    return isinstance(value, _PY_TYPES[wanted]) and (wanted == "boolean" or not isinstance(value, bool))
 
 
 # ---------------------------------------------------------------------------------------------- pruning

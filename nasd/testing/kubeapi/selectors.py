@@ -28,7 +28,6 @@ Requirement = Callable[[dict[str, str]], bool]
 @dataclass
 class LabelSelector:
     requirements: list[Requirement]
-    text: str = ""
 
     def matches(self, obj: dict[str, Any]) -> bool:
         labels = ((obj.get("metadata") or {}).get("labels")) or {}
@@ -92,7 +91,7 @@ def parse_label_selector(text: str | None) -> LabelSelector:
             reqs.append(lambda labels, k=part: k in labels)
             continue
         raise bad_request(f"unable to parse requirement: found '{part}', expected: identifier")
-    return LabelSelector(reqs, text or "")
+    return LabelSelector(reqs)
 
 
 def _lookup(obj: dict[str, Any], path: str) -> str:
@@ -116,13 +115,6 @@ class FieldSelector:
 
     def matches(self, obj: dict[str, Any]) -> bool:
         return all((_lookup(obj, f) == v) == eq for f, eq, v in self.terms)
-
-    def name(self) -> str | None:
-        """The name an ``metadata.name=x`` term pins, if any."""
-        for f, eq, v in self.terms:
-            if f == "metadata.name" and eq:
-                return v
-        return None
 
 
 def parse_field_selector(text: str | None, allowed: tuple[str, ...] = ()) -> FieldSelector:

@@ -62,18 +62,18 @@ import yaml
 from aiohttp import web
 
 from . import discovery, protobuf
-from .patch import APPLY, JSON_PATCH, MERGE, STRATEGIC, apply_patch
+from .patch import accepted_patch_types, apply_patch
 from .resources import Registry, ResourceType, builtin_types, types_from_crd
 from .schema import apply_defaults, prune, validate
 from .selectors import parse_field_selector, parse_label_selector
 from .status import (
     ApiError, FieldError, bad_request, conflict, forbidden, invalid, method_not_allowed, no_such_resource, not_found,
-    unauthorized,
+    unauthorized, unsupported_media_type,
 )
 from .store import NAMESPACES, Store, now
 from .tables import to_table, wants_table
 from .tls import Certificate, self_signed
-from .watch import OpenWatch, WatchFilter, end_watches, serve_watch
+from .watch import OpenWatch, WatchFilter, end_watches, serve_watch, truthy
 
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 EVENTS = ("", "events")
@@ -99,11 +99,6 @@ def _bound_port(site: web.TCPSite) -> int:
     return int(server.sockets[0].getsockname()[1])
 
 
-def truthy(value: str | None) -> bool:
-    """A boolean query parameter as Go's ``strconv.ParseBool`` reads it (``True`` from Python clients too)."""
-    return (value or "").lower() in ("1", "t", "true")
-
-
 def _dumps(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"))
 
@@ -111,12 +106,8 @@ def _dumps(body: Any) -> str:
 def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
     resp = web.Response(text=_dumps(body), status=status, content_type="application/json")
     for warning in warnings or []:
-        resp.headers.add("Warning", f'299 - "{_warning_text(warning)}"')
+        resp.headers.add("Warning", '299 - "' + warning.replace('"', '\\"') + '"')
     return resp
-
-
-def _warning_text(text: str) -> str:
-    return text.replace('"', '\\"')
 
 
 class FakeKubeAPI:
@@ -168,7 +159,7 @@ class FakeKubeAPI:
         if cert is not None:
             self._cert = cert
             tls_site = web.TCPSite(runner, "127.0.0.1", tls_port, reuse_address=True,
-                                   ssl_context=cert.server_context())
+                                   ssl_context=cert.server_context)
             await tls_site.start()
             self.tls_port = _bound_port(tls_site)
 
@@ -247,9 +238,8 @@ class FakeKubeAPI:
             md.setdefault("namespace", "default")
         else:
             md.pop("namespace", None)
-        if rtype.schema is not None:
-            prune(obj, rtype.schema)
-            apply_defaults(obj, rtype.schema)
+        prune(obj, rtype.schema)
+        apply_defaults(obj, rtype.schema)
         current = self.store.get(rtype.group_resource, md.get("namespace"), md["name"])
         self._kind_specific(rtype, obj, current)
         if current is None:
@@ -402,9 +392,7 @@ class FakeKubeAPI:
                 return yaml.safe_load(raw)
             except yaml.YAMLError as exc:
                 raise bad_request(f"error converting YAML to JSON: {exc}") from None
-        raise ApiError(415, "UnsupportedMediaType",
-                       "the body of the request was in an unknown format - accepted media types include: "
-                       "application/json, application/yaml")
+        raise unsupported_media_type(["application/json", "application/yaml"])
 
     # ======================================================================= reads
     async def _list(self, request: web.Request, rtype: ResourceType, namespace: str | None,
@@ -415,15 +403,15 @@ class FakeKubeAPI:
         if only is not None:
             fields.terms.append(("metadata.name", True, only))
         ns = namespace if rtype.namespaced else None
+        table = query.get("includeObject", "Metadata") if wants_table(request.headers.get("Accept", "")) else None
         if truthy(query.get("watch")):
-            table = query.get("includeObject", "Metadata") if wants_table(request.headers.get("Accept", "")) else None
             flt = WatchFilter(rtype, ns, labels, fields, table)
             return await serve_watch(request, self.store, flt, dict(query), self.bookmark_interval, self._watches)
         items = [self._out(rtype, o) for o in self.store.list(rtype.group_resource, ns)
                  if labels.matches(o) and fields.matches(o)]
         rv = str(self.store.rv)
-        if wants_table(request.headers.get("Accept", "")):
-            return _json(to_table(rtype, items, rv, query.get("includeObject", "Metadata")))
+        if table is not None:
+            return _json(to_table(rtype, items, rv, table))
         return _json({"kind": rtype.list_kind, "apiVersion": rtype.api_version,
                       "metadata": {"resourceVersion": rv}, "items": items})
 
@@ -545,9 +533,7 @@ class FakeKubeAPI:
         if spec.get("scope") not in ("Cluster", "Namespaced"):
             errors.append(FieldError.not_supported("spec.scope", spec.get("scope", ""), ["Cluster", "Namespaced"]))
         versions = spec.get("versions") or []
-        if not versions:
-            errors.append(FieldError.invalid("spec.versions", versions, "must have exactly one version marked as storage version"))
-        elif sum(1 for v in versions if v.get("storage")) != 1:
+        if sum(1 for v in versions if v.get("storage")) != 1:
             errors.append(FieldError.invalid("spec.versions", versions, "must have exactly one version marked as storage version"))
         if spec.get("group") and names.get("plural") and name != f"{names['plural']}.{spec['group']}":
             errors.append(FieldError.invalid("metadata.name", name, 'must be spec.names.plural+"."+spec.group'))
@@ -680,8 +666,8 @@ class FakeKubeAPI:
                      status_only: bool) -> web.Response:
         query = request.query
         ctype = request.content_type
-        if ctype == APPLY or ctype not in (MERGE, JSON_PATCH, STRATEGIC) or (ctype == STRATEGIC and rtype.custom):
-            apply_patch(ctype, {}, {}, rtype.custom)  # raises the 415 with the accepted types
+        if ctype not in accepted_patch_types(rtype.custom):
+            raise unsupported_media_type(accepted_patch_types(rtype.custom))
         raw = await request.read()
         try:
             body = json.loads(raw)
@@ -723,7 +709,7 @@ class FakeKubeAPI:
                            f"ResourceVersion in object meta: {current['metadata']['resourceVersion']}")
         if query.get("dryRun") == "All" or options.get("dryRun") == ["All"]:
             return _json(current)
-        obj, _gone = self.store.delete(rtype, namespace, name, propagation)
+        obj = self.store.delete(rtype, namespace, name, propagation)
         if rtype.custom or rtype.group_resource in RETURNS_OBJECT_ON_DELETE:
             return _json(self._out(rtype, obj))
         return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -740,8 +726,8 @@ class FakeKubeAPI:
         for obj in self.store.list(rtype.group_resource, ns):
             if labels.matches(obj) and fields.matches(obj):
                 md = obj["metadata"]
-                result, _ = self.store.delete(rtype, md.get("namespace"), md["name"],
-                                              query.get("propagationPolicy") or "Background")
+                result = self.store.delete(rtype, md.get("namespace"), md["name"],
+                                           query.get("propagationPolicy") or "Background")
                 deleted.append(self._out(rtype, result))
         return _json({"kind": rtype.list_kind, "apiVersion": rtype.api_version,
                       "metadata": {"resourceVersion": str(self.store.rv)}, "items": deleted})

@@ -21,15 +21,7 @@ from typing import Any
 
 def _quote(value: Any) -> str:
     """Render a value the way Go's ``%q``/``%v`` does in field error messages."""
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 @dataclass
@@ -166,10 +158,10 @@ def expired(message: str) -> ApiError:
     return ApiError(410, "Expired", message)
 
 
-def unsupported_media_type(content_type: str, accepted: list[str]) -> ApiError:
+def unsupported_media_type(accepted: list[str], note: str = "") -> ApiError:
     return ApiError(415, "UnsupportedMediaType",
                     f"the body of the request was in an unknown format - accepted media types include: "
-                    f"{', '.join(accepted)}", None)
+                    f"{', '.join(accepted)}" + (f" ({note})" if note else ""))
 
 
 def method_not_allowed() -> ApiError:

@@ -209,34 +209,25 @@ class Store:
         return copy.deepcopy(obj)
 
     def delete(self, rtype: ResourceType, namespace: str | None, name: str,
-               propagation: str = "Background") -> tuple[dict[str, Any], bool]:
-        """Delete (or start deleting) an object; returns it and whether it is gone."""
+               propagation: str = "Background") -> dict[str, Any]:
+        """Delete (or start deleting) an object; returns it."""
         gr = rtype.group_resource
         key = ((namespace or "") if rtype.namespaced else "", name)
         obj = self.objects.get(gr, {}).get(key)
         if obj is None:
             raise not_found(rtype.group, rtype.plural, name)
         if gr == NAMESPACES:
-            return self._delete_namespace(name), False
+            return self._delete_namespace(name)
         if obj["metadata"].get("finalizers"):
-            if obj["metadata"].get("deletionTimestamp"):
-                return copy.deepcopy(obj), False
-            old = copy.deepcopy(obj)
-            md = obj["metadata"]
-            md["deletionTimestamp"] = now()
-            md["deletionGracePeriodSeconds"] = 0
-            if "generation" in md:
-                md["generation"] = int(md["generation"]) + 1
-            md["resourceVersion"] = self.next_rv()
-            self._emit("MODIFIED", gr, obj, old)
-            return copy.deepcopy(obj), False
-        return self._remove(gr, key, propagation), True
+            if not obj["metadata"].get("deletionTimestamp"):
+                self._mark_deleting(gr, obj)
+            return copy.deepcopy(obj)
+        return self._remove(gr, key, propagation)
 
-    def delete_now(self, gr: GroupResource, namespace: str | None, name: str) -> dict[str, Any] | None:
+    def delete_now(self, gr: GroupResource, namespace: str | None, name: str) -> None:
         key = (namespace or "", name)
-        if key not in self.objects.get(gr, {}):
-            return None
-        return self._remove(gr, key, "Background")
+        if key in self.objects.get(gr, {}):
+            self._remove(gr, key, "Background")
 
     def drop_resource(self, gr: GroupResource) -> None:
         """A CRD went away: all its objects go (DELETED events), finalizers or not."""
@@ -245,6 +236,19 @@ class Store:
         self.objects.pop(gr, None)
 
     # ------------------------------------------------------------------------------------ internals
+    def _mark_deleting(self, gr: GroupResource, obj: dict[str, Any]) -> None:
+        """Set ``deletionTimestamp`` (a namespace turns ``Terminating``), as a write with its MODIFIED event."""
+        old = copy.deepcopy(obj)
+        md = obj["metadata"]
+        md["deletionTimestamp"] = now()
+        md["deletionGracePeriodSeconds"] = 0
+        if "generation" in md:
+            md["generation"] = int(md["generation"]) + 1
+        if gr == NAMESPACES:
+            obj.setdefault("status", {})["phase"] = "Terminating"
+        md["resourceVersion"] = self.next_rv()
+        self._emit("MODIFIED", gr, obj, old)
+
     def _remove(self, gr: GroupResource, key: Key, propagation: str) -> dict[str, Any]:
         obj = self.objects[gr].pop(key)
         obj["metadata"]["resourceVersion"] = self.next_rv()
@@ -287,12 +291,7 @@ class Store:
         bucket = self.objects[NAMESPACES]
         ns = bucket[("", name)]
         if not ns["metadata"].get("deletionTimestamp"):
-            old = copy.deepcopy(ns)
-            ns["metadata"]["deletionTimestamp"] = now()
-            ns["metadata"]["deletionGracePeriodSeconds"] = 0
-            ns.setdefault("status", {})["phase"] = "Terminating"
-            ns["metadata"]["resourceVersion"] = self.next_rv()
-            self._emit("MODIFIED", NAMESPACES, ns, old)
+            self._mark_deleting(NAMESPACES, ns)
             result = copy.deepcopy(ns)
             for gr, objs in list(self.objects.items()):
                 rtype = self._type_of(gr)

@@ -104,6 +104,11 @@ def columns_for(rtype: ResourceType) -> list[dict[str, Any]]:
     return result
 
 
+def _units(count: int, unit: str, rest: int = 0, rest_unit: str = "") -> str:
+    """``3m``, or ``3m20s`` with a non-zero remainder."""
+    return f"{count}{unit}" + (f"{rest}{rest_unit}" if rest else "")
+
+
 def human_duration(seconds: float) -> str:
     """``k8s.io/apimachinery/pkg/util/duration.HumanDuration``."""
     secs = int(seconds)
@@ -113,27 +118,22 @@ def human_duration(seconds: float) -> str:
         return "0s"
     if secs < 120:
         return f"{secs}s"
-    minutes = secs // 60
+    minutes, hours, days = secs // 60, secs // 3600, secs // 86400
     if minutes < 10:
-        rest = secs % 60
-        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
+        return _units(minutes, "m", secs % 60, "s")
     if minutes < 180:
-        return f"{minutes}m"
-    hours = secs // 3600
+        return _units(minutes, "m")
     if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
+        return _units(hours, "h", minutes % 60, "m")
     if hours < 48:
-        return f"{hours}h"
+        return _units(hours, "h")
     if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
+        return _units(days, "d", hours % 24, "h")
     if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
+        return _units(days, "d")
     if hours < 24 * 365 * 8:
-        rest = (hours // 24) % 365
-        return f"{hours // 24 // 365}y" if rest == 0 else f"{hours // 24 // 365}y{rest}d"
-    return f"{hours // 24 // 365}y"
+        return _units(days // 365, "y", days % 365, "d")
+    return _units(days // 365, "y")
 
 
 def _age(timestamp: str) -> str:
@@ -152,11 +152,7 @@ def _cell(obj: dict[str, Any], column: dict[str, Any]) -> Any:
     value = results[0]
     kind = column.get("type", "string")
     if kind == "string":
-        if isinstance(value, (dict, list)):
-            return json.dumps(value, separators=(",", ":"))
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return value if isinstance(value, str) else str(value)
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
     if kind == "integer" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return int(value)
     if kind == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -10,13 +10,15 @@ listener with this certificate as ``certificate-authority-data`` (the
 certificate is its own CA; it is valid for ``127.0.0.1`` and ``localhost``).
 The plain HTTP listener (``FakeKubeAPI.url``) stays for raw requests.
 
-The key pair is made once per process with the ``openssl`` command line tool
-(``cryptography`` is not a dependency); without ``openssl`` there is no
-HTTPS listener and kubeconfigs point at the HTTP one.
+The key pair (and the server's ``SSLContext``) is made once per process with
+the ``openssl`` command line tool (``cryptography`` is not a dependency);
+without ``openssl`` there is no HTTPS listener and kubeconfigs point at the
+HTTP one.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 import ssl
 import subprocess
@@ -28,25 +30,13 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Certificate:
     cert_pem: bytes
-    key_pem: bytes
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        with tempfile.TemporaryDirectory() as folder:
-            cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
-            cert.write_bytes(self.cert_pem)
-            key.write_bytes(self.key_pem)
-            context.load_cert_chain(str(cert), str(key))
-        return context
+    #: the HTTPS listener's context, with this key pair loaded
+    server_context: ssl.SSLContext
 
 
-_CACHED: list[Certificate] = []
-
-
+@functools.cache
 def self_signed() -> Certificate | None:
     """The process's certificate for 127.0.0.1 (made on first use), or None without ``openssl``."""
-    if _CACHED:
-        return _CACHED[0]
     openssl = shutil.which("openssl")
     if openssl is None:
         return None
@@ -59,5 +49,6 @@ def self_signed() -> Certificate | None:
              "-addext", "basicConstraints=critical,CA:TRUE",
              "-keyout", str(key), "-out", str(cert)],
             check=True, capture_output=True, timeout=30)
-        _CACHED.append(Certificate(cert.read_bytes(), key.read_bytes()))
-    return _CACHED[0]
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(cert), str(key))
+        return Certificate(cert.read_bytes(), context)

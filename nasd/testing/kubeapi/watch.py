@@ -97,16 +97,28 @@ class WatchFilter:
         return None
 
 
+def truthy(value: str | None) -> bool:
+    """A boolean query parameter as Go's ``strconv.ParseBool`` reads it (``True`` from Python clients too)."""
+    return (value or "").lower() in ("1", "t", "true")
+
+
 def _line(kind: str, obj: dict[str, Any]) -> bytes:
     return json.dumps({"type": kind, "object": obj}, separators=(",", ":")).encode() + b"\n"
+
+
+def _bookmark(rtype: ResourceType, rv: int, annotations: dict[str, str] | None = None) -> tuple[str, dict[str, Any]]:
+    metadata: dict[str, Any] = {"resourceVersion": str(rv)}
+    if annotations:
+        metadata["annotations"] = annotations
+    return "BOOKMARK", {"kind": rtype.kind, "apiVersion": rtype.api_version, "metadata": metadata}
 
 
 async def serve_watch(request: web.Request, store: Store, flt: WatchFilter, params: dict[str, str],
                       bookmark_interval: float, registry: set[OpenWatch]) -> web.StreamResponse:
     rtype = flt.rtype
     rv_param = params.get("resourceVersion", "")
-    bookmarks = params.get("allowWatchBookmarks", "").lower() in ("true", "1", "t")
-    initial_end = params.get("sendInitialEvents", "").lower() in ("true", "1", "t")
+    bookmarks = truthy(params.get("allowWatchBookmarks"))
+    initial_end = truthy(params.get("sendInitialEvents"))
     timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
 
     # Subscribe and take the starting point in one synchronous step: nothing can be missed or doubled.
@@ -133,8 +145,7 @@ async def serve_watch(request: web.Request, store: Store, flt: WatchFilter, para
         except ApiError as exc:
             error = exc
     if initial_end and bookmarks:
-        first.append(("BOOKMARK", {"kind": rtype.kind, "apiVersion": rtype.api_version, "metadata": {
-            "resourceVersion": str(store.rv), "annotations": {"k8s.io/initial-events-end": "true"}}}))
+        first.append(_bookmark(rtype, store.rv, {"k8s.io/initial-events-end": "true"}))
 
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
                                                    "Cache-Control": "no-cache, private"})
@@ -164,8 +175,7 @@ async def serve_watch(request: web.Request, store: Store, flt: WatchFilter, para
                 if deadline is not None and now >= deadline:
                     break
                 if bookmarks and now >= next_bookmark:
-                    await resp.write(_line("BOOKMARK", {"kind": rtype.kind, "apiVersion": rtype.api_version,
-                                                        "metadata": {"resourceVersion": str(store.rv)}}))
+                    await resp.write(_line(*_bookmark(rtype, store.rv)))
                     next_bookmark = now + bookmark_interval
                 continue
             if event is None:
@@ -173,14 +183,9 @@ async def serve_watch(request: web.Request, store: Store, flt: WatchFilter, para
             seen = flt.translate(event)
             if seen:
                 await resp.write(_line(*seen))
-        if handle.aborted:
-            if request.transport is not None:
-                request.transport.close()
-            return resp
-        await resp.write_eof()
+        if not handle.aborted:  # an abrupt end: end_watches() already closed the connection
+            await resp.write_eof()
         return resp
-    except (ConnectionResetError, asyncio.CancelledError):
-        raise
     finally:
         store.unsubscribe(sub)
         registry.discard(handle)
