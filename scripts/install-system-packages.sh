@@ -1,5 +1,5 @@
 #!/bin/sh
-# Install the Debian packages a target needs, only those missing. Usage: install-system-packages.sh python|zfs|samba|mdns|nfs|kubernetes
+# Install the Debian packages a target needs, only those missing. Usage: install-system-packages.sh python|zfs|samba|mdns|nfs|kubernetes|vm
 set -eu
 need=""
 case "${1:-}" in
@@ -38,7 +38,14 @@ case "${1:-}" in
       echo "kubectl is missing: install kubectl 1.32 (https://kubernetes.io/docs/tasks/tools/) and run again" >&2
       exit 1
     fi ;;
-  *) echo "usage: $0 python|zfs|samba|mdns|nfs|kubernetes" >&2; exit 2 ;;
+  vm)
+    # the VM tier's host side (scripts/vm): debootstrap builds the image, qemu runs it; no recommends
+    # (qemu-system-x86 recommends a desktop's worth of packages)
+    for p in debootstrap qemu-system-x86 qemu-utils zstd; do
+      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need="$need $p"
+    done
+    recommends="--no-install-recommends" ;;
+  *) echo "usage: $0 python|zfs|samba|mdns|nfs|kubernetes|vm" >&2; exit 2 ;;
 esac
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
@@ -54,6 +61,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
 fi
 rc=0
-apt-get install -y -qq $need >/dev/null || rc=$?
+# shellcheck disable=SC2086
+apt-get install -y -qq ${recommends:-} $need >/dev/null || rc=$?
 [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
 exit $rc

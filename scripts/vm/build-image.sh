@@ -22,24 +22,7 @@ die() { log "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, chroot)"
 
 # --- host packages (only the missing ones; nothing gets started) ---------------------------------------------
-need=""
-for p in debootstrap qemu-system-x86 qemu-utils zstd; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need="$need $p"
-done
-if [ -n "$need" ]; then
-  log "installing host packages:$need"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  guard=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1
-  fi
-  rc=0
-  # shellcheck disable=SC2086
-  apt-get install -y -qq --no-install-recommends $need >/dev/null || rc=$?
-  [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
-  [ "$rc" = 0 ] || die "apt-get install$need failed"
-fi
+"$here/../install-system-packages.sh" vm || die "installing the host packages (debootstrap, qemu) failed"
 
 mkdir -p "$cache"/{debs,modules,images,apt/lists/partial,apt/cache,pip}
 exec 9>"$cache/lock"
