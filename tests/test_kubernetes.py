@@ -107,6 +107,17 @@ def pod_objects(kube: KubeEnv, share: str) -> tuple[dict, dict, dict]:
             kube.get("services", name, NS, "", "v1"))
 
 
+async def idle(nasd: Nasd, quiet: float = 1.5, timeout: float = 30.0) -> None:
+    """Wait until the daemon has run no pass for ``quiet`` seconds."""
+    loop = asyncio.get_running_loop()
+    count, since, deadline = nasd.metrics.pass_count, loop.time(), loop.time() + timeout
+    while loop.time() - since < quiet:
+        assert loop.time() < deadline, "the daemon never went idle"
+        await asyncio.sleep(0.1)
+        if nasd.metrics.pass_count != count:
+            count, since = nasd.metrics.pass_count, loop.time()
+
+
 async def _has_event(text: Any, reason: str) -> bool:
     lines = (await text).split("Events:", 1)[-1].splitlines()
     return any(reason in line.split() for line in lines)
@@ -446,6 +457,7 @@ async def test_in_host_mode_a_changed_secret_sets_the_new_smb_password(
         ok = await asyncio.to_thread(smb_env.smbclient, "media", "alice", "first-pw", "ls")
         assert ok.returncode == 0, ok.stdout + ok.stderr
 
+        await idle(nasd)  # so that only the Secret's change can bring the next pass
         kube_env.api.put_object(secret("alice-pw", "second-pw"))
 
         async def logs_in(password: str) -> bool:
