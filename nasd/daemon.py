@@ -36,7 +36,9 @@ class Nasd:
         self.hooks = Hooks(self.pm)
         self.ctx = Context(config=config, runner=self.runner, watch=watch, pm=self.pm)
         self.feed = DesiredFeed(on_change=lambda why, settle: self.reconciler.wake(why, settle))
-        config.stateDir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # others may pass through (smbd's children, acting as share users, reach Samba's lock folder below it),
+        # not list it; every file nasd writes in it is 0600
+        config.stateDir.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.store = StatusStore(config.stateDir)
         self.metrics = Metrics(self.runner)
         self.reconciler = Reconciler(self.ctx, self.hooks, self.feed, self.store, self.metrics)

@@ -16,6 +16,8 @@ case "${1:-}" in
     command -v smbclient >/dev/null 2>&1 || need="$need smbclient"
     ls /usr/lib/*/samba/vfs/shadow_copy2.so >/dev/null 2>&1 || need="$need samba-vfs-modules"
     ls /usr/lib/*/libnss_wrapper.so* >/dev/null 2>&1 || need="$need libnss-wrapper"
+    # smbtorture, Samba's own conformance program, for the SMB conformance tests
+    command -v smbtorture >/dev/null 2>&1 || need="$need samba-testsuite"
     command -v useradd >/dev/null 2>&1 || need="$need passwd"
     # `ip`: the Time Machine tests give their mDNS a private network namespace with multicast on loopback
     command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need="$need iproute2" ;;

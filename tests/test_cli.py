@@ -7,33 +7,17 @@ The pytest process lives in a private mount namespace with its own zfs-fuse
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import stat
 import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 import yaml
 
-NASD = str(Path(sys.executable).with_name("nasd")) if Path(sys.executable).with_name("nasd").exists() \
-    else shutil.which("nasd")
+from nasd.testing.serve import NASD, Server, clean_env, nasd, poll, serving
+
 NOTHING_TO_DO = "# nothing to do: everything is as the manifests say"
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NASD_")}
-    env.update(extra)
-    return env
-
-
-def nasd(*args: str | Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
-    assert NASD, "the nasd console script is not installed"
-    return subprocess.run([NASD, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env=clean_env(**env), stdin=subprocess.DEVNULL)
 
 
 def table(stdout: str) -> list[dict[str, str]]:
@@ -41,17 +25,6 @@ def table(stdout: str) -> list[dict[str, str]]:
     lines = [line for line in stdout.splitlines() if line.strip()]
     header = lines[0].split()
     return [dict(zip(header, line.split(None, len(header) - 1))) for line in lines[1:]]
-
-
-def poll(check: Callable[[], Any], timeout: float = 15, interval: float = 0.2, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
-        time.sleep(interval)
 
 
 def zfs_exists(name: str) -> bool:
@@ -278,67 +251,12 @@ def test_a_plugin_disabled_by_environment_is_not_listed():
 # -- serve and the client commands -----------------------------------------------------------------
 
 
-class Server:
-    def __init__(self, proc: subprocess.Popen, socket: Path, log: Path):
-        self.proc = proc
-        self.socket = socket
-        self.log = log
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def cli(self, *args: str | Path, **env: str) -> subprocess.CompletedProcess:
-        return nasd(*args, "--socket", self.socket, timeout=30, **env)
-
-    def ready(self, kind: str, name: str) -> dict[str, Any] | None:
-        """The object if its Ready condition is True, else None."""
-        result = self.cli("get", kind, name, "-o", "yaml")
-        if result.returncode != 0:
-            return None
-        item = yaml.safe_load(result.stdout)
-        conditions = {c["type"]: c for c in item.get("status", {}).get("conditions", [])}
-        return item if conditions.get("Ready", {}).get("status") == "True" else None
-
-    def stop(self, timeout: float = 20) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-                raise AssertionError(f"nasd serve ignored SIGTERM:\n{self.output()}")
-        return self.proc.returncode
-
-
 @pytest.fixture
 def serve(pool_env, tmp_path) -> Iterator[Callable[[Path], Server]]:
     """Start ``nasd serve --manifests DIR --config CFG --socket SOCK``; stopped (SIGTERM) at teardown,
     before pool_env destroys the test's pools."""
-    servers: list[Server] = []
-
-    def start(manifests: Path) -> Server:
-        config = pool_env.write_config(manifestPollSeconds=0.2)
-        sock = tmp_path / "serve.sock"
-        log = tmp_path / "serve.log"
-        with open(log, "w") as out:
-            proc = subprocess.Popen(
-                [NASD, "serve", "--manifests", str(manifests), "--config", str(config),
-                 "--socket", str(sock)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=clean_env(),
-            )
-        server = Server(proc, sock, log)
-        servers.append(server)
-        poll(lambda: sock.exists() or proc.poll() is not None, timeout=20, what="the API socket")
-        assert proc.poll() is None, f"nasd serve exited with {proc.returncode}:\n{server.output()}"
-        return server
-
-    yield start
-    for server in servers:
-        try:
-            server.stop()
-        except Exception:
-            pass
+    with serving(pool_env, tmp_path) as start:
+        yield start
 
 
 @pytest.mark.zfs

@@ -70,7 +70,9 @@ async def test_a_share_on_a_scheduled_dataset_shows_its_snapshots_as_previous_ve
     nasd, _, mountpoint = await start(pool_env, smb_env, make_nasd, tmp_path)
     conf = subprocess.run(["testparm", "-s", "--section-name", "media", str(smb_conf_file(nasd))],
                           capture_output=True, text=True).stdout
-    for line in ("vfs objects = shadow_copy2", "shadow:snapdir = .zfs/snapshot",
+    vfs = next(line for line in conf.splitlines() if line.strip().startswith("vfs objects = "))
+    assert "shadow_copy2" in vfs.split(" = ")[1].split(), conf
+    for line in ("shadow:snapdir = .zfs/snapshot",
                  "shadow:format = GMT-%Y.%m.%d-%H.%M.%S", "shadow:sort = desc", "shadow:localtime = no"):
         assert line in conf, conf
     expose_snapshot(f"{pool_env.pool_name()}/media", mountpoint, SNAP)

@@ -86,6 +86,11 @@ def _mode(value: str) -> str:
     return value
 
 
+def _truthy(value: str) -> bool:
+    """A Samba boolean as Samba reads it."""
+    return value.strip().lower() in ("yes", "true", "1", "on")
+
+
 def _extra(params: dict[str, str]) -> dict[str, str]:
     for key, value in params.items():
         if key not in SMB_EXTRA_PARAMETERS:
@@ -125,8 +130,31 @@ class SMBShareOptions(StrictModel):
     accessBasedShareEnum: bool = False
     caseSensitive: Literal["auto", "yes", "no"] = "auto"
     oplocks: bool = True
+    namedStreams: bool = Field(default=True, description=(
+        "Alternate data streams (Windows' Zone.Identifier and Office metadata, macOS resource forks and Finder "
+        "info), kept in extended attributes. Off only for a share no Windows or Mac client writes to"))
+    ntACLs: bool = Field(default=True, description=(
+        "Keep the Windows ACLs set from the Security tab (stored beside the POSIX permissions, which are kept "
+        "in step as far as they can say the same). Off: Samba maps ACL edits onto the POSIX mode bits only"))
+    durableHandles: bool | None = Field(default=None, description=(
+        "Durable handles (open files survive a short network drop), which need Samba to keep byte-range "
+        "locks to itself (posix locking = no). Default: on, unless the dataset is also exported over NFS, "
+        "whose clients must see the locks. Set false when local programs work on the same files"))
     extraParameters: Annotated[dict[str, str], AfterValidator(_extra)] = Field(default_factory=dict)
     timeMachine: TimeMachineOptions | None = None
+
+    @model_validator(mode="after")
+    def _together(self) -> "SMBShareOptions":
+        tm = self.timeMachine
+        if tm is not None and tm.enabled and not self.namedStreams:
+            raise ValueError("namedStreams: a Time Machine share needs named streams (Macs keep their backup "
+                             "metadata in them); remove namedStreams: false or timeMachine")
+        if self.durableHandles:
+            for key in ("posix locking", "kernel share modes"):
+                if _truthy(self.extraParameters.get(key, "no")):
+                    raise ValueError(f"extraParameters: {key!r} on contradicts durableHandles: true (durable "
+                                     f"handles need Samba to keep locks to itself); set durableHandles: false")
+        return self
 
     @model_validator(mode="after")
     def _per_user(self) -> "SMBShareOptions":
@@ -198,6 +226,9 @@ class NASShareStatus(Status):
     unc: str | None = None
     allowedUsers: list[str] | None = None
     allowedGroups: list[str] | None = None
+    clientFeatures: list[str] | None = Field(default=None, description=(
+        "SMB: what the share gives clients (namedStreams, dosAttributes, ntACLs, durableHandles, appleExtensions, "
+        "previousVersions; xattrsInDatabase where the file system has no extended attributes)"))
     exportLine: str | None = None
     mountCommand: str | None = None
 

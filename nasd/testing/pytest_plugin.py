@@ -134,3 +134,13 @@ async def make_nasd(pool_env: PoolEnv) -> AsyncIterator[Callable[..., Any]]:
     yield factory
     for nasd in started:
         await nasd.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The SMB conformance test's pass counts (nasd's share and the stock smbd, per kind and suite)."""
+    from .smbtorture import REPORT
+    lines = config.stash.get(REPORT, [])
+    if lines:
+        terminalreporter.section("SMB conformance: smbtorture subtests passed")
+        for line in lines:
+            terminalreporter.write_line(line)

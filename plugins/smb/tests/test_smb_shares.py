@@ -462,11 +462,13 @@ async def test_another_plugin_adds_share_options_through_the_smb_hook_and_unsafe
             return self.options if share.name == self.share else None
 
     extensions = [("ext-a", Extension("media", {"vfs objects": "catia", "hide dot files": "yes"})),
-                  ("ext-b", Extension("media", {"vfs objects": "fruit streams_xattr"})),
+                  ("ext-b", Extension("media", {"vfs objects": "streams_xattr fruit"})),
+                  ("ext-odd", Extension("odd", {"vfs objects": "full_audit"})),
                   ("ext-evil", Extension("bad", {"root preexec": "/bin/sh -c evil"}))]
     folder = pool_env.root / "manifests"
     docs = base(pool_env, smb_env, "docs")
-    pool_env.write_manifests(folder, *docs, share("media", "media"), share("docs", "docs"), share("bad", "docs"))
+    pool_env.write_manifests(folder, *docs, share("media", "media"), share("docs", "docs"), share("bad", "docs"),
+                              share("odd", "docs"))
     # registered like installed plugins: the SMB plugin's spec (added through addhooks) validates them
     nasd = await make_nasd([folder], watch=True, extra_plugins=extensions, plugins={
         "zfs": {"mountRoot": str(pool_env.mount_root)}, "smb": smb_env.settings()})
@@ -477,12 +479,15 @@ async def test_another_plugin_adds_share_options_through_the_smb_hook_and_unsafe
     media = conf.split("[media]\n", 1)[1].split("\n\n", 1)[0]
     assert "\thide dot files = yes" in media
     vfs = next(line for line in media.splitlines() if line.startswith("\tvfs objects = "))
-    assert set(vfs.split(" = ")[1].split()) == {"catia", "fruit", "streams_xattr"}
+    # one list, in nasd's stacking order whoever asked first (the features every share has, then xattr_tdb)
+    assert vfs == "\tvfs objects = catia fruit streams_xattr acl_xattr xattr_tdb"
     current = nasd.reconciler.current
     assert current[("NASShare", "media")].ready and current[("NASShare", "docs")].ready
     assert smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0
     assert current[("NASShare", "bad")].condition("Ready").reason == "UnsafeValue"
     assert "[bad]" not in conf and "preexec" not in conf
+    odd = current[("NASShare", "odd")].condition("Ready")
+    assert odd.reason == "UnsafeValue" and "full_audit" in odd.message and "[odd]" not in conf
 
 
 def test_an_implementation_of_the_smb_hook_with_a_wrong_signature_is_refused_at_start():

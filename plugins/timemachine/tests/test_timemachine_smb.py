@@ -54,7 +54,7 @@ async def test_a_time_machine_share_keeps_named_streams_and_reports_its_quota_as
     conf = smb_conf(nasd)
     backups = section(conf, "backups")
     for line in ("fruit:time machine = yes", "fruit:time machine max size = 256M", "fruit:metadata = stream",
-                 "vfs objects = catia fruit streams_xattr xattr_tdb"):  # zfs-fuse has no xattrs
+                 "vfs objects = catia fruit streams_xattr acl_xattr xattr_tdb"):  # zfs-fuse has no xattrs
         assert line in backups, backups
     assert "fruit:model = MacSamba" in section(conf, "global")
     assert pool_env.zfs_get(f"{pool_env.pool_name()}/backups", "refquota") == {"refquota": str(MAX)}
@@ -80,7 +80,7 @@ async def test_every_share_gets_the_same_fruit_stack_and_a_plain_share_still_ser
     nasd, base = await start(pool_env, smb_env, make_nasd,
                              share("backups", timeMachine={"enabled": True}), share("media"))
     media = section(smb_conf(nasd), "media")
-    assert "vfs objects = catia fruit streams_xattr xattr_tdb" in media and "fruit:time machine" not in media
+    assert "vfs objects = catia fruit streams_xattr acl_xattr xattr_tdb" in media and "fruit:time machine" not in media
     (tmp_path / "a.txt").write_text("plain\n")
     put = smb_env.smbclient("media", "alice", ALICE, "put a.txt; get a.txt b.txt", cwd=tmp_path)
     assert put.returncode == 0 and (tmp_path / "b.txt").read_text() == "plain\n"

@@ -18,7 +18,10 @@ def smb_share_options(ctx: Context, share: NASShare, dataset: ZDataset) -> Mappi
 
     Called when the SMB plugin renders the share ``share`` on ``dataset`` (with its status).
     Return value: a mapping of parameter -> value (checked by the renderer like every value);
-    ``vfs objects`` values from several plugins are joined. ``None`` adds nothing.
+    ``vfs objects`` values from several plugins are joined with the SMB plugin's own (every share has
+    ``streams_xattr``, ``acl_xattr`` and, without extended attributes, ``xattr_tdb``) and stacked in one
+    fixed order (``nasd_smb.features.VFS_ORDER``); a module outside that allowlist keeps the share out
+    (``UnsafeValue``). ``None`` adds nothing.
     Must never: return parameters that run programs (``*exec``, ``*script``, ``*command``),
     ``include``, or values with newlines or '%'.
     """

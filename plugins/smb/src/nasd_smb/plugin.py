@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -14,7 +16,7 @@ from nasd.hookspecs import hookimpl
 from nasd.models import NASDirectory, NASGroup, NASShare, NASUser, Resource, ZDataset
 from nasd.planning import Action, Plan, Problem
 
-from . import hookspecs, identity, pod, smbd
+from . import features, filesystem, hookspecs, identity, pod, smbd
 from .render import (HEADER, ShareConfig, UnsafeValue, check_pair, global_options, parse_shares, render, render_share,
                      share_config)
 from .settings import SMBSettings, load_settings
@@ -34,6 +36,7 @@ class SmbObservation:
     names: dict[str, str] = field(default_factory=dict)  # lower-cased share name -> NASShare
     extra_global: dict[str, str] = field(default_factory=dict)  # [global] parameters other plugins add
     identity: identity.IdentityObservation = field(default_factory=identity.IdentityObservation)
+    nfs_datasets: set[str] = field(default_factory=set)  # ZDatasets also exported over NFS (they keep POSIX locks)
     users: list[NASUser] = field(default_factory=list)  # pod mode: every pod creates these
     groups: list[NASGroup] = field(default_factory=list)
 
@@ -61,17 +64,20 @@ def _is_smb(r: Resource) -> bool:
     return isinstance(r, NASShare) and r.spec.protocol == "smb"
 
 
-def _extra_options(ctx: Context, share: NASShare, dataset: ZDataset) -> dict[str, str]:
-    out: dict[str, str] = {}
-    if ctx.pm is None or not hasattr(ctx.pm.hook, "smb_share_options") \
-            or not ctx.pm.hook.smb_share_options.get_hookimpls():
-        return out
-    for part in ctx.pm.hook.smb_share_options(ctx=ctx, share=share, dataset=dataset):
-        for key, value in (part or {}).items():
-            if key == "vfs objects" and key in out:
-                out[key] = " ".join(dict.fromkeys((out[key] + " " + str(value)).split()))
-            else:
-                out[key] = str(value)
+def _extra_options(ctx: Context, share: NASShare, dataset: ZDataset, base: dict[str, str]) -> dict[str, str]:
+    """``base`` (the client features) and what other plugins add; ``vfs objects`` merged in nasd's order.
+    Raises UnknownModule."""
+    out = dict(base)
+    vfs = [base.get("vfs objects", "")]
+    if ctx.pm is not None and hasattr(ctx.pm.hook, "smb_share_options") \
+            and ctx.pm.hook.smb_share_options.get_hookimpls():
+        for part in ctx.pm.hook.smb_share_options(ctx=ctx, share=share, dataset=dataset):
+            for key, value in (part or {}).items():
+                if key == "vfs objects":
+                    vfs.append(str(value))
+                else:
+                    out[key] = str(value)
+    out["vfs objects"] = features.merge_vfs(*vfs)
     return out
 
 
@@ -105,17 +111,19 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
         current: str | None = settings.config_file.read_text()
     except FileNotFoundError:
         current = None
+    nfs = {r.spec.dataset for r in desired if isinstance(r, NASShare) and r.spec.protocol == "nfs"}
     if settings.mode == "pod":  # nothing on the host: each share's pod has its smbd and identities (no I/O: observed
         # even with no share left, so that the last share's deletion still removes its pod)
         return {"smb": SmbObservation(
             settings=settings, current=None, directories=[r for r in desired if isinstance(r, NASDirectory)],
+            nfs_datasets=nfs,
             extra_global=_global_extras(ctx, [r for r in desired if _is_smb(r)], settings),  # type: ignore[misc]
             users=[r for r in desired if isinstance(r, NASUser)], groups=[r for r in desired if isinstance(r, NASGroup)])}
     registry_path = settings.run_dir / "nasd-identities.json"
     registry = identity.load_registry(registry_path)
     if not mine and current is None and not registry["users"] and not registry["groups"]:
         return None  # no SMB here at all: not even a file read more
-    obs = SmbObservation(settings=settings, current=current)
+    obs = SmbObservation(settings=settings, current=current, nfs_datasets=nfs)
     obs.directories = [r for r in desired if isinstance(r, NASDirectory)]
     obs.extra_global = _global_extras(ctx, [r for r in desired if _is_smb(r)], settings)  # type: ignore[misc]
     ident = obs.identity
@@ -181,7 +189,8 @@ def _apply_action(obs: SmbObservation, what: str, share: str | None = None) -> A
     async def apply(ctx: Context) -> None:
         if share is not None and obs.synced and obs.applied.get(share) == obs.shares.get(share):
             return  # an earlier action of this pass wrote this share already
-        smbd.prepare_dirs(obs.settings)
+        smbd.prepare_dirs(obs.settings, ctx.state_dir)
+        _adopt_time_machine_databases(ctx, obs.shares.values())
         attempts = [_candidate(obs)]
         if share is not None and {**obs.applied, share: obs.shares[share]} != attempts[0]:
             attempts.append({**obs.applied, share: obs.shares[share]})
@@ -200,6 +209,20 @@ def _apply_action(obs: SmbObservation, what: str, share: str | None = None) -> A
         await _ensure_running(ctx, obs.settings)
 
     return Action(what, func=apply)
+
+
+def _adopt_time_machine_databases(ctx: Context, shares: Any) -> None:
+    """Before nasd kept the extended attributes of a file system without them for every share, the Time Machine
+    plugin kept them for its shares, in ``<stateDir>/timemachine-<share>.tdb``: such a file becomes the
+    dataset's database (once; never over one that exists), so the streams it holds are not lost."""
+    for config in shares:
+        new = config.options.get("xattr_tdb:file")
+        if not new or os.path.exists(new):
+            continue
+        old = ctx.state_dir / f"timemachine-{re.sub(r'[^A-Za-z0-9_.-]', '_', config.resource)}.tdb"
+        if old.exists():
+            os.replace(old, new)
+            ctx.log.info("moved %s to %s (the dataset's extended attributes)", old, new)
 
 
 def _needs_start(ctx: Context, settings: SMBSettings) -> bool:
@@ -222,6 +245,20 @@ async def _ensure_running(ctx: Context, settings: SMBSettings) -> None:
     await supervisor.start()
 
 
+def _group_folder(obs: SmbObservation, dataset: ZDataset) -> str | None:
+    """The group's name when the dataset's top folder is declared a group folder (a gid and a setgid mode)."""
+    owner = dataset.spec.owner
+    if owner is None or owner.gid is None or not owner.mode or not int(owner.mode, 8) & 0o2000:
+        return None
+    for group in [*obs.groups, *obs.identity.desired_groups.values()]:
+        if group.spec.gid == owner.gid:
+            return group.name
+    for name, (gid, _) in obs.identity.groups.items():
+        if gid == owner.gid:
+            return name
+    return None
+
+
 @hookimpl
 def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Mapping[str, Any]) -> Plan | None:
     if share.spec.protocol != "smb":
@@ -230,8 +267,21 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
     path = dataset.status.mountpoint
     if not path or not path.startswith("/"):
         raise TemporaryError(f"dataset {dataset.name} has no mountpoint yet", reason="DatasetNotReady")
-    served_at = pod.container_path(share) if obs.settings.mode == "pod" else path
-    config = share_config(share, served_at, _extra_options(ctx, share, dataset))
+    in_pod = obs.settings.mode == "pod"
+    served_at = pod.container_path(share) if in_pod else path
+    xattrs = filesystem.has_xattrs(ctx.cache, path)
+    tdb_dir = pod.XATTRS if in_pod else obs.settings.run_dir / "xattrs"
+    base = features.share_features(share, xattrs=xattrs, nfs_shared=dataset.name in obs.nfs_datasets,
+                                   tdb_file=str(tdb_dir / features.tdb_name(dataset.zfs_name)),
+                                   group_folder=_group_folder(obs, dataset))
+    try:
+        config = share_config(share, served_at, _extra_options(ctx, share, dataset, base))
+    except features.UnknownModule as e:
+        return Plan(problem=Problem("UnsafeValue", f"{e} (asked for by a plugin)"))
+    vfs = config.options.get("vfs objects", "").split()
+    if "fruit" in vfs and "streams_xattr" not in vfs:
+        return Plan(problem=Problem("StreamsNeeded", "namedStreams: false cannot hold while a Time Machine share is "
+                                    "on this server: Apple's extensions, on every share then, need named streams"))
     # (in pod mode each share has its own smbd: names cannot clash)
     holder = share.name if obs.settings.mode == "pod" else obs.names.get(config.name.lower(), share.name)
     if holder != share.name:
@@ -252,6 +302,7 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
         "unc": f"\\\\{obs.settings.host}\\{config.name}",
         "allowedUsers": list(smb.validUsers) or None,
         "allowedGroups": list(smb.validGroups) or None,
+        "clientFeatures": features.summary(config.options, xattrs),
     }
     conditions: list[tuple[str, bool, str, str]] = []
     removed: list[str] = []
@@ -260,7 +311,7 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
             status.update((part or {}).get("status") or {})
             conditions += [c for c in (part or {}).get("conditions") or [] if c[0] != "Ready"]
             removed += [t for t in (part or {}).get("removeConditions") or [] if t != "Ready"]
-    if obs.settings.mode == "pod":
+    if in_pod:
         return _pod_plan(ctx, share, config, obs, path, status, conditions, removed)
     actions = []
     if not obs.synced or obs.applied.get(share.name) != config:
@@ -278,6 +329,11 @@ def _pod_plan(ctx: Context, share: NASShare, config: ShareConfig, obs: SmbObserv
     except (UnsafeValue, ValueError) as e:
         return Plan(problem=Problem("UnsafeValue", str(e)))
     planned = ctx.plan_workload(share, workload)
+    if planned is not None and planned.actions and "xattr_tdb:file" in config.options:
+        # the node's folder for the extended attributes the file system cannot keep, before the pod mounts it
+        async def folder(c: Context) -> None:  # (root's: the pod's smbd opens it as root)
+            (obs.settings.run_dir / "xattrs").mkdir(parents=True, exist_ok=True, mode=smbd.DIR_MODES["xattrs"])
+        planned.actions.insert(0, Action("make the node's folder for extended attributes", func=folder))
     if planned is None:
         return Plan(problem=Problem("PodModeUnavailable", "plugins.smb.mode pod runs each share in a pod: it needs "
                                     "the Kubernetes plugin (nasd-kubernetes) configured; use mode supervised on a host"))

@@ -21,12 +21,16 @@ from nasd.workloads import HostPath, Port, SecretFile, Workload
 from .identity import member_groups
 from .render import ShareConfig, render
 from .settings import SMBSettings
+from .smbd import DIR_MODES
 
 RUN_DIR = Path("/var/lib/nasd-smb")
 CONF = "/etc/nasd-smb/smb.conf"
 START = "/etc/nasd-smb/start.sh"
 SECRETS = "/etc/nasd-smb/passwords"
 SHARES = "/shares"
+#: where a pod's smbd keeps the extended attributes of a file system without them (zfs-fuse): the node's
+#: ``<runDir>/xattrs``, the same database the host's smbd would use, so they outlive the pod
+XATTRS = RUN_DIR / "xattrs"
 
 
 def container_path(share: NASShare) -> str:
@@ -53,7 +57,9 @@ def start_script(users: list[NASUser], groups: list[NASGroup], passwords: dict[s
     and every number an int; they are quoted all the same."""
     q = shlex.quote
     lines = ["#!/bin/sh", "# written by nasd: the identities of this share's pod, then smbd", "set -eu",
-             f"mkdir -p {' '.join(q(str(RUN_DIR / d)) for d in ('private', 'lock', 'state', 'cache', 'pid', 'ncalrpc', 'binddns', 'log'))}"]
+             f"mkdir -p {q(str(RUN_DIR))}", f"chmod 0755 {q(str(RUN_DIR))}"]
+    for sub, mode in DIR_MODES.items():  # (the modes Samba expects: see smbd.DIR_MODES)
+        lines.append(f"mkdir -p {q(str(RUN_DIR / sub))} && chmod {mode:04o} {q(str(RUN_DIR / sub))}")
     gids = {g.name: g.spec.gid for g in groups}
     for g in sorted(groups, key=lambda g: g.name):
         lines.append(f"getent group {q(g.name)} >/dev/null || groupadd -g {int(g.spec.gid)} {q(g.name)}")
@@ -95,7 +101,9 @@ def share_workload(share: NASShare, config: ShareConfig, mountpoint: str, settin
         command=("/bin/sh", START),
         files=((CONF, conf), (START, start_script(users, groups, passwords))),
         secret_files=tuple(secret_files),
-        host_paths=(HostPath(host=mountpoint, container=container_path(share)),),
+        host_paths=(HostPath(host=mountpoint, container=container_path(share)),
+                    *([HostPath(host=str(settings.run_dir / "xattrs"), container=str(XATTRS))]
+                      if "xattr_tdb:file" in config.options else [])),
         ports=(Port(name="smb", port=445),),
         service_type=settings.serviceType,
     )

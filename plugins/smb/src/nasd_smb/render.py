@@ -59,7 +59,8 @@ def check_pair(key: str, value: str) -> None:
 
 
 def share_config(share: NASShare, path: str, extra: dict[str, str] | None = None) -> ShareConfig:
-    """The section for one SMB share at ``path`` (the dataset's mountpoint)."""
+    """The section for one SMB share at ``path`` (the dataset's mountpoint). ``extra``: what the SMB
+    plugin's client features and other plugins add (see :mod:`.features`)."""
     smb = share.spec.smb
     assert smb is not None
     opts: dict[str, str] = {
@@ -93,8 +94,8 @@ def share_config(share: NASShare, path: str, extra: dict[str, str] | None = None
         opts["case sensitive"] = smb.caseSensitive
     if not smb.oplocks:
         opts["oplocks"] = "no"
-    opts.update(smb.extraParameters)
-    opts.update(extra or {})
+    opts.update({k: v for k, v in (extra or {}).items() if v != "" or k != "vfs objects"})
+    opts.update(smb.extraParameters)  # (vetted parameters, none of which the plugins set)
     return ShareConfig(name=smb.name or share.name, path=opts["path"], options=opts, resource=share.name)
 
 

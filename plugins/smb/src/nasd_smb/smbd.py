@@ -17,13 +17,44 @@ from nasd.state import atomic_write
 from .settings import SMBSettings
 
 log = logging.getLogger("nasd.smb")
-RUN_SUBDIRS = ("lock", "state", "cache", "private", "pid", "ncalrpc", "binddns", "log")
+#: Samba's folders under the run folder, with the modes Samba itself creates them with. smbd's children
+#: act as the share's user and must reach the lock folder (each checks that the others are alive by their
+#: file in ``msg.lock``: if it cannot, it takes them for dead and drops their share modes and locks) and
+#: ncalrpc (the RPC sockets); what only root may read stays 0700: the passdb and Samba's secrets
+#: (``private``), the logs, and the extended attributes kept for file systems without them (``xattrs``).
+DIR_MODES = {
+    "lock": 0o755, "state": 0o755, "cache": 0o755, "pid": 0o755, "ncalrpc": 0o755,
+    "private": 0o700, "binddns": 0o700, "log": 0o700, "xattrs": 0o700,
+}
+RUN_SUBDIRS = tuple(DIR_MODES)
 
 
-def prepare_dirs(settings: SMBSettings) -> None:
-    for sub in RUN_SUBDIRS:
-        (settings.run_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(settings.run_dir / "private", 0o700)
+def prepare_dirs(settings: SMBSettings, own: Path | None = None) -> None:
+    """Samba's folders with :data:`DIR_MODES` (modes set again where they differ: an upgrade heals), the run
+    folder 0755. Every folder above it must let others pass (o+x), or smbd's children could not reach the
+    lock folder: folders inside ``own`` (nasd's state folder, whose files are 0600) are given o+x, any
+    other is reported. Raises PermanentError."""
+    run = settings.run_dir
+    run.mkdir(parents=True, exist_ok=True, mode=0o755)
+    _set_mode(run, 0o755)
+    for sub, mode in DIR_MODES.items():
+        (run / sub).mkdir(exist_ok=True, mode=mode)
+        _set_mode(run / sub, mode)
+    for parent in run.resolve().parents:
+        st = parent.stat()
+        if st.st_mode & 0o001:
+            continue
+        if own is not None and (parent == own.resolve() or own.resolve() in parent.parents):
+            os.chmod(parent, (st.st_mode & 0o7777) | 0o001)
+            continue
+        raise PermanentError(f"smbd's processes acting as share users cannot reach {run / 'lock'}: {parent} "
+                             f"is mode {st.st_mode & 0o7777:04o}; let others pass (chmod o+x {parent}) or set "
+                             "plugins.smb.runDir below a folder they can pass", reason="SambaDirUnreachable")
+
+
+def _set_mode(path: Path, mode: int) -> None:
+    if path.stat().st_mode & 0o7777 != mode:
+        os.chmod(path, mode)
 
 
 async def check_config(ctx: Context, settings: SMBSettings, text: str) -> None:
@@ -115,6 +146,7 @@ class Supervisor:
 
     async def start(self) -> None:
         smbd = self.ctx.runner.resolve("smbd")
+        prepare_dirs(self.settings, self.ctx.state_dir)  # (folders made by an older nasd get their modes)
         logfile = open(self.settings.run_dir / "log" / "smbd.stdout", "ab")
         try:
             self.proc = await asyncio.create_subprocess_exec(

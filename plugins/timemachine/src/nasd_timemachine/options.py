@@ -3,8 +3,7 @@
 Samba's vfs_fruit serves Apple's SMB extensions. The first share a Mac opens decides whether they
 are on for the whole session, so once any share on the server is a Time Machine share, every share
 gets the same fruit stack (it changes nothing for Windows and Linux clients, which do not ask for
-the extensions). Streams (resource forks, Finder info) need extended attributes; where the file
-system has none (zfs-fuse), ``xattr_tdb`` keeps them in a database instead.
+the extensions). Streams (resource forks, Finder info) are the SMB plugin's: every share has them.
 """
 
 from __future__ import annotations
@@ -49,12 +48,11 @@ def global_options(shares: list[NASShare], model: str = DEFAULT_MODEL) -> dict[s
     return {**GLOBAL, "fruit:model": model}
 
 
-def share_options(share: NASShare, xattrs: bool, tdb_file: str, path: str = "") -> dict[str, str]:
-    """The fruit stack for ``share`` (at ``path``) on a server where some share is a Time Machine share."""
-    vfs = ["catia", "fruit", "streams_xattr"] + ([] if xattrs else ["xattr_tdb"])
-    opts = {"vfs objects": " ".join(vfs), **PER_SHARE}
-    if not xattrs:
-        opts["xattr_tdb:file"] = tdb_file
+def share_options(share: NASShare, path: str = "") -> dict[str, str]:
+    """The fruit stack for ``share`` (at ``path``) on a server where some share is a Time Machine share (the
+    SMB plugin gives every share named streams, and a database for them where the file system has no
+    extended attributes)."""
+    opts = {"vfs objects": "catia fruit", **PER_SHARE}
     if is_time_machine(share):
         opts["fruit:time machine"] = "yes"
         if share.spec.smb.timeMachine.perUserDatasets and path:  # type: ignore[union-attr]

@@ -5,9 +5,7 @@ hooks the SMB plugin declares), and the quota of a Time Machine share's dataset 
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
-import os
 import re
 import socket
 from pathlib import Path
@@ -23,7 +21,6 @@ from . import advertise, options
 
 NAME = "timemachine"
 _ANY = "timemachine-any"
-_XATTRS = "timemachine-xattrs"
 _WANTED = "timemachine-wanted"  # the Time Machine share names the last pass declared
 _SEEN = "timemachine-seen"  # share name -> (ok, message) from the last check by browsing
 _EVENT = "timemachine-event"
@@ -110,20 +107,6 @@ def _smb_shares(resources: list[Resource]) -> list[NASShare]:
     return [r for r in resources if isinstance(r, NASShare) and r.spec.protocol == "smb"]
 
 
-def has_xattrs(ctx: Context, path: str) -> bool:
-    """Whether the file system at ``path`` stores extended attributes (zfs-fuse does not): a read, once per path."""
-    cache: dict[str, bool] = ctx.cache.setdefault(_XATTRS, {})
-    if path not in cache:
-        if not os.path.ismount(path):
-            return True  # not mounted (yet): the folder below says nothing about the dataset; decide then
-        try:
-            os.getxattr(path, "user.nasd-probe")
-            cache[path] = True
-        except OSError as e:
-            cache[path] = e.errno == errno.ENODATA
-    return cache[path]
-
-
 @hookimpl
 def supply_desired_state(ctx: Context, feed: Any) -> None:
     """The per-user datasets derived before a restart, so that they do not look deleted until the first
@@ -204,10 +187,7 @@ def smb_global_options(ctx: Context, shares: list[NASShare]) -> Mapping[str, Any
 def smb_share_options(ctx: Context, share: NASShare, dataset: ZDataset) -> Mapping[str, Any] | None:
     if not ctx.cache.get(_ANY):
         return None
-    path = dataset.status.mountpoint or ""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", share.name)
-    tdb = str(ctx.state_dir / f"timemachine-{safe}.tdb")  # (only where the file system has no xattrs)
-    return options.share_options(share, has_xattrs(ctx, path) if path else True, tdb, path)
+    return options.share_options(share, dataset.status.mountpoint or "")
 
 
 @hookimpl
