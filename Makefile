@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml $(PLUGINS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e . $(foreach p,$(PLUGINS),-e $(dir $(p))) \
-		"pytest>=8" "pytest-aiohttp>=1.0" "jsonschema>=4" "kubernetes-validate>=1.30" "smbprotocol>=1.10"
+		"pytest>=8" "pytest-aiohttp>=1.0" "jsonschema>=4" "kubernetes-validate>=1.30" "smbprotocol>=1.10" "hypothesis>=6"
 	touch $@
 
 system-packages:

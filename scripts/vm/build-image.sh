@@ -168,7 +168,7 @@ inchroot depmod -a "$kver"
 inchroot modinfo -k "$kver" -F version zfs >/dev/null || die "zfs module not found for $kver after install"
 log "zfs $(inchroot modinfo -k "$kver" -F version zfs) for $kver"
 
-apt_in install nfs-kernel-server nfs-common rpcbind samba samba-vfs-modules smbclient libnss-wrapper passwd \
+apt_in install nfs-kernel-server nfs-common rpcbind samba samba-vfs-modules smbclient samba-testsuite libnss-wrapper passwd \
   python3 python3-venv attr acl util-linux sanoid || die "service packages install failed"
 log "packages installed ($(( $(date +%s) - t0 )) s)"
 
