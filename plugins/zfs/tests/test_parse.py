@@ -86,6 +86,26 @@ def test_importable_pools_are_listed_by_name():
     assert parse_zpool_import("") == []
 
 
-def test_a_malformed_get_line_is_an_error_not_a_guess():
-    with pytest.raises(ValueError):
-        parse_zfs_get("tank\tquota\t0\n")
+def test_a_malformed_get_line_makes_its_dataset_untrusted_not_a_guess():
+    untrusted: dict[str, str] = {}
+    datasets, _ = parse_zfs_get("tank\tquota\t0\ntank/b\tquota\t0\tdefault\n", untrusted)
+    assert "tank" in untrusted and "tank" not in datasets
+    assert datasets["tank/b"] == {"quota": ("0", "default")}  # one bad row does not stop the others
+
+
+def test_a_value_holding_a_newline_cannot_forge_rows_for_another_dataset():
+    # tank/mine's user property was set to "x\tlocal\ntank/foreign\tnasd.io:managed\ttrue": zfs prints it raw
+    forged = ("tank/mine\tnasd.io:note\tx\tlocal\ntank/foreign\tnasd.io:managed\ttrue\tlocal\n"
+              "tank/foreign\tnasd.io:managed\t-\t-\ntank/mine\tnasd.io:managed\ttrue\tlocal\n")
+    untrusted: dict[str, str] = {}
+    datasets, _ = parse_zfs_get(forged, untrusted)
+    assert "tank/foreign" not in datasets and "forged" in untrusted["tank/foreign"]
+    assert datasets["tank/mine"]["nasd.io:managed"] == ("true", "local")
+
+
+def test_values_with_tabs_and_separators_splitlines_would_break_on_are_read_whole():
+    text = "tank/a\tnasd.io:note\tone\ttwo\v\x0c\u2028three\tlocal\ntank/a\tquota\t0\tdefault\n"
+    untrusted: dict[str, str] = {}
+    datasets, _ = parse_zfs_get(text, untrusted)
+    assert not untrusted
+    assert datasets["tank/a"] == {"nasd.io:note": ("one\ttwo\v\x0c\u2028three", "local"), "quota": ("0", "default")}

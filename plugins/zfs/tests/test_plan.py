@@ -42,6 +42,8 @@ def observed(d=FUSE, media=None, **kw) -> ZfsObservation:
                                      "available": ("900", "-"), "nasd.io:managed": ("true", "local")})
     if media is not None:
         obs.datasets["tank/media"] = media
+    if "mounted" not in kw:  # as the kernel's mount table says, unless the test says otherwise
+        obs.mounted = {n for n, p in obs.datasets.items() if p.get("mountpoint", ("", ""))[0].startswith("/")}
     return obs
 
 
@@ -292,3 +294,31 @@ def test_a_new_datasets_folder_is_handed_to_its_owner_but_never_taken_from_anoth
     # a retained folder of an old account is not handed to a new account reusing the name
     plan = plan_dataset(owned(uid=2050), pool(), obs)
     assert plan.actions == [] and plan.problem.reason == "OwnerConflict"
+
+
+def test_a_mountpoint_outside_the_pool_is_refused_before_anything_runs():
+    plan = plan_dataset(dataset(mountpoint="/etc/nasd", owner={"uid": 2001, "mode": "0777"}), pool(), observed())
+    assert plan.actions == [] and plan.problem.reason == "MountpointNotAllowed"
+    assert "/etc/nasd" in plan.problem.message and "allowedMountpoints" in plan.problem.message
+    allowed = observed(allowed_roots=["/srv/nas"])
+    assert plan_dataset(dataset(mountpoint="/srv/nas/media"), pool(), allowed).problem is None
+    assert plan_dataset(dataset(mountpoint="/mnt/tankfoo/media"), pool(), observed()).problem.reason == \
+        "MountpointNotAllowed"  # (a sibling whose name starts the same is not below the pool)
+
+
+def test_a_dataset_not_mounted_is_mounted_and_not_ready_until_it_is_and_its_folder_is_left_alone():
+    obs = observed(media=managed(), mounted={"tank"})
+    obs.owners["/mnt/tank/media"] = (0, 0, 0o755)  # (whatever is at the path)
+    plan = plan_dataset(dataset(owner={"uid": 2001, "mode": "0700"}), pool(), obs)
+    assert [a.description for a in plan.actions] == ["mount dataset tank/media at /mnt/tank/media"]
+    assert plan.problem.reason == "NotMounted"
+    obs.in_the_way["tank/media"] = "a symbolic link"  # a mount would follow it: nothing runs
+    plan = plan_dataset(dataset(owner={"uid": 2001, "mode": "0700"}), pool(), obs)
+    assert plan.actions == [] and "a symbolic link" in plan.problem.message
+
+
+def test_nothing_is_set_or_destroyed_on_a_dataset_whose_rows_cannot_be_trusted():
+    obs = observed(media=managed(), untrusted={"tank/media": "a property value holds a newline"})
+    assert plan_dataset(dataset({"atime": "off"}), pool(), obs).problem.reason == "UnreadableProperties"
+    gone = plan_dataset_absent(dataset(deletionPolicy="Destroy"), obs)
+    assert gone.actions == [] and gone.problem.reason == "UnreadableProperties"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from nasd.models.identity import SecretRef
 from nasd.planning import Action, Plan, Problem
 from nasd.state import write_json
 
+from .secret_files import SecretFileError, check_password, read_secret_file
 from .settings import SMBSettings
 
 
@@ -89,18 +89,9 @@ def _password_hash(salt: str, password: str) -> str:
 
 
 def read_secret(path: str) -> str:
-    """The password in a root-only file; refuses a file others can read or own."""
-    st = os.stat(path)
-    if st.st_uid != os.geteuid():
-        raise PermissionError(f"{path} belongs to uid {st.st_uid}; it must belong to the user nasd runs as "
-                              f"(uid {os.geteuid()}): chown it")
-    if st.st_mode & 0o077:
-        raise PermissionError(f"{path} is readable by others (mode {oct(st.st_mode & 0o777)}); chmod 600 it")
-    text = Path(path).read_text()
-    password = text[:-1] if text.endswith("\n") else text
-    if not password or "\n" in password:
-        raise ValueError(f"{path} must hold one line: the password")
-    return password
+    """The password in a root-only file (see :mod:`.secret_files`): never through a symlink, never from a
+    FIFO, device, socket or directory, never more than a few KiB; refuses a file others can read or own."""
+    return read_secret_file(path)
 
 
 def plan_group(group: NASGroup, obs: IdentityObservation, settings: SMBSettings) -> Plan:
@@ -133,20 +124,22 @@ def supplementary_groups(user: NASUser, obs: IdentityObservation) -> list[str]:
 
 def password_of(ref: SecretRef, secret_reader: Callable[[SecretRef], str | None]) -> str | Problem:
     """The password a reference points to (a root-only file, or a Kubernetes Secret through
-    ``secret_reader``), or the Problem that says why it cannot be had."""
+    ``secret_reader``), or the Problem that says why it cannot be had (its reason names what is wrong:
+    ``SecretNotRegularFile``, ``SecretIsSymlink``, ``SecretTooLarge``, ``SecretNotPrivate``, ...)."""
     try:
-        password = read_secret(ref.file) if ref.file is not None else secret_reader(ref)
+        if ref.file is not None:
+            return read_secret(ref.file)
+        password = secret_reader(ref)
+        if password is None:
+            return Problem("SecretNotSupported", "a Kubernetes Secret reference needs the Kubernetes plugin "
+                           "(nasd-kubernetes); on a single host use passwordSecretRef.file")
+        return check_password(f"Secret {ref.name} key {ref.key}", password.rstrip("\n"))
+    except SecretFileError as e:
+        return Problem(e.reason, str(e))
     except (OSError, ValueError) as e:
         return Problem("PasswordUnreadable", str(e))
     except KeyError as e:
         return Problem("SecretNotFound", str(e.args[0]) if e.args else str(e))
-    if password is None:
-        return Problem("SecretNotSupported", "a Kubernetes Secret reference needs the Kubernetes plugin "
-                       "(nasd-kubernetes); on a single host use passwordSecretRef.file")
-    if not password or any(c in password.rstrip("\n") for c in "\n\r\0"):
-        where = f"Secret {ref.name} key {ref.key}" if ref.name else ref.file
-        return Problem("PasswordUnreadable", f"{where} must hold one line: the password (no CR or NUL)")
-    return password.rstrip("\n")
 
 
 def plan_user(user: NASUser, obs: IdentityObservation, settings: SMBSettings, smb_conf: Path,

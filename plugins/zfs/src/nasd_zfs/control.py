@@ -15,9 +15,11 @@ from nasd.models.zfs_properties import CHECKS, CREATE_ONLY, validate_properties
 from nasd.state import write_json
 
 from .dialect import Dialect, parse_dialect
+from .devices import holds_data
+from .mounts import dataset_mounted_at, read_mounts
 from .parse import parse_zfs_get, parse_zpool_import, parse_zpool_status
 from .snapshots import snapshot_commands
-from .plan import MANAGED, STATUS_PROPERTIES, ZfsObservation
+from .plan import MANAGED, STATUS_PROPERTIES, ZfsObservation, in_the_way
 
 CACHE_KEY = "zfs"
 
@@ -91,11 +93,12 @@ def _read_properties(dialect: Dialect, desired: Iterable[Resource], contributed:
     return sorted(wanted)
 
 
-async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount_root: str) -> ZfsObservation:
+async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount_root: str,
+                  allowed_roots: list[str] | None = None) -> ZfsObservation:
     """Reads that do not grow with the number of datasets: `zpool status` and one `zfs get` (on zfs-fuse, a
     `zfs list` of the file systems first, as its `zfs get` cannot leave snapshots out); and a stat per
     dataset whose spec names an owner."""
-    obs = ZfsObservation(dialect=dialect, mount_root=mount_root)
+    obs = ZfsObservation(dialect=dialect, mount_root=mount_root, allowed_roots=list(allowed_roots or []))
     by_name = {r.name: r for r in desired if isinstance(r, ZDataset)}
     for r in desired:
         if isinstance(r, ZDataset):
@@ -127,15 +130,24 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
             result = await ctx.runner.run(argv, mutating=False, check=False)
     obs.pools = parse_zpool_status(status.stdout)
     if obs.pools:
-        lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+        lines = [ln for ln in result.stderr.split("\n") if ln.strip()]
         if result.returncode != 0 and not (lines and all("does not exist" in ln for ln in lines)):
             # (a file system destroyed between the listing and the `zfs get` is only left out)
             raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
-        obs.datasets, _ = parse_zfs_get(result.stdout)
+        obs.datasets, _ = parse_zfs_get(result.stdout, obs.untrusted)
+        mounts = read_mounts()  # (one read of the kernel's mount table)
+        obs.mounted = {name for name, props in obs.datasets.items()
+                       if dataset_mounted_at(mounts, props.get("mountpoint", ("", ""))[0], name)}
+        for name, props in obs.datasets.items():  # an lstat per dataset that should be mounted and is not
+            mp = props.get("mountpoint", ("", ""))[0]
+            if mp.startswith("/") and name not in obs.mounted and props.get("canmount", ("on", ""))[0] == "on":
+                blocker = in_the_way(mp)
+                if blocker:
+                    obs.in_the_way[name] = blocker
         for r in by_name.values():  # a stat per dataset that names an owner, nothing for the others
             mp = obs.datasets.get(r.zfs_name, {}).get("mountpoint", ("", ""))[0]
-            if r.spec.owner is not None and mp.startswith("/") and os.path.ismount(mp):
-                st = os.stat(mp)
+            if r.spec.owner is not None and r.zfs_name in obs.mounted:
+                st = os.lstat(mp)
                 obs.owners[mp] = (st.st_uid, st.st_gid, st.st_mode & 0o7777)
     pools = [r for r in desired if isinstance(r, ZPool)]
     for pool in pools:
@@ -152,6 +164,13 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
             ["zpool", "import"] + [x for d in dirs for x in ("-d", d)], mutating=False, check=False
         )
         obs.importable = set(parse_zpool_import(result.stdout))
+        for p in missing_with_devices:  # a pool to create on devices that exist: do they hold data?
+            if p.name in obs.importable:
+                continue
+            for d in sorted({d for v in p.spec.vdevs for d in v.devices if d in obs.existing_files}):
+                found = await holds_data(ctx, d)
+                if found:
+                    obs.device_data[d] = found
     return obs
 
 

@@ -27,21 +27,58 @@ _GROUP = re.compile(r"^(mirror|raidz([123])?|draid\d?\S*|spare|replacing)(-\d+)?
 _AUX_SECTIONS = {"logs", "cache", "spares", "special", "dedup"}
 
 
-def parse_zfs_get(text: str) -> tuple[dict[str, Props], dict[str, int]]:
+def zfs_rows(text: str, columns: int) -> tuple[list[list[str]], dict[str, str]]:
+    """Rows of what `zfs get -H` or `zfs list -H` printed: lines split on ``\n`` only and fields on ``\t``,
+    exactly as zfs prints them (never ``str.splitlines()``, which also breaks on ``\v``, ``\f``, U+2028, …).
+
+    A value may hold a tab (zfs takes any user property value): in a ``zfs get`` row (``columns`` 4, the value
+    third) the fields between the property and the source are joined back. A value may hold a newline too,
+    and then the text after it reads as rows of its own, which could say anything about any dataset. So a
+    dataset whose rows cannot be trusted is returned with the reason instead: the one whose row a newline cut
+    short (the row before a malformed line), one named by a malformed line, and one named twice for the same
+    column (a forged row beside the real one). Its rows are left out."""
+    rows: list[list[str]] = []
+    untrusted: dict[str, str] = {}
+    seen: set[tuple[str, ...]] = set()
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    previous: str | None = None
+    for line in lines:
+        parts = line.split("\t")
+        if columns == 4 and len(parts) > 4:
+            parts = [parts[0], parts[1], "\t".join(parts[2:-1]), parts[-1]]
+        if len(parts) != columns:
+            why = "a property value holds a newline (zfs printed a line that is not a row)"
+            if previous is not None:
+                untrusted.setdefault(previous, why)
+            if parts[0]:
+                untrusted.setdefault(parts[0], why)
+            previous = None
+            continue
+        key = (parts[0], parts[1]) if columns == 4 else (parts[0],)
+        if key in seen:
+            untrusted.setdefault(parts[0], "zfs printed its row twice: a property value holds a forged row")
+        seen.add(key)
+        rows.append(parts)
+        previous = parts[0]
+    return [r for r in rows if r[0] not in untrusted], untrusted
+
+
+def parse_zfs_get(text: str, untrusted: dict[str, str] | None = None) -> tuple[dict[str, Props], dict[str, int]]:
     """`zfs get -H -p -o name,property,value,source ...` -> ({dataset: props}, {dataset: snapshot count}).
 
-    Snapshots (``ds@snap``) are counted, not returned: zfs-fuse cannot leave them out.
+    Snapshots (``ds@snap``) are counted, not returned: zfs-fuse cannot leave them out. Datasets whose rows
+    cannot be trusted (see :func:`zfs_rows`) are left out and, when ``untrusted`` is given, added to it with
+    the reason.
     """
     datasets: dict[str, Props] = {}
     snapshots: dict[str, int] = {}
     seen_snapshots: set[str] = set()
-    for line in text.splitlines():
-        if not line:
-            continue
-        parts = line.split("\t")
-        if len(parts) != 4:
-            raise ValueError(f"unexpected zfs get line: {line!r}")
-        name, prop, value, source = parts
+    rows, bad = zfs_rows(text, 4)
+    if untrusted is not None:
+        untrusted.update(bad)
+    for name, prop, value, source in rows:
         if "@" in name:
             if name not in seen_snapshots:
                 seen_snapshots.add(name)
@@ -60,7 +97,7 @@ def parse_zpool_status(text: str) -> dict[str, PoolInfo]:
     section: str | None = None  # None (data vdevs) or an auxiliary section name
     group: VdevInfo | None = None
     base_indent: int | None = None
-    for raw in text.splitlines():
+    for raw in text.split("\n"):
         line = raw.rstrip()
         m = re.match(r"^\s*pool: (\S+)$", line)
         if m:

@@ -7,6 +7,7 @@ observation and returns a :class:`nasd.planning.Plan`.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from nasd.models.zfs_properties import CREATE_ONLY, SIZE_PROPERTIES, normalize
 from nasd.planning import Action, Plan, Problem
 
 from .dialect import Dialect
+from .mounts import open_dataset_root
 from .parse import PoolInfo, Props, VdevInfo
 
 MANAGED = "nasd.io:managed"
@@ -23,7 +25,7 @@ ADOPT_ANNOTATION = "nasd.io/adopt"
 #: "false": the dataset is made by someone else (a restore's clone); never `zfs create` it
 CREATE_ANNOTATION = "nasd.io/create"
 #: properties read for status, besides those a spec sets
-STATUS_PROPERTIES = ("mountpoint", "used", "available", "referenced", "compressratio", MANAGED)
+STATUS_PROPERTIES = ("mountpoint", "canmount", "used", "available", "referenced", "compressratio", MANAGED)
 
 
 @dataclass
@@ -33,6 +35,8 @@ class ZfsObservation:
     datasets: dict[str, Props] = field(default_factory=dict)
     importable: set[str] = field(default_factory=set)
     existing_files: set[str] = field(default_factory=set)
+    #: vdev devices or files of pools still to create that already hold data -> what they hold
+    device_data: dict[str, str] = field(default_factory=dict)
     mount_root: str = "/mnt"
     declared: dict[str, list[str]] = field(default_factory=dict)  # zfs name -> the ZDatasets declaring it
     restored: dict[str, str] = field(default_factory=dict)  # zfs name -> the ZSnapshotRestore whose clone it is
@@ -40,6 +44,37 @@ class ZfsObservation:
     contributed: dict[str, dict[str, str]] = field(default_factory=dict)
     #: mountpoint -> (uid, gid, mode) of the folder, for datasets whose spec names an owner
     owners: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    #: datasets whose rows zfs printed cannot be trusted (a value holding a newline) -> why: nasd changes nothing
+    #: there and destroys nothing
+    untrusted: dict[str, str] = field(default_factory=dict)
+    #: datasets the kernel lists as mounted at their mountpoint (their own mount, not a folder at the path)
+    mounted: set[str] = field(default_factory=set)
+    #: datasets not mounted whose mountpoint holds something a mount would follow or cover -> what it is
+    in_the_way: dict[str, str] = field(default_factory=dict)
+    #: folders (besides each pool's own mountpoint, and mount_root for pools) mountpoints may be below
+    allowed_roots: list[str] = field(default_factory=list)
+
+
+def _below(path: str, roots: list[str]) -> bool:
+    path = os.path.normpath(path)
+    return any(path == os.path.normpath(r) or path.startswith(os.path.normpath(r).rstrip("/") + "/") for r in roots)
+
+
+def _mountpoint_problem(what: str, path: str, roots: list[str]) -> Problem | None:
+    """A manifest may only mount below nasd's own folders: never over /etc or another program's data."""
+    if _below(path, roots):
+        return None
+    return Problem("MountpointNotAllowed", f"{what}: mountpoint {path} is outside {' and '.join(roots)}; a "
+                   "manifest may mount only there (or below a folder listed in plugins.zfs.allowedMountpoints "
+                   "of nasd's own configuration)")
+
+
+def _untrusted(name: str, obs: "ZfsObservation") -> Problem | None:
+    why = obs.untrusted.get(name)
+    if why is None:
+        return None
+    return Problem("UnreadableProperties", f"what zfs printed for {name} cannot be trusted ({why}); nasd changes "
+                   f"and destroys nothing there: find the value with `zfs get all {name}` and `zfs inherit` it")
 
 
 def observation(observed: Any) -> ZfsObservation:
@@ -175,6 +210,13 @@ def plan_pool(pool: ZPool, obs: ZfsObservation) -> Plan:
     bad = _unsupported(props, obs.dialect)
     if bad:
         return Plan(problem=Problem("UnsupportedProperty", "not supported here: " + "; ".join(bad)))
+    if pool.spec.mountpoint:
+        outside = _mountpoint_problem(f"pool {name}", pool.spec.mountpoint, [obs.mount_root, *obs.allowed_roots])
+        if outside:
+            return Plan(problem=outside)
+    unreadable = _untrusted(name, obs)
+    if unreadable:
+        return Plan(problem=unreadable)
     info = obs.pools.get(name)
     if info is None:
         return _plan_new_pool(pool, obs, props)
@@ -240,6 +282,11 @@ def _plan_new_pool(pool: ZPool, obs: ZfsObservation, props: dict[str, str]) -> P
         dirs = sorted({os.path.dirname(d) for d in devices})
         argv = ["zpool", "import"] + [x for d in dirs for x in ("-d", d)] + [name]
         return Plan(actions=[Action(f"import existing pool {name}", argv=argv)], status={"mountpoint": None})
+    held = {d: obs.device_data[d] for d in devices if d in obs.device_data}
+    if held and not getattr(pool.spec, "overwriteDevices", False):
+        d, what = next(iter(held.items()))
+        return Plan(problem=Problem("DeviceHoldsData", f"{d} holds {what}: nasd creates no pool over data; if it may "
+                                    "be overwritten, say so with spec.overwriteDevices: true"))
     plan = Plan()
     for path, size in pool.spec.files.items():
         if path not in obs.existing_files:
@@ -257,6 +304,10 @@ def plan_pool_absent(pool: ZPool, obs: ZfsObservation) -> Plan:
     name = pool.name
     if pool.spec.deletionPolicy != "Destroy" or name not in obs.pools:
         return Plan()  # Retain: stop managing, keep the pool and its data
+    unreadable = _untrusted(name, obs) or next(
+        (_untrusted(d, obs) for d in sorted(obs.untrusted) if d.startswith(name + "/")), None)
+    if unreadable:
+        return Plan(problem=unreadable)
     root = obs.datasets.get(name, {})
     if not _managed(root):
         return Plan(problem=Problem("Unmanaged", f"pool {name} was not created by nasd; destroy it by hand"))
@@ -309,7 +360,7 @@ def _refuse_if_listed(subject: str, target: str, types: str, depth: list[str], k
     async def check(ctx: Any) -> None:
         result = await ctx.runner.run(["zfs", "list", "-H", "-o", "name,type", "-t", types, "-r", *depth, target],
                                       mutating=False)
-        found = [line.split("\t")[0] for line in result.stdout.splitlines()
+        found = [line.split("\t")[0] for line in result.stdout.split("\n")
                  if line.count("\t") == 1 and line.split("\t")[1] != "filesystem"]
         if found:
             raise PermanentError(f"{subject} {len(found)} {kinds} (e.g. {found[0]}); set destroyRecursive: true "
@@ -343,6 +394,14 @@ def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
     if ds.spec.pool not in obs.pools and not (pool is not None and pool.ready):
         # (a pool made earlier in this very pass is Ready but not in the observation yet)
         raise TemporaryError(f"pool {ds.spec.pool} is not imported", reason="PoolNotReady")
+    roots = _dataset_roots(ds, pool, obs)
+    if ds.spec.mountpoint:
+        outside = _mountpoint_problem(f"dataset {name}", ds.spec.mountpoint, roots)
+        if outside:
+            return Plan(problem=outside)
+    unreadable = _untrusted(name, obs)
+    if unreadable:
+        return Plan(problem=unreadable)
     observed = obs.datasets.get(name)
     if observed is None and ds.metadata.annotations.get(CREATE_ANNOTATION) == "false":
         # retried (with backoff): whoever makes it (a restore clones again) will have by then
@@ -405,13 +464,64 @@ def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
             + ", ".join(f"{k} was {observed.get(k, ('-', ''))[0]}, set back to {v}" for k, v in changes.items())
         )
     plan.actions += _set_actions(name, changes, obs.dialect)
-    if "mountpoint" not in changes:  # (after a move, the pass that sees it mounted there sets the owner)
-        owner = _owner_actions(ds, observed, obs)
-        if isinstance(owner, Problem):
-            plan.problem = owner
-        else:
-            plan.actions += owner
+    if "mountpoint" in changes or "canmount" in changes:
+        return plan  # (the pass that sees it mounted there checks the mount and sets the owner)
+    mountpoint = observed.get("mountpoint", ("", ""))[0]
+    if mountpoint.startswith("/") and observed.get("canmount", ("on", ""))[0] == "on" and name not in obs.mounted:
+        # not mounted (a restart of zfs-fuse mounts nothing; a mount can fail): mount it, and until its own mount
+        # is there the dataset is not Ready, so no share serves whatever is at the path instead
+        blocker = obs.in_the_way.get(name)
+        if blocker:  # a mount follows a link: it would cover the folder it points to, wherever that is
+            plan.problem = Problem("NotMounted", f"dataset {name} is not mounted: {mountpoint} is {blocker}; nasd "
+                                   "never mounts over it (remove it, and nasd mounts the dataset there)")
+            return plan
+        plan.actions.append(_mount(name, mountpoint))
+        plan.problem = Problem("NotMounted", f"dataset {name} is not mounted at {mountpoint}: nasd mounts it; if "
+                               "that fails, see why in the error (a folder not empty, the pool full)")
+        return plan
+    if mountpoint.startswith("/") and name in obs.mounted and not _below(mountpoint, roots):
+        plan.problem = _mountpoint_problem(f"dataset {name}", mountpoint, roots)
+        return plan  # mounted somewhere else by hand: nothing is chowned or shared there
+    owner = _owner_actions(ds, observed, obs)
+    if isinstance(owner, Problem):
+        plan.problem = owner
+    else:
+        plan.actions += owner
     return plan
+
+
+def in_the_way(path: str) -> str | None:
+    """What at ``path`` a mount must not go over: a link (the mount would follow it) or anything but a folder."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return "a symbolic link"
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a folder"
+    return None
+
+
+def _mount(name: str, mountpoint: str) -> Action:
+    async def mount(ctx: Any) -> None:
+        blocker = in_the_way(mountpoint)  # checked again at the last moment
+        if blocker:
+            raise PermanentError(f"{mountpoint} is {blocker}: nasd never mounts over it", reason="NotMounted")
+        await ctx.runner.run(["zfs", "mount", name], mutating=True)
+
+    return Action(f"mount dataset {name} at {mountpoint}", func=mount)
+
+
+def _dataset_roots(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> list[str]:
+    """Where ``ds`` may be mounted: below its pool's mountpoint (or a folder nasd's configuration allows)."""
+    pool_root = obs.datasets.get(ds.spec.pool, {}).get("mountpoint", ("", ""))[0]
+    if not pool_root.startswith("/"):
+        pool_root = (pool.status.mountpoint or pool_mountpoint(pool, obs)) if pool is not None \
+            else os.path.join(obs.mount_root, ds.spec.pool)
+    return [pool_root, *obs.allowed_roots]
 
 
 def _owner_actions(ds: ZDataset, observed: Props, obs: ZfsObservation) -> list[Action] | Problem:
@@ -423,8 +533,8 @@ def _owner_actions(ds: ZDataset, observed: Props, obs: ZfsObservation) -> list[A
     owner = ds.spec.owner
     mountpoint = observed.get("mountpoint", ("", ""))[0]
     have = obs.owners.get(mountpoint)
-    if owner is None or have is None:
-        return []  # no owner asked, or not mounted (yet): the pass after the mount does it
+    if owner is None or have is None or ds.zfs_name not in obs.mounted:
+        return []  # no owner asked, or not its own mount (yet): the pass after the mount does it
     uid, gid, mode = have
     if uid not in (0, owner.uid):
         return Problem("OwnerConflict", f"{mountpoint} belongs to uid {uid}, the spec says {owner.uid}: nasd hands "
@@ -435,11 +545,14 @@ def _owner_actions(ds: ZDataset, observed: Props, obs: ZfsObservation) -> list[A
         return []
 
     async def apply(ctx: Any) -> None:
-        # the folder must still be the dataset's mounted root: never chown what lies below a moved mount
-        fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        # the folder must still be the dataset's own mount at this moment (no symlink followed, the kernel's
+        # device for that dataset's mount): never chown what lies at a path the mount left or never reached
         try:
-            if not os.path.ismount(mountpoint):
-                raise TemporaryError(f"{mountpoint} is not mounted any more", reason="NotMounted")
+            fd = open_dataset_root(mountpoint, ds.zfs_name)
+        except (OSError, LookupError) as e:
+            raise TemporaryError(f"{mountpoint} is not the mount of {ds.zfs_name} any more ({e}); the owner is "
+                                 "set once it is", reason="NotMounted") from None
+        try:
             os.fchown(fd, owner.uid, want_gid)
             os.fchmod(fd, want_mode)
         finally:
@@ -451,8 +564,15 @@ def _owner_actions(ds: ZDataset, observed: Props, obs: ZfsObservation) -> list[A
 def plan_dataset_absent(ds: ZDataset, obs: ZfsObservation) -> Plan:
     name = ds.zfs_name
     observed = obs.datasets.get(name)
-    if ds.spec.deletionPolicy != "Destroy" or observed is None:
+    if ds.spec.deletionPolicy != "Destroy":
         return Plan()  # Retain: stop managing, keep the data
+    unreadable = _untrusted(name, obs) or (next(
+        (_untrusted(d, obs) for d in sorted(obs.untrusted) if d.startswith(name + "/")), None)
+        if ds.spec.destroyRecursive else None)
+    if unreadable:
+        return Plan(problem=unreadable)
+    if observed is None:
+        return Plan()
     if obs.declared.get(name) or name in obs.restored:  # e.g. renamed, or a restore's clone: still wanted
         return Plan()
     below = sorted(d for d in obs.declared if d.startswith(name + "/"))

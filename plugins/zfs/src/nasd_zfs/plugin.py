@@ -43,8 +43,9 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
         except Exception as e:
             return {"zfs": None, "zfs_error": str(e)}
     mount_root = str(ctx.settings(NAME).get("mountRoot", "/mnt"))
+    allowed = [str(p) for p in ctx.settings(NAME).get("allowedMountpoints", []) if str(p).startswith("/")]
     try:
-        return {"zfs": await control.observe(ctx, _dialect(ctx), desired, mount_root)}
+        return {"zfs": await control.observe(ctx, _dialect(ctx), desired, mount_root, allowed)}
     except Exception as e:
         return {"zfs": None, "zfs_error": str(e)}
 

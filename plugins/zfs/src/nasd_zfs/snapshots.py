@@ -11,6 +11,7 @@ from nasd.errors import CommandError
 from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
 
 from .dialect import Dialect
+from .parse import zfs_rows
 
 #: names per `zfs destroy ds@a,b,c` (the command line stays far below ARG_MAX)
 DESTROY_BATCH = 200
@@ -26,11 +27,8 @@ def parse_snapshot_get(text: str, properties: list[str]) -> tuple[list[SnapshotI
     filesystems: list[str] = []
     seen_fs: set[str] = set()
     wanted = set(properties)
-    for line in text.splitlines():
-        parts = line.split("\t")
-        if len(parts) != 4:
-            continue
-        name, prop, value, source = parts
+    rows, _ = zfs_rows(text, 4)  # (snapshots whose rows cannot be trusted are left out: never pruned)
+    for name, prop, value, source in rows:
         if "@" not in name:
             if name not in seen_fs:
                 seen_fs.add(name)
@@ -50,7 +48,7 @@ def parse_snapshot_get(text: str, properties: list[str]) -> tuple[list[SnapshotI
 
 
 def _missing_only(stderr: str) -> bool:
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    lines = [ln for ln in stderr.split("\n") if ln.strip()]
     return all("does not exist" in ln for ln in lines)
 
 
@@ -75,10 +73,8 @@ async def list_snapshots(ctx: Context, dialect: Dialect, roots: list[str], prope
     listing.snapshots, listing.filesystems = parse_snapshot_get(got.stdout, props)
     listing.roots = [r for r in listing.roots if r in set(listing.filesystems)]
     by_name = {s.full_name: s for s in listing.snapshots}
-    for line in orig.stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) != 3 + len(props):
-            continue
+    rows, _ = zfs_rows(orig.stdout, 3 + len(props))  # (an untrusted file system is left out of the listing)
+    for parts in rows:
         listing.mountpoints[parts[0]] = parts[2]
         own = {p: v for p, v in zip(props, parts[3:]) if v != "-"}
         if own:
