@@ -12,7 +12,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .models import format_validation_error
+from .manifests import read_manifest
+from .models import ManifestError, format_validation_error
+from .safe_yaml import InputRefused, load_yaml
 
 DEFAULT_STATE_DIR = Path("/var/lib/nasd")
 DEFAULT_SOCKET = Path("/run/nasd/nasd.sock")
@@ -61,8 +63,10 @@ def load_config(path: Path | None, **overrides: Any) -> Config:
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
+            data = load_yaml(read_manifest(path), str(path)) or {}
+        except (InputRefused, ManifestError) as e:
+            raise ConfigError(str(e)) from None
+        except yaml.YAMLError as e:
             raise ConfigError(f"{path}: {e}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the configuration must be a mapping")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Iterable
 
-import yaml
-
+from .limits import MAX_BYTES, clip_problems
 from .models import ManifestError, Resource, parse_resource
-
-# libyaml's safe loader when PyYAML was built with it (about 10x faster on big folders), else Python's
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from .safe_yaml import InputRefused, check_size, load_yaml_documents
 
 SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -28,17 +27,34 @@ def manifest_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
+def read_manifest(path: Path) -> str:
+    """The text of one manifest file, read no further than the size limit; ManifestError when it
+    is larger, not UTF-8 or cannot be read."""
+    where = str(path)
+    try:
+        # O_NONBLOCK: a FIFO put in the folder must not hold up the daemon's open; a regular file only
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ManifestError(where, [f"{where}: not a regular file (a manifest is a file of YAML)"])
+            data = f.read(MAX_BYTES + 1)
+            if len(data) > MAX_BYTES:  # (read, not stat: a growing file may say less)
+                check_size(max(len(data), os.fstat(f.fileno()).st_size), where)
+        return data.decode("utf-8")
+    except InputRefused as e:
+        raise ManifestError(where, [str(e)]) from None
+    except UnicodeDecodeError as e:
+        raise ManifestError(where, [f"{where}: not UTF-8 text (byte {e.start})"]) from None
+    except OSError as e:
+        raise ManifestError(where, [f"{where}: cannot be read: {e.strerror or e}"]) from None
+
+
 def parse_documents(text: str, where: str) -> list[Resource]:
     """All resources in one file; raise ManifestError listing every problem (the file is all or nothing)."""
     try:
-        try:
-            docs = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
-        except yaml.YAMLError:  # Python's parser says more precisely where and what
-            docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ManifestError(where, [f"{where}: not valid YAML{at}: {getattr(e, 'problem', e)}"]) from None
+        docs = load_yaml_documents(text, where)
+    except InputRefused as e:
+        raise ManifestError(where, [str(e)]) from None
     resources: list[Resource] = []
     problems: list[str] = []
     for i, doc in enumerate(docs):
@@ -57,7 +73,7 @@ def parse_documents(text: str, where: str) -> list[Resource]:
         seen[r.key] = seen.get(r.key, 0) + 1
     problems += [f"{where}: {k}/{n} is declared {c} times" for (k, n), c in seen.items() if c > 1]
     if problems:
-        raise ManifestError(where, problems)
+        raise ManifestError(where, clip_problems(problems))
     return resources
 
 
@@ -67,7 +83,7 @@ def load_paths(paths: Iterable[Path]) -> list[Resource]:
     problems: list[str] = []
     for f in manifest_files(paths):
         try:
-            resources += parse_documents(f.read_text(), str(f))
+            resources += parse_documents(read_manifest(f), str(f))
         except ManifestError as e:
             problems += e.problems
     keys: dict[tuple[str, str], int] = {}
@@ -75,5 +91,5 @@ def load_paths(paths: Iterable[Path]) -> list[Resource]:
         keys[r.key] = keys.get(r.key, 0) + 1
     problems += [f"{k}/{n} is declared in more than one file" for (k, n), c in keys.items() if c > 1]
     if problems:
-        raise ManifestError("manifests", problems)
+        raise ManifestError("manifests", clip_problems(problems))
     return resources

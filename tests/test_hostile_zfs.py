@@ -73,9 +73,14 @@ async def test_a_mountpoint_outside_the_pool_is_refused_and_the_folder_there_kee
     (private / "secret").write_text("root's\n")
     evil = pool_env.dataset_manifest("evil", mountpoint=str(private), properties={"canmount": "off"},
                                      owner={"uid": 2001, "mode": "0777"})
-    nasd = await start(pool_env, make_nasd, pool_env.pool_manifest(), evil)
+    share = {"apiVersion": "nasd.io/v1alpha1", "kind": "NASShare", "metadata": {"name": "evil"},
+             "spec": {"protocol": "nfs", "dataset": "evil", "nfs": {"clients": [{"hosts": ["10.0.0.0/8"],
+                                                                                  "access": "rw", "squash": "none"}],
+                                                                     "fsid": 9}}}
+    nasd = await start(pool_env, make_nasd, pool_env.pool_manifest(), evil, share)
     ready = nasd.reconciler.current[("ZDataset", "evil")].condition("Ready")
     assert ready.reason == "MountpointNotAllowed" and str(private) in ready.message
+    assert nasd.reconciler.current[("NASShare", "evil")].condition("Ready").reason == "DatasetNotReady"
     st = os.stat(private)
     assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o700)
     assert zfs("list", f"{pool_env.pool_name()}/evil").returncode != 0  # nothing was made
@@ -105,7 +110,8 @@ async def test_a_link_planted_where_a_dataset_should_be_mounted_is_never_followe
     assert ready.status == "False" and ready.reason == "NotMounted", ready
     st = os.stat(target)
     assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o700)  # the link's target was not handed over
-    assert not nasd.reconciler.current[("NASShare", "media")].ready  # nothing is exported there
+    shared = nasd.reconciler.current[("NASShare", "media")].condition("Ready")
+    assert shared.status == "False" and shared.reason == "DatasetNotReady"  # nothing is exported there
 
     os.unlink(mountpoint)  # the link gone, the next pass mounts it and it heals
     await passes(nasd)
@@ -129,3 +135,7 @@ async def test_no_pool_is_created_over_a_file_that_holds_data(pool_env, make_nas
     with open(disk, "rb") as f:
         f.seek(100 << 20)
         assert f.read(10) == b"important\n"
+    pool["spec"]["overwriteDevices"] = True  # the manifest says so explicitly: then it is overwritten
+    replace(nasd, pool)
+    await passes(nasd)
+    assert nasd.reconciler.current[("ZPool", pool_env.pool_name())].ready

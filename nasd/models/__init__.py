@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
 
-from .base import GROUP_VERSION, Condition, Metadata, Resource, Status
+from .base import GROUP_VERSION, Condition, Metadata, Resource, Status, escape_unsafe
 from .identity import NASDirectory, NASGroup, NASUser
 from .shares import NASShare
 from .snapshots import ZSnapshotRestore, ZSnapshotSchedule
@@ -45,16 +46,32 @@ def _loc(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
+        else:  # a dict key the manifest gave: shown, never able to break the message's line
+            out += ("." if out else "") + escape_unsafe(str(part)[:256])
     return out
+
+
+#: how pydantic tags a union branch or a validator in a location (``function-after[_host(), str]``)
+_TAG = re.compile(r"function-.*|[A-Za-z_][\w-]*\[.*\]")
+#: the longest problem line: a message quoting a huge value is cut
+_MAX_PROBLEM = 1024
+
+
+def _shown(value: Any) -> str:
+    """A value a manifest gave, short and on one line (repr escapes what could break it)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**64:
+        return "a number of more than 64 digits"
+    if not isinstance(value, (str, int, float, type(None))):
+        return f"a {type(value).__name__}"  # never the repr of a structure (it may nest thousands deep)
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def format_validation_error(err: ValidationError) -> list[str]:
     lines = []
     for e in err.errors():
         # Drop pydantic's internal tags (the model name of a union branch, function names).
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and (p.startswith("function-") or "[" in p)))
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and _TAG.fullmatch(p)))
         msg = e["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
@@ -63,8 +80,9 @@ def format_validation_error(err: ValidationError) -> list[str]:
         elif e["type"] == "missing":
             msg = "required field is missing"
         elif e["type"] == "literal_error":
-            msg = f"{e.get('input')!r} is not allowed; {msg[0].lower()}{msg[1:]}"
-        lines.append(f"{_loc(loc)}: {msg}" if loc else msg)
+            msg = f"{_shown(e.get('input'))} is not allowed; {msg[0].lower()}{msg[1:]}"
+        line = f"{_loc(loc)}: {msg}" if loc else msg
+        lines.append(line if len(line) <= _MAX_PROBLEM else line[: _MAX_PROBLEM - 3] + "...")
     return lines
 
 
@@ -79,7 +97,10 @@ def parse_resource(data: Any, where: str = "manifest") -> Resource:
     if not isinstance(kind, str) or kind not in KINDS:
         raise ManifestError(where, [f"kind: {kind!r} is not a nasd kind; use one of {', '.join(KINDS)}"])
     name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
-    label = f"{where} ({kind}/{name})" if name else f"{where} ({kind})"
+    if isinstance(name, str) and name:
+        label = f"{where} ({kind}/{escape_unsafe(name[:253])})"
+    else:
+        label = f"{where} ({kind})"
     try:
         return KINDS[kind].model_validate(data)
     except ValidationError as e:

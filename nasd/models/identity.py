@@ -19,7 +19,7 @@ class SecretRef(StrictModel):
 
     file: AbsolutePath | None = None
     name: ResourceName | None = None
-    key: str | None = Field(default=None, pattern=r"^[-._a-zA-Z0-9]+$")
+    key: str | None = Field(default=None, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
 
     @model_validator(mode="after")
     def _one_kind(self) -> "SecretRef":
@@ -30,29 +30,29 @@ class SecretRef(StrictModel):
         return self
 
 
-_DN = re.compile(r"^[^\s\[\];#%\\]([^\n\r\t\[\];#%\\]*[^\s\[\];#%\\])?$")
+_DN = re.compile(r"[^\s\[\];#%\\]([^\n\r\t\[\];#%\\]*[^\s\[\];#%\\])?")
 
 
 def _dn(value: str) -> str:
     # a DN reaches smb.conf: nothing that could end its line, open a section or substitute
-    if not _DN.match(value):
+    if len(value) > 1024 or not _DN.fullmatch(value):
         raise ValueError(f"{value!r} is not a DN nasd accepts: write it like dc=example,dc=org, without "
-                         "newlines, '[', ']', ';', '#', '%', '\\' or spaces at either end")
+                         "newlines, '[', ']', ';', '#', '%', '\\' or spaces at either end, at most 1024 characters")
     return value
 
 
-DN = Annotated[str, AfterValidator(_dn), WithJsonSchema({"type": "string", "pattern": _DN.pattern})]
+DN = Annotated[str, AfterValidator(_dn), WithJsonSchema({"type": "string", "maxLength": 1024, "pattern": f"^{_DN.pattern}$"})]
 
 
 class LDAPOptions(StrictModel):
-    uri: str = Field(pattern=r"^ldaps?://[A-Za-z0-9.-]+(:[0-9]+)?/?$")
+    uri: str = Field(max_length=1024, pattern=r"^ldaps?://[A-Za-z0-9.-]+(:[0-9]+)?/?$")
     baseDN: DN
     bindDN: DN | None = None
     bindPasswordSecretRef: SecretRef | None = None
 
 
 class ADOptions(StrictModel):
-    realm: str = Field(pattern=r"^[A-Za-z0-9.-]+$")
+    realm: str = Field(max_length=253, pattern=r"^[A-Za-z0-9.-]+$")
     workgroup: str = Field(pattern=r"^[A-Za-z0-9-]{1,15}$")
     joinSecretRef: SecretRef | None = None
 

@@ -9,12 +9,22 @@ from __future__ import annotations
 import re
 
 BINARY_UNITS = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "Pi": 1 << 50, "Ei": 1 << 60}
-_QUANTITY = re.compile(r"^(?P<num>[0-9]+(?:\.[0-9]+)?)(?P<unit>[A-Za-z]*)$")
+_QUANTITY = re.compile(r"(?P<num>[0-9]{1,30}(?:\.[0-9]{1,30})?)(?P<unit>[A-Za-z]{0,8})")
+#: the largest size nasd accepts: what ZFS can count (2^64 - 1 bytes, 16 EiB)
+MAX_SIZE = (1 << 64) - 1
 ALLOWED = "a whole number of bytes or a number with one of Ki, Mi, Gi, Ti, Pi, Ei (e.g. 512Mi, 1.5Ti)"
 
 
 def parse_quantity(value: object) -> int:
     """Return the number of bytes ``value`` stands for, or raise ValueError saying what is allowed."""
+    n = _parse(value)
+    if n > MAX_SIZE:
+        shown = repr(value) if isinstance(value, str) else "the size"  # no repr of a 5000-digit number
+        raise ValueError(f"{shown} is larger than ZFS can count (at most 16Ei)")
+    return n
+
+
+def _parse(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError(f"expected a size, got {value!r}; use {ALLOWED}")
     if isinstance(value, int):
@@ -23,7 +33,7 @@ def parse_quantity(value: object) -> int:
         return value
     if not isinstance(value, str):
         raise ValueError(f"expected a size, got {value!r}; use {ALLOWED}")
-    m = _QUANTITY.match(value.strip())
+    m = _QUANTITY.fullmatch(value.strip())
     if not m:
         raise ValueError(f"{value!r} is not a size; use {ALLOWED}")
     num, unit = m.group("num"), m.group("unit")

@@ -16,18 +16,20 @@ from .base import Resource, ResourceName, Status, StrictModel
 from .quantity import parse_quantity
 from .zfs import SIZE_JSON_SCHEMA
 
-_SHARE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.$-]{0,79}$")
+_SHARE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.$-]{0,79}")
 _RESERVED_SHARES = {"global", "homes", "printers", "print$", "ipc$"}
 _HOST = re.compile(
-    r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?:/[0-9]{1,2})?"  # IPv4, optional prefix
-    r"|[0-9A-Fa-f:]+(?:/[0-9]{1,3})?"  # IPv6, optional prefix
+    r"[0-9.]+(?:/[0-9]{1,3})?"  # IPv4 (checked by ipaddress), optional prefix
+    r"|[0-9A-Fa-f:]+(?:/[0-9]{1,3})?"  # IPv6 (checked by ipaddress), optional prefix
     r"|(?:\*\.?)?[A-Za-z0-9][A-Za-z0-9.-]*"  # host name, optional leading wildcard
     r"|@[A-Za-z0-9_.-]+"  # netgroup
-    r"|\*)$"  # everyone (NFS: only with allowWorld)
+    r"|\*"  # everyone (NFS: only with allowWorld)
 )
-_MODE = re.compile(r"^0?[0-7]{3,4}$")
-_SMB_PARAM = re.compile(r"^[a-z][a-z0-9 :_-]*[a-z0-9]$")
-_SAFE_VALUE = re.compile(r"^[^\n\r\[\];#%\\\0]*$")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+#: IPv4 clients as an IPv6 socket sees them (::ffff:a.b.c.d): a network over them reaches IPv4 clients
+_V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+_MODE = re.compile(r"0?[0-7]{3,4}")
+_SAFE_VALUE = re.compile(r"[^\n\r\[\];#%\\\0]{0,1024}")
 
 #: vetted extra smb.conf parameters a share may set; everything else is refused
 SMB_EXTRA_PARAMETERS = frozenset(
@@ -66,18 +68,59 @@ def _share_name(value: str) -> str:
 
 
 def _host(value: str) -> str:
-    if not _HOST.fullmatch(value):
-        raise ValueError(f"{value!r} is not a host: use an IP address, a CIDR, a host name or *.domain")
-    if "/" in value:
+    if len(value) > 253 or not _HOST.fullmatch(value):
+        raise ValueError(f"{value!r} is not a host: use an IP address, a CIDR, a host name, *.domain or @netgroup")
+    if value == "*" or value.startswith("@"):
+        return value
+    name = value[1:].lstrip(".") if value.startswith("*") else value
+    last = name.rsplit(".", 1)[-1]
+    if ":" in value or "/" in value or last.isdigit():  # an address or a network, never a host name
         try:
             ipaddress.ip_network(value, strict=False)
         except ValueError:
-            raise ValueError(f"{value!r} is not a valid network: an address and a prefix length in range") from None
+            raise ValueError(f"{value!r} is not a valid address or network: an IPv4 address is four numbers "
+                             "0-255 (no leading zeros), an IPv6 address as RFC 4291 writes it, and a prefix "
+                             "length at most 32 (IPv4) or 128 (IPv6)") from None
+        return value
+    if any(not _HOST_LABEL.fullmatch(label) for label in name.split(".")):
+        raise ValueError(f"{value!r} is not a valid host name: dot-separated labels of letters, digits and '-' "
+                         "(not at either end), each at most 63 characters, at most 253 in all")
     return value
 
 
-def _is_world(host: str) -> bool:
-    return host == "*" or ("/" in host and ipaddress.ip_network(host, strict=False).prefixlen == 0)
+def networks(hosts: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks (addresses, CIDRs) among ``hosts``, each host as it is (prefix bits past the length
+    ignored, as exportfs does)."""
+    out = []
+    for h in hosts:
+        if h != "*" and not h.startswith("@") and (":" in h or "/" in h or h.rsplit(".", 1)[-1].isdigit()):
+            out.append(ipaddress.ip_network(h, strict=False))
+    return out
+
+
+def covers_everyone(hosts: list[str]) -> str | None:
+    """How ``hosts`` together reach every client: '*', or networks whose union is all of IPv4 or of IPv6
+    (``0.0.0.0/1`` with ``128.0.0.0/1`` is everyone as surely as ``0.0.0.0/0``); None when they do not.
+    IPv6 networks over IPv4-mapped addresses (``::ffff:0:0/96``) count for IPv4 too."""
+    if "*" in hosts:
+        return "'*'"
+    v4: list[ipaddress.IPv4Network] = []
+    v6: list[ipaddress.IPv6Network] = []
+    for net in networks(hosts):
+        if isinstance(net, ipaddress.IPv4Network):
+            v4.append(net)
+            continue
+        v6.append(net)
+        if net.subnet_of(_V4_MAPPED):
+            first = int(net.network_address) - int(_V4_MAPPED.network_address)
+            v4.append(ipaddress.IPv4Network((first, net.prefixlen - 96)))
+        elif net.supernet_of(_V4_MAPPED):
+            v4.append(ipaddress.IPv4Network("0.0.0.0/0"))
+    if [str(n) for n in ipaddress.collapse_addresses(v4)] == ["0.0.0.0/0"]:
+        return "networks that together are every IPv4 address (0.0.0.0/0)"
+    if [str(n) for n in ipaddress.collapse_addresses(v6)] == ["::/0"]:
+        return "networks that together are every IPv6 address (::/0)"
+    return None
 
 
 def _mode(value: str) -> str:
@@ -96,7 +139,8 @@ def _extra(params: dict[str, str]) -> dict[str, str]:
         if key not in SMB_EXTRA_PARAMETERS:
             raise ValueError(f"{key!r} is not an allowed extra parameter; allowed: {', '.join(sorted(SMB_EXTRA_PARAMETERS))}")
         if not isinstance(value, str) or not _SAFE_VALUE.fullmatch(value) or value != value.strip():
-            raise ValueError(f"{key}: the value may not contain newlines, '[', ']', ';', '#', '%' or '\\'")
+            raise ValueError(f"{key}: the value may not contain newlines, '[', ']', ';', '#', '%' or '\\', nor "
+                             "spaces at either end, and is at most 1024 characters")
     return params
 
 
@@ -186,10 +230,10 @@ class NFSShareOptions(StrictModel):
     @model_validator(mode="after")
     def _world(self) -> "NFSShareOptions":
         if not self.allowWorld:
-            for rule in self.clients:
-                if any(_is_world(h) for h in rule.hosts):
-                    raise ValueError("clients: exporting to everyone ('*', or a /0 network such as 0.0.0.0/0) "
-                                     "needs allowWorld: true")
+            hosts = [h for rule in self.clients for h in rule.hosts]
+            why = covers_everyone(hosts)
+            if why:
+                raise ValueError(f"clients: exporting to everyone ({why}) needs allowWorld: true")
         return self
 
 

@@ -12,8 +12,10 @@ from .shares import ShareName
 from ..timing import parse_cron, parse_interval
 from .zfs import check_dataset_path
 
-_FORMAT = re.compile(r"^(?:[A-Za-z0-9_.:-]|%[A-Za-z])+$")  # every % starts a code
-_SNAPSHOT = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_FORMAT = re.compile(r"(?:[A-Za-z0-9_.:-]|%[A-Za-z]){1,200}")  # every % starts a code
+_SNAPSHOT = re.compile(r"[A-Za-z0-9_.:-]+")
+#: a snapshot's name, or the start of one: what follows the '@' (ZFS: at most 255 in all)
+SnapshotName = Annotated[str, Field(max_length=200, pattern=f"^{_SNAPSHOT.pattern}$")]
 
 
 def _cron(value: str) -> str:
@@ -30,11 +32,11 @@ def _interval(value: str) -> str:
 
 def _format(value: str) -> str:
     codes = re.findall(r"%(.)", value)
-    if not _FORMAT.match(value) or any(c not in "YmdHMS" for c in codes) or not {"Y", "m", "d", "H", "M"} <= set(codes) \
+    if not _FORMAT.fullmatch(value) or any(c not in "YmdHMS" for c in codes) or not {"Y", "m", "d", "H", "M"} <= set(codes) \
             or len(codes) != len(set(codes)):
         raise ValueError(
             f"{value!r} is not a snapshot name format: letters, digits, '_.:-' and each of the codes %Y %m %d %H %M "
-            "once (%S optional, no other codes), so that every name says its UTC time, e.g. GMT-%Y.%m.%d-%H.%M.%S"
+            "once (%S optional, no other codes), at most 200 characters, so that every name says its UTC time, e.g. GMT-%Y.%m.%d-%H.%M.%S"
         )
     return value
 
@@ -113,12 +115,12 @@ class ZSnapshotSchedule(Resource):
 
 class SnapshotSelector(StrictModel):
     newest: bool = True
-    prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]+$")
+    prefix: SnapshotName | None = None
 
 
 class RestoreSource(StrictModel):
     dataset: ResourceName
-    snapshot: str | None = Field(default=None, pattern=_SNAPSHOT.pattern)
+    snapshot: SnapshotName | None = None
     selector: SnapshotSelector | None = None
 
     @model_validator(mode="after")

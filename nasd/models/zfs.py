@@ -7,17 +7,17 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from .base import AbsolutePath, DeletionPolicy, Resource, Status, StrictModel
+from .base import AbsolutePath, DeletionPolicy, Resource, ResourceName, Status, StrictModel
 from .quantity import ALLOWED, parse_quantity
 from .zfs_properties import validate_properties
 
-_POOL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,200}$")
-_RESERVED_POOL = re.compile(r"^(mirror|raidz|draid|spare|log|cache|special|dedup)|^c[0-9]")
-_COMPONENT = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_POOL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,200}")
+_RESERVED_POOL = re.compile(r"(mirror|raidz|draid|spare|log|cache|special|dedup)|c[0-9]")  # a prefix refuses
+_COMPONENT = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
 def check_pool_name(value: str) -> str:
-    if not _POOL_NAME.match(value) or _RESERVED_POOL.match(value):
+    if not _POOL_NAME.fullmatch(value) or _RESERVED_POOL.match(value):
         raise ValueError(
             f"{value!r} is not a valid ZFS pool name: start with a letter, then letters, digits, "
             "'_', '-', '.', ':'; not 'mirror', 'raidz', 'spare', 'log', 'cache' or c<digit>"
@@ -27,7 +27,7 @@ def check_pool_name(value: str) -> str:
 
 def check_dataset_path(value: str) -> str:
     parts = value.split("/")
-    if not value or len(value) > 200 or any(not _COMPONENT.match(p) or p in (".", "..") for p in parts):
+    if not value or len(value) > 200 or any(not _COMPONENT.fullmatch(p) or p in (".", "..") for p in parts):
         raise ValueError(
             f"{value!r} is not a valid dataset path: components of letters, digits, '_', '-', '.', ':' "
             "separated by '/', without a leading or trailing '/', and no '@' or '#'"
@@ -69,7 +69,10 @@ class ZPoolSpec(StrictModel):
     )
     mountpoint: AbsolutePath | None = Field(default=None, description="Defaults to <mountRoot>/<pool>")
     properties: Properties = Field(default_factory=dict, description="File system properties of the root dataset")
-    node: str | None = Field(default=None, description="The node that holds the pool (Kubernetes)")
+    node: ResourceName | None = Field(default=None, description="The node that holds the pool (Kubernetes)")
+    overwriteDevices: bool = Field(
+        default=False, description="Create the pool even over devices or files that hold data (a file system, "
+                                   "a partition table, an old pool's label, any bytes in a file): it is lost")
     deletionPolicy: DeletionPolicy = "Retain"
     destroyRecursive: bool = Field(
         default=False, description="With deletionPolicy Destroy: destroy the pool even if it holds datasets"

@@ -23,7 +23,7 @@ CREATE_ONLY = frozenset({"casesensitivity", "normalization", "utf8only"})
 
 #: user properties under this prefix belong to nasd itself
 RESERVED_USER_PREFIX = "nasd.io:"
-USER_PROPERTY = re.compile(r"^[a-z0-9][a-z0-9._-]*:[a-z0-9._:-]+$")
+USER_PROPERTY = re.compile(r"[a-z0-9][a-z0-9._-]*:[a-z0-9._:-]+")
 
 
 def _choice(*allowed: str, shown: str = "") -> Callable[[str], str]:
@@ -82,6 +82,8 @@ def _as_text(value: object) -> str:
         return "on"
     if value is False:
         return "off"
+    if isinstance(value, int) and abs(value) > 1 << 64:
+        raise ValueError("a number larger than 2^64 is no ZFS property value")
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, str):
@@ -112,9 +114,10 @@ def validate_properties(props: dict[str, object]) -> dict[str, str]:
                 CHECKS[name](value)
                 out[name] = value
             elif ":" in name:
-                if not USER_PROPERTY.match(name):
+                if len(name) > 256 or not USER_PROPERTY.fullmatch(name):
                     raise ValueError(
-                        "a user property is 'namespace:name' in lower-case letters, digits, '.', '_', '-'"
+                        "a user property is 'namespace:name' in lower-case letters, digits, '.', '_', '-', at most 256 "
+                        "characters"
                     )
                 if name.startswith(RESERVED_USER_PREFIX):
                     raise ValueError(f"user properties under {RESERVED_USER_PREFIX!r} are reserved for nasd")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from ..context import Context
@@ -13,6 +14,18 @@ from ..state import ObjectDir
 
 log = logging.getLogger("nasd.sources.api")
 SOURCE = "api"
+#: names longer than this are stored under a shortened file name: a file name has at most 255 bytes,
+#: and the temporary file of an atomic write adds about 20 to it (Kubernetes allows 253 characters)
+_STEM_MAX = 200
+
+
+def file_stem(name: str) -> str:
+    """The file name (without ``.json``) an object named ``name`` is kept under: the name itself, or
+    for a long one its start and a hash of it (``~`` is never part of a name, so none can collide)."""
+    if len(name.encode()) <= _STEM_MAX:
+        return name
+    head = name.encode()[:150].decode(errors="ignore")
+    return f"{head}~{hashlib.sha256(name.encode()).hexdigest()[:32]}"
 
 
 class APIStore:
@@ -30,11 +43,11 @@ class APIStore:
         return out
 
     def put(self, resource: Resource) -> None:
-        self.dir.put(resource.kind, resource.name, resource.to_manifest(with_status=False))
+        self.dir.put(resource.kind, file_stem(resource.name), resource.to_manifest(with_status=False))
         self.feed.put(SOURCE, resource)
 
     def delete(self, kind: str, name: str) -> bool:
-        self.dir.delete(kind, name)
+        self.dir.delete(kind, file_stem(name))
         return self.feed.remove(SOURCE, (kind, name))
 
 

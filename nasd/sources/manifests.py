@@ -18,7 +18,7 @@ from pathlib import Path
 from ..context import Context
 from ..feed import DesiredFeed
 from ..hookspecs import hookimpl
-from ..manifests import manifest_files, parse_documents
+from ..manifests import manifest_files, parse_documents, read_manifest
 from ..models import ManifestError, Resource
 
 log = logging.getLogger("nasd.sources.manifests")
@@ -64,7 +64,7 @@ class ManifestFolder:
             self._stamps[f] = stamp
             changed = True
             try:
-                self._good[f] = parse_documents(f.read_text(), str(f))
+                self._good[f] = parse_documents(read_manifest(f), str(f))
                 self._errors.pop(f, None)
             except (ManifestError, OSError, ValueError) as e:  # ValueError: not UTF-8
                 problems = e.problems if isinstance(e, ManifestError) else [f"{f}: cannot be read: {e}"]

@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass
 
 from nasd.models import NASShare
+from nasd.models.shares import covers_everyone
 
 HEADER = (
     "# Written by nasd (the NFS plugin): every edit here is overwritten.\n"
@@ -122,6 +123,10 @@ def export_for(share: NASShare, path: str) -> Export:
             seen[host] = i
             check_options(opts, f"spec.nfs.clients[{i}]")
             clients.append((host, opts))
+    everyone = covers_everyone([h for h, _ in clients])  # (checked again here, whatever the model let through)
+    if everyone and not nfs.allowWorld:
+        raise UnsafeValue(f"spec.nfs.clients: the hosts together reach everyone ({everyone}); that needs "
+                          "spec.nfs.allowWorld: true")
     return Export(share.name, path, tuple(clients))
 
 

@@ -283,7 +283,7 @@ def _plan_new_pool(pool: ZPool, obs: ZfsObservation, props: dict[str, str]) -> P
         argv = ["zpool", "import"] + [x for d in dirs for x in ("-d", d)] + [name]
         return Plan(actions=[Action(f"import existing pool {name}", argv=argv)], status={"mountpoint": None})
     held = {d: obs.device_data[d] for d in devices if d in obs.device_data}
-    if held and not getattr(pool.spec, "overwriteDevices", False):
+    if held and not pool.spec.overwriteDevices:
         d, what = next(iter(held.items()))
         return Plan(problem=Problem("DeviceHoldsData", f"{d} holds {what}: nasd creates no pool over data; if it may "
                                     "be overwritten, say so with spec.overwriteDevices: true"))
