@@ -168,3 +168,58 @@ async def test_listing_10000_objects_takes_seconds_and_healthz_answers_meanwhile
     assert sorted(i["metadata"]["name"] for i in body["items"]) == [i["metadata"]["name"] for i in body["items"]]
     assert seconds < 20
     assert len(gaps) > 1 and max(gaps) < 1
+
+
+# -- the payload catalogue of tests/test_hostile_models.py, through the API -------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tests.test_hostile_models import (MODES, OTHER_PAYLOADS, SEEDS, TARGETS, TEXT_PAYLOADS,  # noqa: E402
+                                       _harmless, _mutate)
+from nasd.models import KINDS, parse_resource  # noqa: E402
+from nasd.models.base import UNSAFE_TEXT  # noqa: E402
+
+def _json_safe(payload: Any) -> bool:
+    try:
+        json.dumps(payload, allow_nan=False)
+        return not (isinstance(payload, int) and abs(payload) >= 10 ** 18)
+    except (ValueError, TypeError, RecursionError):
+        return False
+
+
+#: JSON can carry strings, numbers, lists and maps (not a cycle, NaN or a 5000-digit number)
+_JSON_PAYLOADS = [p for p in TEXT_PAYLOADS + OTHER_PAYLOADS if _json_safe(p)]
+
+
+async def _apply_batch(tmp_path: Path, batch: list[tuple[tuple, Any, str]]) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+    nasd = Nasd(Config(stateDir=tmp_path / f"state-{len(list(tmp_path.iterdir()))}"))
+    await nasd.start()
+    client = TestClient(TestServer(make_app(nasd)))
+    await client.start_server()
+    try:
+        for (seed, path, is_key), payload, mode in batch:
+            doc, _ = _mutate(SEEDS[seed], path, is_key, payload, mode)
+            kind = KINDS.get(doc.get("kind")) if isinstance(doc.get("kind"), str) else None
+            url = "/apis/nasd.io/v1alpha1/" + (kind.plural if kind else "zdatasets")
+            resp = await client.post(url, data=json.dumps(doc), headers={"Content-Type": "application/json"})
+            text = await resp.text()
+            assert resp.status in (200, 201, 400, 409, 422), (resp.status, text[:500])
+            assert "Traceback" not in text and len(text) < 20_000 and not UNSAFE_TEXT.search(json.loads(text)
+                                                                                               .get("message", ""))
+            if resp.status in (200, 201):  # accepted: then every value of what was stored is harmless
+                _harmless(parse_resource(json.loads(text)))
+            started = time.monotonic()
+            assert (await client.get("/healthz")).status == 200 and time.monotonic() - started < 1.0
+    finally:
+        await client.close()
+        await nasd.stop()
+
+
+@settings(max_examples=6, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(st.tuples(st.sampled_from(TARGETS), st.sampled_from(_JSON_PAYLOADS), st.sampled_from(MODES)),
+                      min_size=40, max_size=40))
+def test_a_hostile_value_in_any_field_through_the_api_is_a_4xx_naming_it_or_stored_harmless(tmp_path, batch):
+    asyncio.run(_apply_batch(tmp_path, batch))

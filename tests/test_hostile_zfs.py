@@ -139,3 +139,23 @@ async def test_no_pool_is_created_over_a_file_that_holds_data(pool_env, make_nas
     replace(nasd, pool)
     await passes(nasd)
     assert nasd.reconciler.current[("ZPool", pool_env.pool_name())].ready
+
+
+async def test_a_link_a_user_plants_where_a_new_child_dataset_would_mount_is_never_mounted_through(
+        pool_env, make_nasd, tmp_path):
+    pool = pool_env.pool_name()
+    home = pool_env.dataset_manifest("home", owner={"uid": 2001, "mode": "0755"})  # a user's own folder
+    nasd = await start(pool_env, make_nasd, pool_env.pool_manifest(), home)
+    target = tmp_path / "etc-like"
+    target.mkdir()
+    (target / "cron.d").mkdir()
+    (target / "cron.d" / "job").write_text("root's job\n")
+    os.symlink(target, pool_env.mount_root / pool / "home" / "projects")  # what the user can do in their folder
+    child = pool_env.dataset_manifest("projects-cron", path="cron",  # below the pool, but through the link
+                                      mountpoint=str(pool_env.mount_root / pool / "home" / "projects" / "cron.d"))
+    replace(nasd, pool_env.pool_manifest(), home, child)
+    await passes(nasd)
+    ready = nasd.reconciler.current[("ZDataset", "projects-cron")].condition("Ready")
+    assert ready.status == "False" and ready.reason == "MountpointInTheWay", ready
+    assert (target / "cron.d" / "job").read_text() == "root's job\n"  # nothing mounted over it
+    assert not os.path.ismount(target / "cron.d")

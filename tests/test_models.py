@@ -328,3 +328,12 @@ def test_a_size_larger_than_zfs_can_count_is_refused():
     assert msg == "spec.files./a: '17Ei' is larger than ZFS can count (at most 16Ei)"
     (msg,) = problems(doc("ZPool", {"vdevs": [{"devices": ["/a"]}], "files": {"/a": 10 ** 5000}}))
     assert "larger than ZFS can count" in msg
+
+
+def test_a_binary_yaml_value_cannot_smuggle_a_newline_into_a_path():
+    from nasd.manifests import parse_documents
+    text = ("apiVersion: nasd.io/v1alpha1\nkind: ZDataset\nmetadata: {name: a}\n"
+            "spec: {pool: tank, path: a, mountpoint: !!binary L21udC90YW5rL2EKYg==}\n")  # "/mnt/tank/a\nb"
+    with pytest.raises(ManifestError) as info:
+        parse_documents(text, "x.yaml")
+    assert "spec.mountpoint: a binary value (YAML !!binary) is refused" in str(info.value)

@@ -89,6 +89,8 @@ def unsafe_text_errors(data: Any) -> list[tuple[tuple[str | int, ...], str, str]
             problem = text_problem(value)
             if problem:
                 found.append((loc, value, problem))
+        elif isinstance(value, (bytes, bytearray)):  # YAML's !!binary: pydantic would take it for a string
+            found.append((loc, "<binary>", "a binary value (YAML !!binary) is refused: write the text itself"))
         elif isinstance(value, (dict, list, tuple)):
             if id(value) in seen:
                 continue
@@ -145,6 +147,8 @@ def _check_absolute_path(value: str) -> str:
         raise ValueError(f"{value!r} must be an absolute path (starting with '/')")
     if len(value) > 1024:
         raise ValueError("a path may be at most 1024 characters")
+    if text_problem(value):  # (checked here too: a path must never carry a newline, whatever came before)
+        raise ValueError(f"{escape_unsafe(value)!r}: {text_problem(value)}")
     if "%" in value:
         raise ValueError(f"{value!r}: a path may not contain '%' (smb.conf would read %u, %m, ... as substitutions)")
     if any(p in (".", "..") for p in value.split("/")) or value != posixpath.normpath(value) or value.startswith("//"):

@@ -48,6 +48,11 @@ class APIStore:
 
     def delete(self, kind: str, name: str) -> bool:
         self.dir.delete(kind, file_stem(name))
+        if file_stem(name) != name and len(name.encode()) <= 240:  # kept under its full name by an older nasd
+            try:
+                self.dir.delete(kind, name)
+            except OSError:
+                pass
         return self.feed.remove(SOURCE, (kind, name))
 
 

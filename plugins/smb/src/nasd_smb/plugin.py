@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -36,7 +37,7 @@ class SmbObservation:
     names: dict[str, str] = field(default_factory=dict)  # lower-cased share name -> NASShare
     extra_global: dict[str, str] = field(default_factory=dict)  # [global] parameters other plugins add
     identity: identity.IdentityObservation = field(default_factory=identity.IdentityObservation)
-    nfs_datasets: set[str] = field(default_factory=set)  # ZDatasets also exported over NFS (they keep POSIX locks)
+    nfs_datasets: set[str] = field(default_factory=set)  # datasets (zfs names) exported over NFS: they keep POSIX locks
     users: list[NASUser] = field(default_factory=list)  # pod mode: every pod creates these
     groups: list[NASGroup] = field(default_factory=list)
 
@@ -111,7 +112,9 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
         current: str | None = settings.config_file.read_text()
     except FileNotFoundError:
         current = None
-    nfs = {r.spec.dataset for r in desired if isinstance(r, NASShare) and r.spec.protocol == "nfs"}
+    zfs_names = {r.name: r.zfs_name for r in desired if isinstance(r, ZDataset)}
+    nfs = {zfs_names[r.spec.dataset] for r in desired
+           if isinstance(r, NASShare) and r.spec.protocol == "nfs" and r.spec.dataset in zfs_names}
     if settings.mode == "pod":  # nothing on the host: each share's pod has its smbd and identities (no I/O: observed
         # even with no share left, so that the last share's deletion still removes its pod)
         return {"smb": SmbObservation(
@@ -221,8 +224,13 @@ def _adopt_time_machine_databases(ctx: Context, shares: Any) -> None:
             continue
         old = ctx.state_dir / f"timemachine-{re.sub(r'[^A-Za-z0-9_.-]', '_', config.resource)}.tdb"
         if old.exists():
-            os.replace(old, new)
+            shutil.move(str(old), new)  # (copies where runDir is on another file system)
             ctx.log.info("moved %s to %s (the dataset's extended attributes)", old, new)
+    for config in shares:  # a second Time Machine share on the same dataset: its old database cannot be merged
+        old = ctx.state_dir / f"timemachine-{re.sub(r'[^A-Za-z0-9_.-]', '_', config.resource)}.tdb"
+        if old.exists() and config.options.get("xattr_tdb:file"):
+            ctx.log.warning("%s is left as it is: the dataset of share %s has a database already (%s); its "
+                            "streams are not served", old, config.resource, config.options["xattr_tdb:file"])
 
 
 def _needs_start(ctx: Context, settings: SMBSettings) -> bool:
@@ -271,7 +279,9 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
     served_at = pod.container_path(share) if in_pod else path
     xattrs = filesystem.has_xattrs(ctx.cache, path)
     tdb_dir = pod.XATTRS if in_pod else obs.settings.run_dir / "xattrs"
-    base = features.share_features(share, xattrs=xattrs, nfs_shared=dataset.name in obs.nfs_datasets,
+    z = dataset.zfs_name  # (an export reaches the datasets below it too: crossmnt)
+    nfs_shared = any(n == z or z.startswith(n + "/") or n.startswith(z + "/") for n in obs.nfs_datasets)
+    base = features.share_features(share, xattrs=xattrs, nfs_shared=nfs_shared,
                                    tdb_file=str(tdb_dir / features.tdb_name(dataset.zfs_name)),
                                    group_folder=_group_folder(obs, dataset))
     try:

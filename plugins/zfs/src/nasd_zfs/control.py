@@ -93,6 +93,10 @@ def _read_properties(dialect: Dialect, desired: Iterable[Resource], contributed:
     return sorted(wanted)
 
 
+def _names(text: str) -> list[str]:
+    return [n for n in text.split("\n") if n]
+
+
 async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount_root: str,
                   allowed_roots: list[str] | None = None) -> ZfsObservation:
     """Reads that do not grow with the number of datasets: `zpool status` and one `zfs get` (on zfs-fuse, a
@@ -110,21 +114,24 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
     obs.contributed = contributed_properties(ctx, list(by_name.values()), desired)
     argv = ["zfs", "get", "-H", "-p", "-o", "name,property,value,source"]
     zpool_status = ["zpool", "status", *(["-P"] if dialect.status_full_paths else [])]
+    listing = ["zfs", "list", "-H", "-o", "name", "-t", "filesystem"]  # (names cannot hold a tab or a newline)
     if dialect.get_types:
         argv += ["-t", "filesystem", ",".join(_read_properties(dialect, desired, obs.contributed))]
-        # both reads at once: the `zfs get` is only used when there are pools
-        status, result = await asyncio.gather(
+        # the reads at once: the `zfs get` is only used when there are pools; the listing says which names are
+        # file systems, so that a row a value forged for anything else (a volume, a name that is not) is known
+        status, result, names = await asyncio.gather(
             ctx.runner.run(zpool_status, mutating=False),
             ctx.runner.run(argv, mutating=False, check=False),
+            ctx.runner.run(listing, mutating=False, check=False),
         )
     else:
         # zfs-fuse's `zfs get` cannot leave snapshots out, and with thousands of them it takes seconds:
         # name the file systems instead (a listing of file systems alone takes milliseconds)
         status, names = await asyncio.gather(
             ctx.runner.run(zpool_status, mutating=False),
-            ctx.runner.run(["zfs", "list", "-H", "-o", "name", "-t", "filesystem"], mutating=False, check=False),
+            ctx.runner.run(listing, mutating=False, check=False),
         )
-        argv += [",".join(_read_properties(dialect, desired, obs.contributed)), *names.stdout.split()]
+        argv += [",".join(_read_properties(dialect, desired, obs.contributed)), *_names(names.stdout)]
         result = names
         if names.returncode == 0 and names.stdout.strip():
             result = await ctx.runner.run(argv, mutating=False, check=False)
@@ -134,14 +141,17 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
         if result.returncode != 0 and not (lines and all("does not exist" in ln for ln in lines)):
             # (a file system destroyed between the listing and the `zfs get` is only left out)
             raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
-        obs.datasets, _ = parse_zfs_get(result.stdout, obs.untrusted)
+        obs.datasets, _ = parse_zfs_get(result.stdout, obs.untrusted, known=set(_names(names.stdout)))
         mounts = read_mounts()  # (one read of the kernel's mount table)
+        if not mounts:
+            raise PermanentError("cannot read /proc/self/mountinfo: nasd cannot tell what is mounted where",
+                                 reason="ObserveFailed")
         obs.mounted = {name for name, props in obs.datasets.items()
                        if dataset_mounted_at(mounts, props.get("mountpoint", ("", ""))[0], name)}
         for name, props in obs.datasets.items():  # an lstat per dataset that should be mounted and is not
             mp = props.get("mountpoint", ("", ""))[0]
             if mp.startswith("/") and name not in obs.mounted and props.get("canmount", ("on", ""))[0] == "on":
-                blocker = in_the_way(mp)
+                blocker = in_the_way(mp, [obs.mount_root, *obs.allowed_roots])
                 if blocker:
                     obs.in_the_way[name] = blocker
         for r in by_name.values():  # a stat per dataset that names an owner, nothing for the others

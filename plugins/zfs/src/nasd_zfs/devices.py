@@ -3,6 +3,7 @@ unless the manifest says so (``spec.overwriteDevices``)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from typing import Any
@@ -50,11 +51,15 @@ async def holds_data(ctx: Any, path: str) -> str | None:
     if stat.S_ISLNK(st.st_mode):
         path = os.path.realpath(path)
         st = os.stat(path)
-    if stat.S_ISREG(st.st_mode):
-        return "data (bytes that are not zero)" if file_holds_data(path) else None
+    if stat.S_ISREG(st.st_mode):  # (in a thread: it may read up to SCAN_LIMIT)
+        return "data (bytes that are not zero)" if await asyncio.to_thread(file_holds_data, path) else None
     if stat.S_ISBLK(st.st_mode):
         result = await ctx.runner.run(["blkid", "-p", "-o", "export", path], mutating=False, check=False)
         fields = dict(ln.split("=", 1) for ln in result.stdout.split("\n") if "=" in ln)
         kind = fields.get("TYPE") or fields.get("PTTYPE")
-        return f"a {kind} signature" if kind else None
+        if kind:
+            return f"a {kind} signature"
+        if result.returncode == 2:  # blkid found nothing at all
+            return None
+        return f"signatures blkid cannot tell apart (exit status {result.returncode})"  # (8: ambivalent)
     return "not a file or a block device"

@@ -27,7 +27,7 @@ _GROUP = re.compile(r"^(mirror|raidz([123])?|draid\d?\S*|spare|replacing)(-\d+)?
 _AUX_SECTIONS = {"logs", "cache", "spares", "special", "dedup"}
 
 
-def zfs_rows(text: str, columns: int) -> tuple[list[list[str]], dict[str, str]]:
+def zfs_rows(text: str, columns: int, known: set[str] | None = None) -> tuple[list[list[str]], dict[str, str]]:
     """Rows of what `zfs get -H` or `zfs list -H` printed: lines split on ``\n`` only and fields on ``\t``,
     exactly as zfs prints them (never ``str.splitlines()``, which also breaks on ``\v``, ``\f``, U+2028, …).
 
@@ -36,7 +36,9 @@ def zfs_rows(text: str, columns: int) -> tuple[list[list[str]], dict[str, str]]:
     and then the text after it reads as rows of its own, which could say anything about any dataset. So a
     dataset whose rows cannot be trusted is returned with the reason instead: the one whose row a newline cut
     short (the row before a malformed line), one named by a malformed line, and one named twice for the same
-    column (a forged row beside the real one). Its rows are left out."""
+    column (a forged row beside the real one). With ``known`` (the names a listing of names only printed, which
+    no value can forge), a row naming anything else is forged too: it is left out and the dataset before it,
+    whose value holds the newline, is untrusted. Its rows are left out."""
     rows: list[list[str]] = []
     untrusted: dict[str, str] = {}
     seen: set[tuple[str, ...]] = set()
@@ -56,6 +58,13 @@ def zfs_rows(text: str, columns: int) -> tuple[list[list[str]], dict[str, str]]:
                 untrusted.setdefault(parts[0], why)
             previous = None
             continue
+        if known is not None and parts[0].split("@", 1)[0] not in known:
+            why = "a property value holds a newline and a forged row (zfs printed a name it does not have)"
+            if previous is not None:
+                untrusted.setdefault(previous, why)
+            untrusted.setdefault(parts[0], why)
+            previous = None
+            continue
         key = (parts[0], parts[1]) if columns == 4 else (parts[0],)
         if key in seen:
             untrusted.setdefault(parts[0], "zfs printed its row twice: a property value holds a forged row")
@@ -65,7 +74,8 @@ def zfs_rows(text: str, columns: int) -> tuple[list[list[str]], dict[str, str]]:
     return [r for r in rows if r[0] not in untrusted], untrusted
 
 
-def parse_zfs_get(text: str, untrusted: dict[str, str] | None = None) -> tuple[dict[str, Props], dict[str, int]]:
+def parse_zfs_get(text: str, untrusted: dict[str, str] | None = None,
+                  known: set[str] | None = None) -> tuple[dict[str, Props], dict[str, int]]:
     """`zfs get -H -p -o name,property,value,source ...` -> ({dataset: props}, {dataset: snapshot count}).
 
     Snapshots (``ds@snap``) are counted, not returned: zfs-fuse cannot leave them out. Datasets whose rows
@@ -75,7 +85,7 @@ def parse_zfs_get(text: str, untrusted: dict[str, str] | None = None) -> tuple[d
     datasets: dict[str, Props] = {}
     snapshots: dict[str, int] = {}
     seen_snapshots: set[str] = set()
-    rows, bad = zfs_rows(text, 4)
+    rows, bad = zfs_rows(text, 4, known)
     if untrusted is not None:
         untrusted.update(bad)
     for name, prop, value, source in rows:

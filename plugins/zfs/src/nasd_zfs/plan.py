@@ -424,7 +424,8 @@ def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
             else None
         )
         status = {"name": name, "mountpoint": mountpoint}
-        return Plan(actions=[Action(f"create dataset {name}", argv=argv)], status=status)
+        check = [_refuse_if_in_the_way(mountpoint, roots)] if mountpoint else []
+        return Plan(actions=[*check, Action(f"create dataset {name}", argv=argv)], status=status)
 
     plan = Plan(status=dataset_status(name, observed))
     if not _managed(observed):
@@ -463,10 +464,15 @@ def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
             f"drift corrected on {name}: "
             + ", ".join(f"{k} was {observed.get(k, ('-', ''))[0]}, set back to {v}" for k, v in changes.items())
         )
+    if "mountpoint" in changes:  # (zfs mounts it there at once)
+        plan.actions.append(_refuse_if_in_the_way(changes["mountpoint"], roots))
     plan.actions += _set_actions(name, changes, obs.dialect)
     if "mountpoint" in changes or "canmount" in changes:
         return plan  # (the pass that sees it mounted there checks the mount and sets the owner)
     mountpoint = observed.get("mountpoint", ("", ""))[0]
+    if mountpoint.startswith("/") and not _below(mountpoint, roots):
+        plan.problem = _mountpoint_problem(f"dataset {name}", mountpoint, roots)
+        return plan  # mounted (or to be mounted) somewhere else, set by hand: nothing is mounted, chowned or shared
     if mountpoint.startswith("/") and observed.get("canmount", ("on", ""))[0] == "on" and name not in obs.mounted:
         # not mounted (a restart of zfs-fuse mounts nothing; a mount can fail): mount it, and until its own mount
         # is there the dataset is not Ready, so no share serves whatever is at the path instead
@@ -475,13 +481,10 @@ def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
             plan.problem = Problem("NotMounted", f"dataset {name} is not mounted: {mountpoint} is {blocker}; nasd "
                                    "never mounts over it (remove it, and nasd mounts the dataset there)")
             return plan
-        plan.actions.append(_mount(name, mountpoint))
+        plan.actions.append(_mount(name, mountpoint, roots))
         plan.problem = Problem("NotMounted", f"dataset {name} is not mounted at {mountpoint}: nasd mounts it; if "
                                "that fails, see why in the error (a folder not empty, the pool full)")
         return plan
-    if mountpoint.startswith("/") and name in obs.mounted and not _below(mountpoint, roots):
-        plan.problem = _mountpoint_problem(f"dataset {name}", mountpoint, roots)
-        return plan  # mounted somewhere else by hand: nothing is chowned or shared there
     owner = _owner_actions(ds, observed, obs)
     if isinstance(owner, Problem):
         plan.problem = owner
@@ -490,24 +493,42 @@ def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
     return plan
 
 
-def in_the_way(path: str) -> str | None:
-    """What at ``path`` a mount must not go over: a link (the mount would follow it) or anything but a folder."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        return f"unreadable ({e.strerror})"
-    if stat.S_ISLNK(st.st_mode):
-        return "a symbolic link"
-    if not stat.S_ISDIR(st.st_mode):
-        return "not a folder"
+def in_the_way(path: str, roots: list[str] | tuple[str, ...] = ()) -> str | None:
+    """What on the way to ``path`` a mount must not go over or through: a link anywhere along it below the
+    deepest of ``roots`` it lies in (the mount would follow it, to wherever it points; the folders up to a root
+    are the admin's), or anything but a folder; None when the path is plain folders (or not there yet: zfs
+    makes the missing folders)."""
+    base = max((os.path.normpath(r) for r in roots if _below(path, [r])), key=len, default="/")
+    current = base
+    for part in [p for p in os.path.relpath(path, base).split("/") if p and p != "."]:
+        current = os.path.join(current, part)
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            return f"unreadable at {current} ({e.strerror})"
+        if stat.S_ISLNK(st.st_mode):
+            return f"reached through a symbolic link ({current})" if current != path else "a symbolic link"
+        if not stat.S_ISDIR(st.st_mode):
+            return f"not a folder ({current})" if current != path else "not a folder"
     return None
 
 
-def _mount(name: str, mountpoint: str) -> Action:
+def _refuse_if_in_the_way(mountpoint: str, roots: list[str]) -> Action:
+    """Just before a command that mounts (create, a new mountpoint, mount): nothing on the path may be a link."""
+    async def check(ctx: Any) -> None:
+        blocker = in_the_way(mountpoint, roots)
+        if blocker:
+            raise PermanentError(f"{mountpoint} is {blocker}: nasd never mounts over or through it (remove it)",
+                                 reason="MountpointInTheWay")
+
+    return Action(f"check that nothing is in the way at {mountpoint}", func=check)
+
+
+def _mount(name: str, mountpoint: str, roots: list[str]) -> Action:
     async def mount(ctx: Any) -> None:
-        blocker = in_the_way(mountpoint)  # checked again at the last moment
+        blocker = in_the_way(mountpoint, roots)  # checked again at the last moment
         if blocker:
             raise PermanentError(f"{mountpoint} is {blocker}: nasd never mounts over it", reason="NotMounted")
         await ctx.runner.run(["zfs", "mount", name], mutating=True)

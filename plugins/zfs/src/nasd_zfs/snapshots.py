@@ -7,7 +7,7 @@ import asyncio
 from collections import defaultdict
 
 from nasd.context import Context
-from nasd.errors import CommandError
+from nasd.errors import CommandError, PermanentError
 from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
 
 from .dialect import Dialect
@@ -27,7 +27,11 @@ def parse_snapshot_get(text: str, properties: list[str]) -> tuple[list[SnapshotI
     filesystems: list[str] = []
     seen_fs: set[str] = set()
     wanted = set(properties)
-    rows, _ = zfs_rows(text, 4)  # (snapshots whose rows cannot be trusted are left out: never pruned)
+    rows, bad = zfs_rows(text, 4)
+    if bad:  # a forged row could make a snapshot that is not there count for retention, and a real one go
+        name, why = sorted(bad.items())[0]
+        raise PermanentError(f"what zfs printed for {name} cannot be trusted ({why}); nothing is pruned until the "
+                             f"value is fixed (`zfs get all {name}`, then `zfs inherit` it)", reason="UnreadableProperties")
     for name, prop, value, source in rows:
         if "@" not in name:
             if name not in seen_fs:
@@ -73,7 +77,11 @@ async def list_snapshots(ctx: Context, dialect: Dialect, roots: list[str], prope
     listing.snapshots, listing.filesystems = parse_snapshot_get(got.stdout, props)
     listing.roots = [r for r in listing.roots if r in set(listing.filesystems)]
     by_name = {s.full_name: s for s in listing.snapshots}
-    rows, _ = zfs_rows(orig.stdout, 3 + len(props))  # (an untrusted file system is left out of the listing)
+    rows, bad = zfs_rows(orig.stdout, 3 + len(props))
+    if bad:
+        name, why = sorted(bad.items())[0]
+        raise PermanentError(f"what zfs printed for {name} cannot be trusted ({why}); nothing is pruned until the "
+                             f"value is fixed (`zfs get all {name}`, then `zfs inherit` it)", reason="UnreadableProperties")
     for parts in rows:
         listing.mountpoints[parts[0]] = parts[2]
         own = {p: v for p, v in zip(props, parts[3:]) if v != "-"}
