@@ -41,7 +41,7 @@ async def test_the_plugin_detects_openzfs_and_a_no_op_pass_is_two_reads(pool_env
     assert len(reads) == 2, reads
     assert any(a[1:3] == ["status", "-P"] for a in reads)
     get = next(a for a in reads if a[1] == "get")
-    assert ["-H", "-p"] == get[2:4] and get[get.index("-t") + 1] == "filesystem"  # snapshots left out
+    assert ["-H", "-p"] == get[2:4] and get[get.index("-t") + 1] == "filesystem,volume"  # snapshots left out
 
 
 async def test_snapshots_of_several_datasets_are_one_command_and_pruning_is_one_comma_list_each(

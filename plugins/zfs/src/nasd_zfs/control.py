@@ -88,6 +88,7 @@ def _read_properties(dialect: Dialect, desired: Iterable[Resource], contributed:
             wanted |= set(props)
     wanted |= {p for p in CHECKS if p in ("compression", "quota", "atime")}
     wanted.add("origin")  # clones: what blocks a destroy
+    wanted.add("type")  # (a volume is never taken for a dataset)
     if dialect.properties:
         wanted = {p for p in wanted if ":" in p or p in dialect.properties}
     return sorted(wanted)
@@ -115,14 +116,15 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
     argv = ["zfs", "get", "-H", "-p", "-o", "name,property,value,source"]
     zpool_status = ["zpool", "status", *(["-P"] if dialect.status_full_paths else [])]
     listing = ["zfs", "list", "-H", "-o", "name", "-t", "filesystem"]  # (names cannot hold a tab or a newline)
+    known: set[str] | None = None
     if dialect.get_types:
-        argv += ["-t", "filesystem", ",".join(_read_properties(dialect, desired, obs.contributed))]
-        # the reads at once: the `zfs get` is only used when there are pools; the listing says which names are
-        # file systems, so that a row a value forged for anything else (a volume, a name that is not) is known
-        status, result, names = await asyncio.gather(
+        # volumes too: a row a value forged for a volume (which nasd must never take for its dataset) is then
+        # printed twice, so it is known; snapshots are left out (thousands, and nasd acts on none of them here)
+        argv += ["-t", "filesystem,volume", ",".join(_read_properties(dialect, desired, obs.contributed))]
+        # both reads at once: the `zfs get` is only used when there are pools
+        status, result = await asyncio.gather(
             ctx.runner.run(zpool_status, mutating=False),
             ctx.runner.run(argv, mutating=False, check=False),
-            ctx.runner.run(listing, mutating=False, check=False),
         )
     else:
         # zfs-fuse's `zfs get` cannot leave snapshots out, and with thousands of them it takes seconds:
@@ -132,6 +134,7 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
             ctx.runner.run(listing, mutating=False, check=False),
         )
         argv += [",".join(_read_properties(dialect, desired, obs.contributed)), *_names(names.stdout)]
+        known = set(_names(names.stdout))  # (here a row naming anything else is forged)
         result = names
         if names.returncode == 0 and names.stdout.strip():
             result = await ctx.runner.run(argv, mutating=False, check=False)
@@ -141,7 +144,8 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
         if result.returncode != 0 and not (lines and all("does not exist" in ln for ln in lines)):
             # (a file system destroyed between the listing and the `zfs get` is only left out)
             raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
-        obs.datasets, _ = parse_zfs_get(result.stdout, obs.untrusted, known=set(_names(names.stdout)))
+        datasets, _ = parse_zfs_get(result.stdout, obs.untrusted, known=known)
+        obs.datasets = {n: p for n, p in datasets.items() if p.get("type", ("filesystem", ""))[0] == "filesystem"}
         mounts = read_mounts()  # (one read of the kernel's mount table)
         if not mounts:
             raise PermanentError("cannot read /proc/self/mountinfo: nasd cannot tell what is mounted where",
