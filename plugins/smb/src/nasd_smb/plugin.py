@@ -220,17 +220,15 @@ def _adopt_time_machine_databases(ctx: Context, shares: Any) -> None:
     dataset's database (once; never over one that exists), so the streams it holds are not lost."""
     for config in shares:
         new = config.options.get("xattr_tdb:file")
-        if not new or os.path.exists(new):
-            continue
         old = ctx.state_dir / f"timemachine-{re.sub(r'[^A-Za-z0-9_.-]', '_', config.resource)}.tdb"
-        if old.exists():
+        if not new or not old.exists():
+            continue
+        if not os.path.exists(new):
             shutil.move(str(old), new)  # (copies where runDir is on another file system)
             ctx.log.info("moved %s to %s (the dataset's extended attributes)", old, new)
-    for config in shares:  # a second Time Machine share on the same dataset: its old database cannot be merged
-        old = ctx.state_dir / f"timemachine-{re.sub(r'[^A-Za-z0-9_.-]', '_', config.resource)}.tdb"
-        if old.exists() and config.options.get("xattr_tdb:file"):
+        else:  # a second Time Machine share on the same dataset: its old database cannot be merged
             ctx.log.warning("%s is left as it is: the dataset of share %s has a database already (%s); its "
-                            "streams are not served", old, config.resource, config.options["xattr_tdb:file"])
+                            "streams are not served", old, config.resource, new)
 
 
 def _needs_start(ctx: Context, settings: SMBSettings) -> bool:

@@ -77,6 +77,11 @@ def _untrusted(name: str, obs: "ZfsObservation") -> Problem | None:
                    f"and destroys nothing there: find the value with `zfs get all {name}` and `zfs inherit` it")
 
 
+def _untrusted_below(name: str, obs: "ZfsObservation") -> Problem | None:
+    """The first dataset below ``name`` whose rows cannot be trusted (a recursive destroy would take it along)."""
+    return next((_untrusted(d, obs) for d in sorted(obs.untrusted) if d.startswith(name + "/")), None)
+
+
 def observation(observed: Any) -> ZfsObservation:
     obs = observed.get("zfs") if hasattr(observed, "get") else None
     if obs is None:
@@ -304,8 +309,7 @@ def plan_pool_absent(pool: ZPool, obs: ZfsObservation) -> Plan:
     name = pool.name
     if pool.spec.deletionPolicy != "Destroy" or name not in obs.pools:
         return Plan()  # Retain: stop managing, keep the pool and its data
-    unreadable = _untrusted(name, obs) or next(
-        (_untrusted(d, obs) for d in sorted(obs.untrusted) if d.startswith(name + "/")), None)
+    unreadable = _untrusted(name, obs) or _untrusted_below(name, obs)
     if unreadable:
         return Plan(problem=unreadable)
     root = obs.datasets.get(name, {})
@@ -587,8 +591,7 @@ def plan_dataset_absent(ds: ZDataset, obs: ZfsObservation) -> Plan:
     observed = obs.datasets.get(name)
     if ds.spec.deletionPolicy != "Destroy":
         return Plan()  # Retain: stop managing, keep the data
-    unreadable = _untrusted(name, obs) or (next(
-        (_untrusted(d, obs) for d in sorted(obs.untrusted) if d.startswith(name + "/")), None)
+    unreadable = _untrusted(name, obs) or (_untrusted_below(name, obs)
         if ds.spec.destroyRecursive else None)
     if unreadable:
         return Plan(problem=unreadable)
