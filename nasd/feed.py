@@ -37,6 +37,13 @@ class DesiredFeed:
         self._on_change(f"{source} changed", True)
         return True
 
+    def set_errors(self, source: str, errors: Iterable[str]) -> None:
+        """Set what ``source`` reports as unreadable (deletions are held while any source reports errors)."""
+        errors = list(errors)
+        if self._errors.get(source, []) != errors:
+            self._errors[source] = errors
+            self._on_change(f"{source}: errors changed", True)
+
     def put(self, source: str, resource: Resource) -> None:
         self._sources.setdefault(source, {})[resource.key] = resource
         self._on_change(f"{source}: {resource.kind}/{resource.name} applied", False)

@@ -83,9 +83,12 @@ class Reconciler:
         self._in_pass: set[Key] = set()  # what the running pass desires
         self._settle = False
         self._next_followup: float | None = None
+        self._state_retries = 0  # passes in a row whose state could not be written
         #: whether resources reconciled before and no longer desired are deleted (the daemon: yes;
         #: `nasd reconcile -f FILE`: only with --prune, as the files may be only part of what it manages)
         self.prune = True
+        #: set once the daemon loop's first pass is over (``nasd serve`` then tells systemd it is ready)
+        self.first_pass_done = asyncio.Event()
 
     # -- one pass -------------------------------------------------------------
 
@@ -206,7 +209,7 @@ class Reconciler:
             self.store.save(resource)
             if before.get(key) != resource.status.model_dump(mode="json"):
                 await self._notify(resource)
-        self.store.flush()
+        state_written = self.store.flush()  # (a full or read-only state folder: logged, the old file kept)
         for resource in deleted:
             try:
                 await self.hooks.resource_deleted(self.ctx, resource)
@@ -215,6 +218,10 @@ class Reconciler:
         if report.mutated:
             # re-observe shortly: verifies convergence and fills in status (used, available, ...)
             self._next_followup = time.monotonic() + 0.3
+        self._state_retries = 0 if state_written else self._state_retries + 1
+        if not state_written:  # written by a pass soon, with backoff, even if nothing else happens
+            retry = time.monotonic() + min(2.0 ** self._state_retries, self.ctx.config.maxBackoffSeconds, 60.0)
+            self._next_followup = min(self._next_followup or retry, retry)
         return report
 
     def _forget(self, key: Key) -> Resource | None:
@@ -301,8 +308,10 @@ class Reconciler:
             await self._apply(plan.actions)
         except CommandError as e:
             self._fail(key, gen, TemporaryError(str(e)) if e.transient else e)
-            return finish(False, "Busy" if e.transient else "CommandFailed", f"{e}\n{e.stderr.strip()}"[:1024],
-                          plan.actions)
+            hint = ("\nstill busy after retries; nasd tries again with backoff. A process may hold a file or its "
+                    "working folder open there (`fuser -vm PATH` names it)") if e.transient else ""
+            return finish(False, "Busy" if e.transient else "CommandFailed",
+                          f"{e}\n{e.stderr.strip()}"[:1024 - len(hint)] + hint, plan.actions)
         except (TemporaryError, PermanentError) as e:
             self._fail(key, gen, e)
             return finish(False, e.reason, str(e), plan.actions)
@@ -434,3 +443,4 @@ class Reconciler:
             except Exception:
                 log.exception("reconcile pass failed")
                 await asyncio.sleep(1.0)
+            self.first_pass_done.set()

@@ -21,7 +21,7 @@ from .errors import CommandError
 log = logging.getLogger("nasd.runner")
 
 #: stderr fragments that mean "try again in a moment"
-TRANSIENT_MARKERS = ("dataset is busy", "pool is busy", "resource busy", "device busy", "try again")
+TRANSIENT_MARKERS = ("dataset is busy", "pool is busy", "resource busy", "device busy", "target is busy", "try again")
 
 
 @dataclass

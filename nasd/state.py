@@ -6,17 +6,26 @@ Layout under the state directory:
                                  (one file, replaced once per pass that changed anything)
   api/<Kind>/<name>.json         objects applied through the REST API (a desired-state source)
   cache/                         plugin caches (e.g. the detected ZFS dialect)
+
+A file that cannot be read back (cut short or edited by hand) is moved aside as ``<name>.broken-<time>``
+for the admin and named in a log line; nasd then starts from what is left, which never deletes anything:
+a resource it no longer knows it made is one it does not delete. A write that fails (a full or read-only
+folder) keeps the old file whole; the store says so once in the log and writes again on the next pass.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from .models import KINDS, ManifestError, Resource, parse_resource
+
+log = logging.getLogger("nasd.state")
 
 
 def fsync_dir(path: Path) -> None:
@@ -34,17 +43,42 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, sync_dir: bool = Tr
     tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:  # a write may be short (a file system nearly full): never rename a partial file
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # (a full disk: the partial copy must not keep the space)
+        raise
     if sync_dir:
         fsync_dir(path.parent)
 
 
 def write_json(path: Path, value: Any, sync_dir: bool = True) -> None:
     atomic_write(path, (json.dumps(value, indent=1, sort_keys=True) + "\n").encode(), sync_dir=sync_dir)
+
+
+def move_aside(path: Path, why: str) -> Path | None:
+    """Keep a file nasd cannot read back beside it, as ``<name>.broken-<UTC time>``, and say so in the log;
+    the copy's path (None when it could not be moved: then the file stays where it is)."""
+    target = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = target.with_name(f"{path.name}.broken-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{n}")
+    try:
+        os.replace(path, target)
+    except OSError as e:
+        log.error("%s is broken (%s) and cannot be moved aside (%s): nasd leaves it there and starts without it; "
+                  "fix or remove it by hand", path, why, e.strerror or e, extra={"file": str(path)})
+        return None
+    log.error("%s is broken (%s): moved to %s for you to look at; nasd starts without it", path, why, target,
+              extra={"file": str(path), "movedTo": str(target)})
+    return target
 
 
 def spec_hash(resource: Resource) -> str:
@@ -57,6 +91,8 @@ class ObjectDir:
 
     def __init__(self, root: Path):
         self.root = root
+        #: (kind, file stem, why, where the broken copy went) of every file items() could not read
+        self.broken: list[tuple[str, str, str, Path | None]] = []
 
     def path(self, kind: str, name: str) -> Path:
         return self.root / kind / f"{name}.json"
@@ -90,9 +126,12 @@ class ObjectDir:
                 if f.suffix != ".json":
                     continue
                 try:
-                    yield kind_dir.name, f.stem, json.loads(f.read_text())
-                except (OSError, ValueError):
+                    value = json.loads(f.read_text())
+                except (OSError, ValueError) as e:  # cut short or edited by hand: kept aside for the admin
+                    why = getattr(e, "strerror", None) or f"not valid JSON: {e}"
+                    self.broken.append((kind_dir.name, f.stem, why, move_aside(f, why)))
                     continue
+                yield kind_dir.name, f.stem, value
 
 
 class StatusStore:
@@ -103,19 +142,65 @@ class StatusStore:
         self._cache: dict[tuple[str, str], dict[str, Any]] = {}
         self._dirty = False
         self._hashes: dict[tuple[str, str], tuple[Any, str]] = {}
+        #: the error of the last flush that failed (logged once until it changes), None when the last one worked
+        self.write_error: str | None = None
+        self._loaded: dict[tuple[str, str], tuple[dict[str, Any], Resource]] = {}  # (parsed once, at start)
         for stray in state_dir.glob(".resources.json.tmp.*"):  # a kill -9 mid-write: the old file is whole
-            stray.unlink(missing_ok=True)
+            try:
+                stray.unlink()
+            except OSError:
+                pass  # (a read-only folder: it is ignored all the same)
+        for record in self._read():
+            manifest = record["manifest"]
+            self._cache[(manifest["kind"], manifest["metadata"]["name"])] = record
+
+    def _read(self) -> list[dict[str, Any]]:
+        """The records of resources.json that can be used; a file that cannot be read is moved aside, and a
+        record that no longer validates is dropped (a copy of the file is kept): nasd then does not know it
+        made that resource, so it never deletes it."""
         try:
-            records = json.loads(self.path.read_text())
+            text = self.path.read_text()
         except FileNotFoundError:
-            records = []
+            return []
+        except (OSError, ValueError) as e:  # (a folder where the file was, bytes that are not UTF-8)
+            move_aside(self.path, getattr(e, "strerror", None) or str(e))
+            return []
+        try:
+            records = json.loads(text)
+        except ValueError as e:
+            move_aside(self.path, f"not valid JSON: {e}")
+            return []
+        if not isinstance(records, list):
+            move_aside(self.path, f"a JSON {type(records).__name__}, not a list of records")
+            return []
+        good, bad = [], []
         for record in records:
-            manifest = record.get("manifest", {})
-            self._cache[(manifest.get("kind"), manifest.get("metadata", {}).get("name"))] = record
+            parsed = _parse_record(record)
+            if isinstance(parsed, str):
+                bad.append(parsed)
+            else:
+                good.append(record)
+                self._loaded[parsed.key] = (record, parsed)
+        if bad:
+            copy = self.path.with_name(f"{self.path.name}.broken-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+            try:
+                copy.write_bytes(text.encode())
+                kept = f"a copy of the file is kept as {copy}"
+            except OSError as e:
+                kept = f"no copy could be kept ({e.strerror or e})"
+            log.error("%s: %d record(s) left out, %s; nasd no longer knows it made these, so it deletes none of "
+                      "them (delete by hand what is not wanted): %s", self.path, len(bad), kept, "; ".join(bad)[:800],
+                      extra={"file": str(self.path)})
+            self._dirty = True  # written back without them on the next pass
+        return good
 
     def known(self) -> dict[tuple[str, str], Resource]:
         out = {}
         for key, record in self._cache.items():
+            loaded = self._loaded.get(key)
+            if loaded is not None and loaded[0] is record:
+                out[key] = loaded[1]
+                continue
             try:
                 out[key] = parse_resource(record["manifest"], "state")
             except (ManifestError, KeyError):
@@ -159,15 +244,36 @@ class StatusStore:
         if self._cache.pop(key, None) is not None:
             self._dirty = True
 
-    def flush(self) -> None:
-        """Write every record in one atomic replace, if anything changed since the last flush."""
+    @property
+    def dirty(self) -> bool:
+        """Whether something is not written yet (nothing changed since, or the last flush failed)."""
+        return self._dirty
+
+    def flush(self) -> bool:
+        """Write every record in one atomic replace, if anything changed since the last flush; whether the
+        file is up to date. A failed write (a full or read-only folder) leaves the old file whole, is logged
+        once (until its error changes, and again when writing works again) and is tried again next time."""
         if not self._dirty:
-            return
+            return True
         records = [self._cache[k] for k in sorted(self._cache, key=lambda k: (str(k[0]), str(k[1])))]
         # one record per line: readable with `jq`, and several times cheaper than an indented dump
         body = ",\n".join(json.dumps(r, sort_keys=True, separators=(",", ":")) for r in records)
-        atomic_write(self.path, ("[\n" + body + "\n]\n").encode() if records else b"[]\n")
+        try:
+            atomic_write(self.path, ("[\n" + body + "\n]\n").encode() if records else b"[]\n")
+        except OSError as e:
+            error = e.strerror or str(e)
+            if error != self.write_error:
+                log.error("cannot write %s: %s; the last state written is kept whole, and nasd goes on "
+                          "reconciling and tries again on every pass: %s", self.path, error, _remedy(e),
+                          extra={"file": str(self.path), "errno": e.errno})
+            self.write_error = error
+            return False
+        if self.write_error is not None:
+            log.warning("%s written again (the earlier error was: %s)", self.path, self.write_error,
+                        extra={"file": str(self.path)})
+            self.write_error = None
         self._dirty = False
+        return True
 
     def get(self, key: tuple[str, str]) -> Resource | None:
         record = self._cache.get(key)
@@ -177,3 +283,32 @@ class StatusStore:
             return parse_resource(record["manifest"], "state")
         except (ManifestError, KeyError):
             return None
+
+
+def _parse_record(record: Any) -> Resource | str:
+    """The resource a record of resources.json holds, or why it cannot be used."""
+    if not isinstance(record, dict) or not isinstance(record.get("manifest"), dict):
+        return f"not a record: {json.dumps(record)[:80]}"
+    manifest = record["manifest"]
+    metadata = manifest.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(manifest.get("kind"), str) or not isinstance(name, str):
+        return f"a record without kind and name: {json.dumps(manifest)[:80]}"
+    if not isinstance(record.get("generation", 1), int):
+        return f"{manifest['kind']}/{name}: generation is not a number"
+    try:
+        return parse_resource(manifest, "state")
+    except ManifestError as e:
+        return f"{manifest['kind']}/{name} no longer validates ({'; '.join(e.problems)[:200]})"
+
+
+def _remedy(e: OSError) -> str:
+    import errno
+
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free space on the file system of the state directory"
+    if e.errno == errno.EROFS:
+        return "mount the state directory read-write"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "let nasd's user write the state directory"
+    return "fix the state directory"

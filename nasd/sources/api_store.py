@@ -10,7 +10,7 @@ from ..context import Context
 from ..feed import DesiredFeed
 from ..hookspecs import hookimpl
 from ..models import ManifestError, Resource, parse_resource
-from ..state import ObjectDir
+from ..state import ObjectDir, move_aside
 
 log = logging.getLogger("nasd.sources.api")
 SOURCE = "api"
@@ -32,6 +32,10 @@ class APIStore:
     def __init__(self, ctx: Context, feed: DesiredFeed):
         self.dir = ObjectDir(ctx.state_dir / "api")
         self.feed = feed
+        #: (kind, file stem) -> why: stored objects that could not be read back (moved aside); while any is
+        #: left, deletions are held (what is missing may only be unreadable), until that object is applied
+        #: again through the API
+        self.unreadable: dict[tuple[str, str], str] = {}
 
     def load(self) -> list[Resource]:
         out = []
@@ -39,12 +43,30 @@ class APIStore:
             try:
                 out.append(parse_resource(data, f"state api/{kind}/{name}"))
             except ManifestError as e:
-                log.error("stored API object no longer valid: %s", e)
+                moved = move_aside(self.dir.path(kind, name), f"no longer a valid {kind}: {'; '.join(e.problems)}")
+                self._unreadable(kind, name, f"no longer a valid {kind}", moved)
+        for kind, stem, why, moved in self.dir.broken:
+            self._unreadable(kind, stem, why, moved)
         return out
+
+    def _unreadable(self, kind: str, stem: str, why: str, moved: object) -> None:
+        where = f"moved to {moved}" if moved else "left where it is"
+        self.unreadable[(kind, stem)] = (
+            f"the {kind} {stem} applied through the API cannot be read back ({why[:200]}; {where}); "
+            f"deletions are held until you apply {kind} {stem} again through the API (then delete it there if it "
+            "should go)")
+
+    def errors(self) -> list[str]:
+        return list(self.unreadable.values())
+
+    def _settled(self, kind: str, name: str) -> None:
+        if self.unreadable.pop((kind, file_stem(name)), None) is not None:
+            self.feed.set_errors(SOURCE, self.errors())
 
     def put(self, resource: Resource) -> None:
         self.dir.put(resource.kind, file_stem(resource.name), resource.to_manifest(with_status=False))
         self.feed.put(SOURCE, resource)
+        self._settled(resource.kind, resource.name)
 
     def delete(self, kind: str, name: str) -> bool:
         self.dir.delete(kind, file_stem(name))
@@ -53,12 +75,14 @@ class APIStore:
                 self.dir.delete(kind, name)
             except OSError:
                 pass
-        return self.feed.remove(SOURCE, (kind, name))
+        removed = self.feed.remove(SOURCE, (kind, name))
+        self._settled(kind, name)
+        return removed
 
 
 @hookimpl
 def supply_desired_state(ctx: Context, feed: DesiredFeed) -> None:
     store = APIStore(ctx, feed)
-    feed.replace(SOURCE, store.load())
+    feed.replace(SOURCE, store.load(), store.errors())
     ctx.cache["api-store"] = store
     return None

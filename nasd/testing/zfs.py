@@ -9,6 +9,7 @@ the tests made is destroyed and the daemon stopped, so nothing is left behind.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import secrets
 import shutil
@@ -72,6 +73,9 @@ class ZFSFuse:
             Path(d).mkdir(parents=True, exist_ok=True)
             run("mount", "-t", "tmpfs", "tmpfs", d)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._launch()
+
+    def _launch(self) -> None:
         pidfile = self.workdir / "zfs-fuse.pid"
         pidfile.unlink(missing_ok=True)  # a stale pidfile makes zfs-fuse exit silently
         run("zfs-fuse", "--pidfile", str(pidfile))
@@ -82,6 +86,41 @@ class ZFSFuse:
                 return
             time.sleep(0.05)
         raise ZFSUnavailable("zfs-fuse did not become ready within 15 s")
+
+    # -- faults: the daemon killed under whoever uses it, and started again -------------------------
+
+    def kill(self) -> None:
+        """SIGKILL the zfs-fuse daemon (as the OOM killer would) and wait until it is gone. Its mounts stay
+        listed, dead (ENOTCONN); the pools stay in its cache file, so :meth:`restart` imports them again."""
+        assert not self.kernel and self.pid, "only a private zfs-fuse can be killed"
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 10
+        while _alive(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.pid = None
+
+    def running(self) -> bool:
+        return self.kernel or (self.pid is not None and _alive(self.pid))
+
+    def restart(self) -> None:
+        """Start zfs-fuse again after :meth:`kill`, as an admin or systemd would: it imports the pools of its
+        cache file and mounts nothing (the dead mounts are left for whoever manages the datasets)."""
+        if not self.running():
+            self._launch()
+
+    def ensure_running(self, under: Path | None = None) -> None:
+        """Leave the session's daemon sound whatever a fault test did: running, and no dead mount left below
+        ``under`` (detached, so the pools can be destroyed at teardown)."""
+        self.restart()
+        for m in sorted(fuse_mounts_under(under) if under else [], key=len, reverse=True):
+            try:
+                os.stat(m)
+            except OSError as e:
+                if e.errno == errno.ENOTCONN:
+                    run("umount", "-l", m, check=False)
 
     def destroy_pool(self, name: str) -> None:
         if run("zpool", "list", "-H", "-o", "name", name, check=False).returncode != 0:

@@ -16,12 +16,32 @@ from nasd.state import write_json
 
 from .dialect import Dialect, parse_dialect
 from .devices import holds_data
-from .mounts import dataset_mounted_at, read_mounts
+from .mounts import dataset_mounted_at, dead_mount, read_mounts
 from .parse import parse_zfs_get, parse_zpool_import, parse_zpool_status
 from .snapshots import snapshot_commands
 from .plan import MANAGED, STATUS_PROPERTIES, ZfsObservation, in_the_way
 
 CACHE_KEY = "zfs"
+#: what zfs and zpool print when there is no ZFS to talk to (zfs-fuse not running, the module not loaded)
+NOT_RUNNING_MARKERS = ("failed to initialize zfs library", "zfs-fuse daemon is running", "modules are not loaded",
+                       "/dev/zfs and /proc/self/mounts are required")
+NOT_RUNNING_MESSAGE = ("ZFS is not reachable ({error}): start the ZFS daemon (zfs-fuse: `systemctl start zfs-fuse`; "
+                       "kernel ZFS: `modprobe zfs`); nothing is changed meanwhile, and nasd converges by itself once "
+                       "ZFS answers (retried with backoff)")
+
+
+def describe(error: Exception) -> str:
+    """An error in one line: a failed command with what it printed."""
+    if isinstance(error, CommandError):
+        said = "; ".join(ln.strip() for ln in error.stderr.split("\n") if ln.strip())
+        return f"{error.argv[0].rsplit('/', 1)[-1]} {' '.join(error.argv[1:2])}: {said or error}"[:400]
+    return str(error)[:400]
+
+
+def not_running(error: Exception) -> bool:
+    text = (error.stderr if isinstance(error, CommandError) else str(error)).lower()
+    return (isinstance(error, PermanentError) and error.reason == "ZFSNotRunning") or \
+        any(m in text for m in NOT_RUNNING_MARKERS)
 
 
 def _binary_stamp(ctx: Context, program: str) -> list[Any]:
@@ -53,7 +73,11 @@ async def detect_dialect(ctx: Context) -> Dialect:
         raise PermanentError("the ZFS daemon is not running (zfs-fuse) or the module is not loaded",
                              reason="ZFSNotRunning")
     dialect = parse_dialect(*texts)
-    write_json(cache_file, {"stamp": stamp, "dialect": dialect.to_json()})
+    try:
+        write_json(cache_file, {"stamp": stamp, "dialect": dialect.to_json()})
+    except OSError as e:  # a full or read-only state folder: only a cache, detected again next time
+        ctx.log.warning("cannot cache the ZFS dialect in %s: %s (it is detected again at the next start)",
+                        cache_file, e.strerror or e)
     return dialect
 
 
@@ -152,9 +176,14 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
                                  reason="ObserveFailed")
         obs.mounted = {name for name, props in obs.datasets.items()
                        if dataset_mounted_at(mounts, props.get("mountpoint", ("", ""))[0], name)}
+        # a stat per mounted dataset: a mount the ZFS daemon left when it died (zfs-fuse killed and started
+        # again) is still listed, and zfs says "mounted", but every access fails until it is mounted again
+        obs.stale = {name for name in obs.mounted if dead_mount(obs.datasets[name]["mountpoint"][0])}
+        obs.mounted -= obs.stale
         for name, props in obs.datasets.items():  # an lstat per dataset that should be mounted and is not
             mp = props.get("mountpoint", ("", ""))[0]
-            if mp.startswith("/") and name not in obs.mounted and props.get("canmount", ("on", ""))[0] == "on":
+            if mp.startswith("/") and name not in obs.mounted and name not in obs.stale \
+                    and props.get("canmount", ("on", ""))[0] == "on":
                 blocker = in_the_way(mp, [obs.mount_root, *obs.allowed_roots])
                 if blocker:
                     obs.in_the_way[name] = blocker

@@ -4,6 +4,7 @@ top folder only when that folder is the dataset's own mount, never a folder that
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -69,3 +70,13 @@ def open_dataset_root(path: str, dataset: str) -> int:
     except BaseException:
         os.close(fd)
         raise
+
+
+def dead_mount(path: str) -> bool:
+    """Whether the mount at ``path`` lost its file system daemon (a FUSE mount whose zfs-fuse died):
+    listed, but every access fails with ENOTCONN until it is unmounted and mounted again."""
+    try:
+        os.statvfs(path)  # (a stat may be answered from the kernel's cache; statfs always asks the daemon)
+    except OSError as e:
+        return e.errno == errno.ENOTCONN
+    return False

@@ -17,7 +17,7 @@ from nasd.models.zfs_properties import CREATE_ONLY, SIZE_PROPERTIES, normalize
 from nasd.planning import Action, Plan, Problem
 
 from .dialect import Dialect
-from .mounts import open_dataset_root
+from .mounts import dead_mount, open_dataset_root, read_mounts
 from .parse import PoolInfo, Props, VdevInfo
 
 MANAGED = "nasd.io:managed"
@@ -53,6 +53,10 @@ class ZfsObservation:
     in_the_way: dict[str, str] = field(default_factory=dict)
     #: folders (besides each pool's own mountpoint, and mount_root for pools) mountpoints may be below
     allowed_roots: list[str] = field(default_factory=list)
+    #: datasets (pool roots too) listed as mounted whose mount is dead (the ZFS daemon died under it)
+    stale: set[str] = field(default_factory=set)
+    #: datasets nasd's own `zfs create` made when ZFS stopped before it marked them nasd.io:managed
+    interrupted: set[str] = field(default_factory=set)
 
 
 def _below(path: str, roots: list[str]) -> bool:
@@ -86,6 +90,8 @@ def observation(observed: Any) -> ZfsObservation:
     obs = observed.get("zfs") if hasattr(observed, "get") else None
     if obs is None:
         error = observed.get("zfs_error") or observed.get("_observe_error") or "ZFS state was not observed"
+        if observed.get("zfs_reason") == "ZFSNotRunning":
+            raise TemporaryError(error, reason="ZFSNotRunning", delay=1.0)
         raise TemporaryError(f"cannot read ZFS state: {error}", reason="ObserveFailed", delay=2.0)
     return obs
 
@@ -267,6 +273,9 @@ def plan_pool(pool: ZPool, obs: ZfsObservation) -> Plan:
     plan.actions += _set_actions(name, changes, obs.dialect)
     if changes and pool.status.observedGeneration == pool.metadata.generation and pool.ready:
         plan.events.append(f"drift corrected on pool {name}: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+    if name in obs.stale:  # (its datasets' dead mounts go with it; each is mounted again by its own plan)
+        plan.actions.append(_remount(name, plan.status["mountpoint"], [obs.mount_root, *obs.allowed_roots]))
+    _full_condition(plan, f"pool {name}", used, avail, pool_full=True)
     if info.state in ("FAULTED", "UNAVAIL", "SUSPENDED", "REMOVED"):
         plan.problem = Problem("PoolUnhealthy", f"pool {name} is {info.state}")
     plan.conditions.append(
@@ -432,7 +441,16 @@ def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
         return Plan(actions=[*check, Action(f"create dataset {name}", argv=argv)], status=status)
 
     plan = Plan(status=dataset_status(name, observed))
-    if not _managed(observed):
+    pool_root = obs.datasets.get(ds.spec.pool, {})
+    _full_condition(plan, f"dataset {name}", _as_int(observed.get("used", (None, ""))[0]),
+                    _as_int(observed.get("available", (None, ""))[0]),
+                    pool_full=_is_full(_as_int(pool_root.get("used", (None, ""))[0]),
+                                       _as_int(pool_root.get("available", (None, ""))[0])))
+    if not _managed(observed) and name in obs.interrupted:
+        plan.events.append(f"{name} was made by nasd's `zfs create` when ZFS stopped, before it was marked as "
+                           "nasd's: marked now, and its properties set")
+        plan.actions += _set_actions(name, {MANAGED: "true"}, obs.dialect)
+    elif not _managed(observed):
         if ds.metadata.annotations.get(ADOPT_ANNOTATION) != "true":
             plan.problem = Problem(
                 "Unmanaged",
@@ -477,6 +495,11 @@ def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
     if mountpoint.startswith("/") and not _below(mountpoint, roots):
         plan.problem = _mountpoint_problem(f"dataset {name}", mountpoint, roots)
         return plan  # mounted (or to be mounted) somewhere else, set by hand: nothing is mounted, chowned or shared
+    if name in obs.stale:
+        plan.actions.append(_remount(name, mountpoint, roots))
+        plan.problem = Problem("NotMounted", f"the mount of {name} at {mountpoint} was dead (the ZFS daemon stopped "
+                               "while it was mounted): nasd mounts it again; the data is in the dataset, untouched")
+        return plan
     if mountpoint.startswith("/") and observed.get("canmount", ("on", ""))[0] == "on" and name not in obs.mounted:
         # not mounted (a restart of zfs-fuse mounts nothing; a mount can fail): mount it, and until its own mount
         # is there the dataset is not Ready, so no share serves whatever is at the path instead
@@ -538,6 +561,45 @@ def _mount(name: str, mountpoint: str, roots: list[str]) -> Action:
         await ctx.runner.run(["zfs", "mount", name], mutating=True)
 
     return Action(f"mount dataset {name} at {mountpoint}", func=mount)
+
+
+def _remount(name: str, mountpoint: str, roots: list[str]) -> Action:
+    """Mount ``name`` again where its dead mount is (the ZFS daemon died under it): detach the dead mount
+    (gone already when a parent's was detached, which takes those below along), then `zfs mount`."""
+    async def remount(ctx: Any) -> None:
+        if mountpoint in read_mounts() and dead_mount(mountpoint):
+            await ctx.runner.run(["umount", "-l", mountpoint], mutating=True)
+        blocker = in_the_way(mountpoint, roots)
+        if blocker:
+            raise PermanentError(f"{mountpoint} is {blocker}: nasd never mounts over it", reason="NotMounted")
+        await ctx.runner.run(["zfs", "mount", name], mutating=True)
+
+    return Action(f"mount {name} again at {mountpoint} (its mount was dead)", func=remount)
+
+
+def _is_full(used: int | None, avail: int | None) -> bool:
+    """Nothing left to write: no space, or at most 0.1% of it (1 GiB at most) free."""
+    if used is None or avail is None:
+        return False
+    return avail <= min((used + avail) // 1000, 1 << 30)
+
+
+def _full_condition(plan: Plan, what: str, used: int | None, avail: int | None, pool_full: bool) -> None:
+    """Condition ``Full`` while a pool or dataset has no room left (Ready is left alone: what frees space, such as
+    the snapshot schedule's pruning and the shares clients delete through, must go on); removed once there is."""
+    if not (_is_full(used, avail) if what.startswith("pool") else avail == 0 or (pool_full and avail is not None)):
+        plan.removed_conditions.append("Full")
+        return
+    if pool_full:
+        plan.conditions.append(("Full", True, "PoolFull", (
+            f"{what} has no space left ({avail} bytes free): clients get 'No space left on device' and nasd cannot "
+            "create datasets or set properties in this pool; free space (delete files, or old snapshots: `zfs list "
+            "-t snapshot -o name,used -s used`) or add a vdev; this clears by itself once there is room")))
+    else:
+        plan.conditions.append(("Full", True, "QuotaReached", (
+            f"{what} has reached its quota ({used} bytes used, none free): writes to it fail with 'Disk quota "
+            "exceeded' or 'No space left on device'; raise its quota in the spec or delete files or snapshots in it; "
+            "this clears by itself once there is room")))
 
 
 def _dataset_roots(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> list[str]:

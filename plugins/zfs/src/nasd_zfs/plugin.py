@@ -26,13 +26,53 @@ async def _ready_dialect(ctx: Context) -> Any:
     return _dialect(ctx)
 
 
+def _track_interrupted_creates(ctx: Context) -> None:
+    """Remember the datasets whose `zfs create` failed. zfs-fuse sets a new dataset's properties after making
+    it: when its daemon dies in between, the dataset is there without ``nasd.io:managed``. Such a create is
+    taken for nasd's own only when the observation right after it found ZFS not running (a create refused
+    while ZFS was up, say because someone else made the dataset meanwhile, is never taken)."""
+    failed: set[str] = ctx.cache.setdefault("zfs-create-failed", set())
+    zfs = ctx.runner.resolve("zfs")
+
+    def listener(spawn: Any) -> None:
+        if spawn.mutating and spawn.returncode != 0 and spawn.argv[:2] == [zfs, "create"]:
+            failed.add(spawn.argv[-1])
+
+    ctx.runner.listeners.append(listener)
+
+
+def _after_observe(ctx: Context, observed: dict[str, Any]) -> dict[str, Any]:
+    failed: set[str] = ctx.cache.setdefault("zfs-create-failed", set())
+    interrupted: set[str] = ctx.cache.setdefault("zfs-create-interrupted", set())
+    obs = observed.get("zfs")
+    if obs is None:
+        if observed.get("zfs_reason") == "ZFSNotRunning":
+            interrupted |= failed
+        failed.clear()
+        return observed
+    failed.clear()
+    interrupted.intersection_update(n for n, props in obs.datasets.items()
+                                    if props.get(plan.MANAGED, ("-", "-"))[0] != "true")
+    obs.interrupted = set(interrupted)
+    return observed
+
+
 @hookimpl
 async def startup(ctx: Context) -> None:
+    _track_interrupted_creates(ctx)
     try:
         ctx.cache["zfs-dialect"] = await control.detect_dialect(ctx)
     except Exception as e:  # reported on every ZFS resource instead of stopping the daemon
         ctx.cache["zfs-dialect-error"] = str(e)
         ctx.log.error("ZFS is not usable: %s", e)
+
+
+def _failed(error: Exception) -> dict[str, Any]:
+    """What observe returns when ZFS could not be read: the error, and its reason when it names one."""
+    if control.not_running(error):
+        return {"zfs": None, "zfs_error": control.NOT_RUNNING_MESSAGE.format(error=control.describe(error)),
+                "zfs_reason": "ZFSNotRunning"}
+    return {"zfs": None, "zfs_error": str(error)}
 
 
 @hookimpl
@@ -41,13 +81,13 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
         try:
             ctx.cache["zfs-dialect"] = await control.detect_dialect(ctx)
         except Exception as e:
-            return {"zfs": None, "zfs_error": str(e)}
+            return _after_observe(ctx, _failed(e))
     mount_root = str(ctx.settings(NAME).get("mountRoot", "/mnt"))
     allowed = [str(p) for p in ctx.settings(NAME).get("allowedMountpoints", []) if str(p).startswith("/")]
     try:
-        return {"zfs": await control.observe(ctx, _dialect(ctx), desired, mount_root, allowed)}
+        return _after_observe(ctx, {"zfs": await control.observe(ctx, _dialect(ctx), desired, mount_root, allowed)})
     except Exception as e:
-        return {"zfs": None, "zfs_error": str(e)}
+        return _after_observe(ctx, _failed(e))
 
 
 @hookimpl
