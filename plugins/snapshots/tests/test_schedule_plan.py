@@ -38,11 +38,18 @@ def test_a_sub_minute_interval_names_the_latest_tick_not_an_earlier_one():
     assert decision.take == "GMT-2026.11.26-04.00.00"
 
 
-def test_a_clock_that_jumped_back_takes_nothing_until_the_next_tick_after_the_newest_snapshot():
-    last = listing(("tank/media", "GMT-2026.11.26-05.00.00"))
-    decision = plan_schedule(schedule(), ["tank/media"], last, utc("2026-11-26 04:30:00"))
+def test_a_clock_that_jumped_back_takes_nothing_at_once_and_goes_on_at_the_next_tick_after_the_jump():
+    s = schedule()
+    last = listing(("tank/media", "GMT-2026.11.26-04.00.00"), ("tank/media", "GMT-2026.11.26-05.00.00"))
+    s.status.lastRun = "2026-11-26T05:00:00Z"
+    decision = plan_schedule(s, ["tank/media"], last, utc("2026-11-26 03:30:00"))
     assert decision.take is None and decision.prune == []
-    assert decision.status["nextRun"] == "2026-11-26T06:00:00Z"
+    assert (decision.status["lastRun"], decision.status["nextRun"]) == ("2026-11-26T03:30:00Z", "2026-11-26T04:00:00Z")
+    assert [c[:3] for c in decision.conditions if c[0] == "ClockBehind"] == [("ClockBehind", True, "ClockWentBack")]
+    s.status.lastRun = decision.status["lastRun"]
+    # the 04:00 name was taken before the jump: the tick is named by the actual time, not skipped
+    decision = plan_schedule(s, ["tank/media"], last, utc("2026-11-26 04:00:09"))
+    assert decision.take == "GMT-2026.11.26-04.00.09"
 
 
 def test_a_dataset_that_already_has_the_name_is_left_out_of_the_tick():

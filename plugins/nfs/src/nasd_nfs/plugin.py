@@ -185,10 +185,22 @@ def _apply_action(obs: NfsObservation, what: str, share: str | None = None) -> A
                 break
             staged.unlink(missing_ok=True)
             message = result.message or "exportfs failed"
+            if result.missing:
+                raise _missing(ctx, result.missing)
             if "program not found" in message:
-                raise PermanentError("exportfs is not installed (install nfs-kernel-server)", reason="ExportfsMissing")
+                raise PermanentError(f"exportfs's check needs unshare, which is not installed ({message}): install "
+                                     "util-linux; the exports in effect are unchanged", reason="UnshareMissing")
             blamed = _blame(obs, text, result) - set(obs.rejected)
             if not blamed:
+                control = await exportfs.works(ctx, obs.settings.exportsFile)
+                if control.missing:
+                    raise _missing(ctx, control.missing)
+                if not control.ok:
+                    raise _logged(ctx,
+                        f"exportfs ({exportfs.program(ctx)}) fails even on an empty exports file: "
+                        f"{(control.message or 'no message')[:400]}; repair it (apt-get install --reinstall "
+                        "nfs-kernel-server) or see its message. The exports in effect are unchanged: nasd's exports "
+                        "file is changed once exportfs can check it", reason="ExportfsFailed")
                 raise PermanentError(f"exportfs refused the new exports file (nothing changed): {message}",
                                      reason="ExportfsRefused")
             for s in blamed:
@@ -208,7 +220,11 @@ def _apply_action(obs: NfsObservation, what: str, share: str | None = None) -> A
         try:
             warnings += "\n" + await exportfs.reload(ctx)
         except CommandError as e:
-            raise TemporaryError(f"exportfs -ra failed: {e.stderr.strip() or e}", reason="ExportfsFailed") from None
+            if e.returncode == 127 and not exportfs.installed(exportfs.program(ctx)):
+                raise _missing(ctx, exportfs.program(ctx)) from None
+            raise _logged(ctx, f"exportfs -ra failed: {(e.stderr.strip() or str(e))[:400]}; the exports file is "
+                                 "written and put in effect once exportfs -ra works (until then the previous exports "
+                                 "stay in effect): see exportfs's message", reason="ExportfsFailed") from None
         _owed(ctx).unlink(missing_ok=True)
         if warnings.strip():
             ctx.log.warning("exportfs: %s", warnings.strip())
@@ -219,6 +235,18 @@ def _apply_action(obs: NfsObservation, what: str, share: str | None = None) -> A
             ctx.request_reconcile("exportfs could not resolve some hosts")  # the shares' conditions say so
 
     return Action(what, func=apply)
+
+
+def _missing(ctx: Context, path: str) -> TemporaryError:
+    return _logged(ctx, f"exportfs is not installed (not found: {path}): install nfs-kernel-server (apt-get install "
+                   "nfs-kernel-server) or set programs.exportfs in nasd's configuration. The exports in effect are "
+                   "unchanged: nasd's exports file is changed once exportfs can check it", reason="ExportfsMissing")
+
+
+def _logged(ctx: Context, message: str, reason: str) -> TemporaryError:
+    """exportfs missing or broken: retried with backoff (no share is to blame), and said in the log."""
+    ctx.log.warning("%s: %s", reason, message)
+    return TemporaryError(message, reason=reason, delay=1.0)
 
 
 def _fsid_problem(share: NASShare, path: str, obs: NfsObservation) -> Problem | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -27,7 +28,8 @@ from nasd.state import write_json
 from nasd.timing import next_tick
 
 from .restore import RESTORE_PROPERTY, hold_tag, plan_restore
-from .schedule import SCHEDULE_PROPERTY, name_pattern, name_time, parse_iso, plan_schedule, targets
+from .schedule import (SCHEDULE_PROPERTY, effective_last_run, name_pattern, name_time, parse_iso, plan_schedule,
+                       targets)
 
 NAME = "snapshots"
 SOURCE = "snapshots"  # the desired-state source of the resources restores derive
@@ -36,6 +38,15 @@ _NEXT_DUE = "snapshots-next-due"
 _PREVIOUS_VERSIONS = "snapshots-previous-versions"
 _TIMER_EVENT = "snapshots-timer"
 _NO_HOLDS = "snapshots-no-holds"
+#: the timer sleeps (on the monotonic clock) at most this long before it reads the wall clock again: a wall
+#: clock set forward makes a tick due within this time, not after the hours the sleep was planned for
+CLOCK_CHECK_SECONDS = 5.0
+#: the wall clock moving this much more (or less) than the monotonic clock between two wakes is a jump
+JUMP_SECONDS = 30.0
+#: a due tick is asked for at most this often (a tick that cannot be taken yet never spins the daemon)
+MIN_ASK_SECONDS = 1.0
+
+log = logging.getLogger("nasd.snapshots")
 
 
 def now(ctx: Context) -> float:
@@ -78,17 +89,18 @@ def _signature(resources: list[Resource]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def _last_run(schedule: ZSnapshotSchedule, listing: SnapshotListing | None) -> float | None:
-    """When the schedule last ran: its status, or the newest snapshot it made (by the time in its name)."""
-    last = parse_iso(schedule.status.lastRun)
+def _last_run(schedule: ZSnapshotSchedule, listing: SnapshotListing | None, t: float) -> float | None:
+    """When the schedule last ran by the clock at ``t``: its status and the snapshots it made (by the times in
+    their names), as the planner reckons it (see :func:`effective_last_run`: a clock that went back)."""
+    own: list[float] = []
     if listing is not None:
         pattern = name_pattern(schedule.spec.format)
         for s in listing.snapshots:
             if s.properties.get(SCHEDULE_PROPERTY) == schedule.name:
-                t = name_time(pattern, s.name)
-                if t is not None and (last is None or t > last):
-                    last = t
-    return last
+                when = name_time(pattern, s.name)
+                if when is not None:
+                    own.append(when)
+    return effective_last_run(parse_iso(schedule.status.lastRun), own, t)[0]
 
 
 # -- setup ------------------------------------------------------------------------------------------
@@ -102,20 +114,45 @@ def startup(ctx: Context) -> None:
 
 async def _timer(ctx: Context) -> None:
     """Ask for a pass when the earliest schedule is due (the pass itself takes the snapshot). Each pass's
-    observation sets the next due time and wakes this task, so a sooner tick is never slept through."""
+    observation sets the next due time and wakes this task, so a sooner tick is never slept through.
+
+    It sleeps on the monotonic clock, never longer than CLOCK_CHECK_SECONDS, and compares the wall clock
+    with it at every wake: a wall clock set forward makes the tick due at the next wake; one set back (or
+    forward) by more than JUMP_SECONDS asks for a pass at once, which plans the schedules from the new time
+    (a clock that went back is not due until the next tick after it). Passes for a due tick are asked for at
+    most every MIN_ASK_SECONDS, and for one that a pass could not take, less and less often (up to 32 times
+    that)."""
     changed: asyncio.Event = ctx.cache.setdefault(_TIMER_EVENT, asyncio.Event())
+    offset = now(ctx) - time.monotonic()
+    asked, asked_for, repeats = float("-inf"), None, 0
     while True:
         changed.clear()  # (no await until the wait: an update from now on wakes it)
+        wall, mono = now(ctx), time.monotonic()
+        jump, offset = wall - mono - offset, wall - mono
+        if abs(jump) >= JUMP_SECONDS:
+            log.warning("the wall clock jumped %s by %s: planning the snapshot schedules from %s",
+                        "forward" if jump > 0 else "back", _duration(abs(jump)),
+                        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall)))
+            ctx.request_reconcile("the wall clock jumped")
+            asked = mono
         due = ctx.cache.get(_NEXT_DUE)
-        wait = 30.0 if due is None else due - now(ctx)
+        wait = CLOCK_CHECK_SECONDS if due is None else due - wall
         if due is not None and wait <= 0:
-            ctx.cache.pop(_NEXT_DUE, None)  # the pass sets the next one
-            ctx.request_reconcile("a snapshot schedule is due")
-            wait = 30.0
+            again = due == asked_for  # (asked for already: that pass could not take it)
+            wait = asked + MIN_ASK_SECONDS * 2 ** min(repeats if again else 0, 5) - mono
+            if wait <= 0:
+                ctx.cache.pop(_NEXT_DUE, None)  # the pass sets the next one
+                ctx.request_reconcile("a snapshot schedule is due")
+                repeats = repeats + 1 if again else 0
+                asked, asked_for, wait = mono, due, CLOCK_CHECK_SECONDS
         try:
-            await asyncio.wait_for(changed.wait(), min(max(wait, 0.02), 30.0))
+            await asyncio.wait_for(changed.wait(), min(max(wait, 0.02), CLOCK_CHECK_SECONDS))
         except asyncio.TimeoutError:
             pass
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds:.0f} s"
 
 
 def _derived_file(ctx: Context):
@@ -186,7 +223,7 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
     cached = ctx.cache.get(_LISTING)
     relist_every = float(ctx.settings(NAME).get("relistSeconds", ctx.config.resyncSeconds))
     schedules = sorted((r for r in mine if isinstance(r, ZSnapshotSchedule)), key=lambda r: r.name)
-    lasts = {s.name: _last_run(s, cached["listing"]) for s in schedules} if cached is not None else {}
+    lasts = {s.name: _last_run(s, cached["listing"], t) for s in schedules} if cached is not None else {}
     due = any(lasts[s.name] is None or next_tick(s.spec.schedule.cron, s.spec.schedule.interval, lasts[s.name]) <= t
               for s in schedules if cached is not None)
     # zfs-fuse takes ~1 s per 1,000 snapshots to list them: list again only when something may have
@@ -201,7 +238,7 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
     if fresh:
         listing = await Hooks(ctx.pm).list_snapshots(ctx, roots, [SCHEDULE_PROPERTY, RESTORE_PROPERTY])
         ctx.cache[_LISTING] = {"listing": listing, "roots": roots, "signature": signature, "at": t}
-        lasts = {s.name: _last_run(s, listing) for s in schedules}
+        lasts = {s.name: _last_run(s, listing, t) for s in schedules}
     else:
         listing = cached["listing"]
     obs = Observation(listing=listing, now=t)
@@ -220,6 +257,9 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
                 obs.overlaps.setdefault(s.name, (ds, first))
         last = lasts[s.name]
         tick = next_tick(s.spec.schedule.cron, s.spec.schedule.interval, max(t, last or t))
+        if last is not None:  # a tick due now that this pass cannot take (its name was taken in the same
+            # second): the timer asks again, less and less often
+            tick = min(tick, next_tick(s.spec.schedule.cron, s.spec.schedule.interval, last))
         next_due = tick if next_due is None else min(next_due, tick)
     ctx.cache[_PREVIOUS_VERSIONS] = previous_versions
     ctx.cache[_NEXT_DUE] = next_due
@@ -282,7 +322,7 @@ def _plan_schedule(ctx: Context, schedule: ZSnapshotSchedule, deps: Mapping[tupl
             f"{ds} is also snapshotted by ZSnapshotSchedule {first} with the same name format; give this "
             "one another format (e.g. a prefix) or exclude the dataset from one of them"))
     decision = plan_schedule(schedule, roots, obs.listing, obs.now, obs.shared)
-    plan = Plan(status=decision.status, conditions=decision.conditions)
+    plan = Plan(status=decision.status, conditions=decision.conditions, removed_conditions=decision.removed)
     if decision.problem:
         plan.problem = Problem(*decision.problem)
         return plan

@@ -68,6 +68,29 @@ def latest_tick(cron: str | None, interval: str | None, now: float) -> float | N
     return latest if latest is not None and now - latest <= ON_TIME_SECONDS else None
 
 
+def effective_last_run(status_last: float | None, own: list[float], now: float) -> tuple[float | None, bool]:
+    """When the schedule last ran, by the clock as it reads ``now``, and whether the clock is behind the
+    schedule's history (it jumped back). ``status_last``: ``status.lastRun``; ``own``: the times in the names
+    of the snapshots the schedule made.
+
+    - In step (nothing dated after ``now``): the later of the status and the newest snapshot (a snapshot
+      taken just before a crash that lost the status counts).
+    - The status dated after ``now``: the clock went back since the last run. The schedule goes on from
+      ``now`` (it is not due at once, so no burst, and is due at the next tick after ``now``, not only
+      once the clock has caught up with its newest snapshot); the plan writes ``now`` as ``lastRun``.
+    - Snapshots dated after ``now`` but the status not (the run after such a jump): the status, alone.
+      The names the clock has passed again were taken before the jump, not since: they do not count.
+    """
+    newest = max(own, default=None)
+    if status_last is not None and status_last > now:
+        return now, True
+    if newest is not None and newest > now:
+        return (status_last if status_last is not None else now), True
+    if status_last is None or (newest is not None and newest > status_last):
+        return newest, False
+    return status_last, False
+
+
 def policy_token(retention: dict[str, int]) -> str:
     """A short fingerprint of a retention policy, for confirmations that name the policy they approve."""
     text = ",".join(f"{k}={int(retention.get(k, 0))}" for k in RULES)
@@ -135,6 +158,8 @@ class Decision:
     status: dict = field(default_factory=dict)
     #: (type, ok, reason, message) conditions besides Ready
     conditions: list[tuple[str, bool, str, str]] = field(default_factory=list)
+    #: condition types to remove
+    removed: list[str] = field(default_factory=list)
     problem: tuple[str, str] | None = None
 
 
@@ -167,8 +192,19 @@ def plan_schedule(schedule: ZSnapshotSchedule, roots: list[str], listing: Snapsh
         own[s.dataset].append((s, t))
         if newest is None or t > newest[0]:
             newest = (t, s.name)
-    if newest is not None and (last_run is None or newest[0] > last_run):
-        last_run = newest[0]
+    own_times = [t for items in own.values() for _, t in items]
+    status_last = last_run
+    last_run, behind = effective_last_run(status_last, own_times, now)
+    if behind:
+        ahead = max(own_times + ([status_last] if status_last is not None else []))
+        decision.conditions.append((
+            "ClockBehind", True, "ClockWentBack",
+            f"the clock ({iso(now)}) is behind this schedule's newest snapshot ({iso(ahead)}): it went back. "
+            "Snapshots go on at the schedule's ticks from now; those dated after now are kept and counted by no "
+            "retention rule until the clock passes them. If the clock was wrong before, nothing is to be done; "
+            "if it is wrong now, set it right (e.g. enable NTP)"))
+    elif schedule.status.conditions and any(c.type == "ClockBehind" for c in schedule.status.conditions):
+        decision.removed.append("ClockBehind")
 
     # -- the tick ----------------------------------------------------------------------------
     cron, interval = spec.schedule.cron, spec.schedule.interval
@@ -177,6 +213,12 @@ def plan_schedule(schedule: ZSnapshotSchedule, roots: list[str], listing: Snapsh
         when = on_time if on_time is not None and now - on_time <= ON_TIME_SECONDS else float(int(now))
         name = time.strftime(spec.format, time.gmtime(when))
         fresh = [d for d in datasets if name not in names_by_dataset[d]]
+        if not fresh and when != float(int(now)):
+            # every dataset has the tick's name already (taken before the clock went back, or by hand):
+            # name this one by the actual time rather than skip the tick
+            when = float(int(now))
+            name = time.strftime(spec.format, time.gmtime(when))
+            fresh = [d for d in datasets if name not in names_by_dataset[d]]
         if fresh:
             decision.take, decision.take_time = name, when
             roots_r = whole_subtrees(fresh, listing) if len(fresh) > 1 else None
