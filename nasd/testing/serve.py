@@ -87,7 +87,7 @@ def serving(pool_env: Any, tmp_path: Path, **config: Any) -> Iterator[Callable[[
         cfg = pool_env.write_config(**{"manifestPollSeconds": 0.2, **config})
         sock = tmp_path / "serve.sock"
         log = tmp_path / "serve.log"
-        with open(log, "w") as out:
+        with open(log, "a") as out:  # (a restarted server adds to the same log)
             proc = subprocess.Popen(
                 [NASD, "serve", "--manifests", str(manifests), "--config", str(cfg), "--socket", str(sock)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=clean_env(),

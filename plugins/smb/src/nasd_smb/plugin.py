@@ -40,6 +40,7 @@ class SmbObservation:
     nfs_datasets: set[str] = field(default_factory=set)  # datasets (zfs names) exported over NFS: they keep POSIX locks
     users: list[NASUser] = field(default_factory=list)  # pod mode: every pod creates these
     groups: list[NASGroup] = field(default_factory=list)
+    missing_modules: set[str] = field(default_factory=set)  # VFS modules of the allowlist Samba lacks here
 
 
 @hookimpl
@@ -126,7 +127,8 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
     registry = identity.load_registry(registry_path)
     if not mine and current is None and not registry["users"] and not registry["groups"]:
         return None  # no SMB here at all: not even a file read more
-    obs = SmbObservation(settings=settings, current=current, nfs_datasets=nfs)
+    obs = SmbObservation(settings=settings, current=current, nfs_datasets=nfs,
+                         missing_modules=filesystem.missing_vfs_modules(features.VFS_ORDER))
     obs.directories = [r for r in desired if isinstance(r, NASDirectory)]
     obs.extra_global = _global_extras(ctx, [r for r in desired if _is_smb(r)], settings)  # type: ignore[misc]
     ident = obs.identity
@@ -290,6 +292,11 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
     if "fruit" in vfs and "streams_xattr" not in vfs:
         return Plan(problem=Problem("StreamsNeeded", "namedStreams: false cannot hold while a Time Machine share is "
                                     "on this server: Apple's extensions, on every share then, need named streams"))
+    missing = sorted(obs.missing_modules & set(vfs))
+    if missing:
+        return Plan(problem=Problem("VfsModuleMissing", f"the share needs Samba's VFS module(s) {', '.join(missing)}, "
+                                    "which are not installed here: apt-get install samba-vfs-modules (the share "
+                                    "is served once they are)"))
     # (in pod mode each share has its own smbd: names cannot clash)
     holder = share.name if obs.settings.mode == "pod" else obs.names.get(config.name.lower(), share.name)
     if holder != share.name:
@@ -326,7 +333,11 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
         actions.append(_apply_action(obs, f"write smb.conf with [{config.name}] and reload smbd", share.name))
     elif _needs_start(ctx, obs.settings):
         actions.append(Action("start smbd", func=lambda c: _ensure_running(c, obs.settings)))
-    return Plan(actions=actions, status=status, conditions=conditions, removed_conditions=removed)
+    supervisor = ctx.cache.get("smb-supervisor") if obs.settings.mode == "supervised" and ctx.watch else None
+    problem = None
+    if supervisor is not None and supervisor.supervising and not supervisor.serving():
+        problem = Problem(*supervisor.down_reason())  # (never Ready while no smbd nasd supervises serves it)
+    return Plan(actions=actions, status=status, conditions=conditions, removed_conditions=removed, problem=problem)
 
 
 def _pod_plan(ctx: Context, share: NASShare, config: ShareConfig, obs: SmbObservation, path: str,

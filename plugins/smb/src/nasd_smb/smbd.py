@@ -5,10 +5,13 @@ together with the samba-dcerpcd helpers it spawned."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import signal
+import time
 from pathlib import Path
+from typing import Callable
 
 from nasd.context import Context
 from nasd.errors import CommandError, PermanentError, TemporaryError
@@ -58,14 +61,34 @@ def _set_mode(path: Path, mode: int) -> None:
 
 
 async def check_config(ctx: Context, settings: SMBSettings, text: str) -> None:
-    """Stage ``text`` beside the live file and let `testparm -s` judge it. Raises PermanentError."""
+    """Stage ``text`` beside the live file and let `testparm -s` judge it. Raises PermanentError when testparm
+    rejects the file, TemporaryError when testparm itself is missing or broken (no share is to blame: each is
+    tried again with backoff, and smbd keeps serving the running file meanwhile)."""
     staged = settings.config_file.with_name(f".{settings.config_file.name}.staged")
     atomic_write(staged, text.encode(), mode=0o644)
     try:
         result = await ctx.runner.run(["testparm", "-s", str(staged)], mutating=False, check=False,
                                       env=settings.env())
+        if result.returncode != 0:  # testparm's fault or the file's? ask it about a file with nothing in it
+            atomic_write(staged, b"", mode=0o644)
+            control = await ctx.runner.run(["testparm", "-s", str(staged)], mutating=False, check=False,
+                                           env=settings.env())
+        else:
+            control = result
     finally:
         staged.unlink(missing_ok=True)
+    program = ctx.runner.resolve("testparm")
+    said = "; ".join(ln.strip() for ln in (control.stderr + control.stdout).splitlines() if ln.strip())[:400]
+    if control.returncode == 127 and "program not found" in control.stderr:
+        raise _logged(f"testparm is not installed (not found: {program}): install samba-common-bin (apt-get "
+                             "install samba-common-bin) or set programs.testparm in nasd's configuration; "
+                             "smb.conf is not changed until testparm can check it (smbd keeps serving the "
+                             "running one)", reason="TestparmMissing")
+    if control.returncode != 0:
+        raise _logged(f"testparm ({program}) fails even on an empty smb.conf, with exit status "
+                             f"{control.returncode}: {said or 'no message'}; repair it (apt-get install --reinstall "
+                             "samba-common-bin) or see its message; smb.conf is not changed until testparm works "
+                             "(smbd keeps serving the running one)", reason="TestparmFailed")
     # testparm exits 0 even on unknown parameters: its stderr says what it ignored
     lines = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
     bad = [ln for ln in lines if "Unknown parameter" in ln or "Ignoring" in ln]
@@ -73,6 +96,12 @@ async def check_config(ctx: Context, settings: SMBSettings, text: str) -> None:
         detail = [ln for ln in lines if not ln.startswith(("Load smb config files", "Loaded services file"))]
         raise PermanentError("testparm rejected the new smb.conf (the running one is unchanged): "
                              + "; ".join(detail)[:800], reason="ConfigRejected")
+
+
+def _logged(message: str, reason: str) -> TemporaryError:
+    """A missing or broken Samba tool: retried with backoff (no share is to blame), and said in the log."""
+    log.warning("%s: %s", reason, message)
+    return TemporaryError(message, reason=reason, delay=1.0)
 
 
 def smbd_pid(settings: SMBSettings) -> int | None:
@@ -102,17 +131,28 @@ async def apply_config(ctx: Context, settings: SMBSettings, text: str) -> bool:
             if settings.mode == "system" and smbd_pid(settings) is None:
                 log.info("smbd is not running: it reads the new smb.conf when it starts")
                 return True
-            # put the old file back, so that the next pass sees the difference and tries again
+            # put the old file back, so that the next pass sees the difference and tries again (and smbd's
+            # children, which read the file when it changes, keep serving what the parent serves)
             if previous is not None:
                 atomic_write(settings.config_file, previous.encode(), mode=0o644)
-            raise TemporaryError(f"smbd did not take the new smb.conf (kept the old one): {e.stderr.strip()}",
-                                 reason="ReloadFailed") from None
+            said = (e.stderr.strip() or e.stdout.strip() or f"exit status {e.returncode}")[:400]
+            if e.returncode == 127 and "program not found" in e.stderr:
+                raise _logged(f"smbcontrol is not installed (not found: {e.argv[0]}), so smbd cannot be told "
+                                     "to reload: install samba-common-bin (apt-get install samba-common-bin) or set "
+                                     "programs.smbcontrol in nasd's configuration; smbd keeps serving the previous "
+                                     "smb.conf until then", reason="SmbcontrolMissing") from None
+            raise _logged(f"smbcontrol smbd reload-config failed with exit status {e.returncode}: {said}; "
+                                 "smbd keeps serving the previous smb.conf (nasd tries again with backoff): see "
+                                 "smbcontrol's message (apt-get install --reinstall samba-common-bin if it is "
+                                 "broken)", reason="SmbcontrolFailed") from None
     return True
 
 
-def _helpers_of(config: Path) -> list[int]:
-    """samba-dcerpcd and rpcd_* processes started for this config (they outlive smbd)."""
-    pids = []
+def samba_processes(config: Path) -> list[tuple[int, str]]:
+    """(pid, program) of every smbd, samba-dcerpcd and rpcd_* process running with ``config`` as its
+    configuration file: those nasd started, and those an earlier nasd left behind."""
+    found = []
+    wanted = (f"--configfile={config}".encode(), str(config).encode())
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -121,21 +161,79 @@ def _helpers_of(config: Path) -> list[int]:
         except OSError:
             continue
         name = os.path.basename(cmdline[0].decode(errors="replace")) if cmdline and cmdline[0] else ""
-        if (name.startswith("samba-dcerpcd") or name.startswith("rpcd_")) and any(
-            arg.decode(errors="replace") in (f"--configfile={config}", str(config)) for arg in cmdline
-        ):
-            pids.append(int(entry.name))
-    return pids
+        if (name == "smbd" or name.startswith("samba-dcerpcd") or name.startswith("rpcd_")) \
+                and any(arg in wanted for arg in cmdline):
+            found.append((int(entry.name), name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"  # (a zombie is gone, only not yet reaped)
+    except (OSError, IndexError):
+        return False
+
+
+async def stop_processes(pids: list[int], grace: float = 5.0) -> list[int]:
+    """SIGTERM, then SIGKILL what is still running after ``grace`` seconds; returns the pids that were killed."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = asyncio.get_running_loop().time() + grace
+    while any(_alive(p) for p in pids) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    killed = []
+    for pid in pids:
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+    return killed
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # (looked up here: the child between fork and exec only calls it)
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """For the child between fork and exec: SIGTERM as soon as ``parent`` (nasd) dies, whatever killed it
+    (smbd, told to stop, stops the processes it started); already dead: stop at once."""
+
+    def child() -> None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return child
 
 
 class Supervisor:
-    """Runs smbd in the foreground as a child of nasd and keeps it running."""
+    """Runs smbd in the foreground as a child of nasd and keeps it running.
+
+    Before each start it stops every Samba process running with nasd's smb.conf that it does not supervise (what
+    a killed nasd left: it holds the port and the pid file, and no one would restart it if it died; or what a
+    dead smbd's children left) and starts clean, rather than taking it over: a process nasd did not start cannot be waited for, so its death would go
+    unnoticed. smbd dies with nasd (the kernel signals it when nasd dies, even of SIGKILL) and takes its
+    children with it."""
+
+    #: how long smbd must have run for a restart after its death to start again from the shortest delay
+    STABLE_SECONDS = 30.0
+    MAX_DELAY = 30.0
 
     def __init__(self, ctx: Context, settings: SMBSettings):
         self.ctx = ctx
         self.settings = settings
         self.proc: asyncio.subprocess.Process | None = None
         self.restarts = 0
+        self.last_exit: int | None = None
+        self.next_start: float | None = None  # (monotonic) when the watcher starts smbd again
+        self.failure: str | None = None  # why the last start failed
+        self.started_at = 0.0
         self._stopping = False
         self._task: asyncio.Task | None = None
 
@@ -144,31 +242,95 @@ class Supervisor:
         """smbd started once: from then on the watcher restarts it."""
         return self._task is not None
 
+    def serving(self) -> bool:
+        """Whether the smbd nasd started runs and is the one the pid file names (the one clients reach)."""
+        return self.proc is not None and self.proc.returncode is None and smbd_pid(self.settings) == self.proc.pid
+
+    def down_reason(self) -> tuple[str, str]:
+        """(reason, message) for shares while :meth:`serving` is False."""
+        if self.failure:
+            return "SmbdFailed", self.failure
+        wait = ""
+        if self.next_start is not None:
+            wait = f"; starting it again in {max(0.0, self.next_start - time.monotonic()):.0f} s"
+        rc = self.last_exit
+        how = f"killed by signal {-rc}" if rc is not None and rc < 0 else f"status {rc}"
+        return "SmbdNotRunning", (f"smbd exited ({how}; restarted {self.restarts} times so far){wait}: clients "
+                                  f"cannot reach the share until it runs again; see {self.settings.run_dir / 'log'}")
+
+    async def _stop_leftovers(self) -> None:
+        own = {self.proc.pid} if self.proc is not None and self.proc.returncode is None else set()
+        left = [(pid, name) for pid, name in samba_processes(self.settings.config_file) if pid not in own]
+        holder = smbd_pid(self.settings)
+        if holder is not None and holder not in own and all(pid != holder for pid, _ in left):
+            if _program(holder) == "smbd":  # (a pid file naming some other program is only stale)
+                left.append((holder, "smbd"))
+        if not left:
+            return
+        log.warning("stopping Samba processes running with %s that nasd does not supervise (an earlier nasd left "
+                    "them, or a dead smbd's children: they hold the port and pid file, and nothing would restart "
+                    "them): %s", self.settings.config_file,
+                    ", ".join(f"{name} {pid}" for pid, name in left))
+        killed = await stop_processes([pid for pid, _ in left])
+        if killed:
+            log.warning("killed (SIGKILL) what did not stop on SIGTERM: %s", killed)
+
     async def start(self) -> None:
+        """Start smbd and wait until it serves: it wrote its pid file, listens on its port, and logged no address
+        it should listen on as taken (smbd goes on with the others then). Raises PermanentError (what smbd
+        said, the port's holder), with smbd stopped again."""
         smbd = self.ctx.runner.resolve("smbd")
         prepare_dirs(self.settings, self.ctx.state_dir)  # (folders made by an older nasd get their modes)
-        logfile = open(self.settings.run_dir / "log" / "smbd.stdout", "ab")
+        await self._stop_leftovers()
+        logfile_path = self.settings.run_dir / "log" / "smbd.stdout"
+        logfile = open(logfile_path, "ab")
+        offset = logfile.tell()
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 smbd, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(self.settings.config_file),
                 stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile,
                 env={**os.environ, **self.settings.env()},
                 start_new_session=True,  # smbd signals its whole process group when it stops
+                preexec_fn=_die_with(os.getpid()),
             )
         except FileNotFoundError:
-            raise PermanentError("smbd is not installed (apt-get install samba)", reason="SambaNotInstalled") from None
+            self.failure = "smbd is not installed (apt-get install samba)"
+            raise PermanentError(self.failure, reason="SambaNotInstalled") from None
         finally:
             logfile.close()
-        for _ in range(100):  # ready when it wrote its pid file
-            if smbd_pid(self.settings) == self.proc.pid or self.proc.returncode is not None:
-                break
-            await asyncio.sleep(0.05)
-        if self.proc.returncode is not None:
-            raise PermanentError(f"smbd exited at start with status {self.proc.returncode}; see "
-                                 f"{self.settings.run_dir / 'log'}", reason="SmbdFailed")
+        serves = await self._until_listening()
+        rc = self.proc.returncode
+        if rc is not None:
+            self.failure = (f"smbd exited at start with status {rc}: " if rc >= 0 else
+                            f"smbd was killed at start (signal {-rc}): ") + (
+                            f"{_why(logfile_path, offset, self.settings.port)} (see {logfile_path})")
+            raise PermanentError(self.failure, reason="SmbdFailed")
+        taken = _address_taken(logfile_path, offset)
+        if taken or not serves:
+            holder = port_holder(self.settings.port, besides=self.proc.pid)
+            await self._stop_own()
+            self.failure = (f"smbd could not listen on port {self.settings.port}: "
+                            + (f"it is in use by {holder or 'another program'} (stop that, or set plugins.smb.port "
+                               "to a free port)" if taken else "it did not listen within 20 s")
+                            + f" (see {logfile_path})")
+            raise PermanentError(self.failure, reason="SmbdFailed")
+        self.failure = None
+        self.started_at = time.monotonic()
         log.info("smbd started", extra={"pid": self.proc.pid, "port": self.settings.port})
         if self._task is None:
             self._task = self.ctx.spawn(self._watch(), name="smbd-supervisor")
+
+    async def _until_listening(self, timeout: float = 20.0) -> bool:
+        """Wait until smbd wrote its pid file and listens on its port (True), exited, or the timeout passed."""
+        assert self.proc is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.proc.returncode is None and loop.time() < deadline:
+            if smbd_pid(self.settings) == self.proc.pid and listening(self.proc.pid, self.settings.port):
+                await asyncio.sleep(0.05)  # (it opens its sockets one after the other, in a moment)
+                return True
+            await asyncio.sleep(0.02)
+        return False
 
     async def _watch(self) -> None:
         delay = 0.5
@@ -177,18 +339,29 @@ class Supervisor:
             rc = await self.proc.wait()
             if self._stopping:
                 return
-            log.error("smbd exited with status %s; restarting", rc)
-            self.restarts += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-            try:
-                await self.start()
+            ran = time.monotonic() - self.started_at
+            if ran >= self.STABLE_SECONDS:
                 delay = 0.5
-            except Exception as e:
-                log.error("smbd restart failed: %s", e)
+            self.last_exit = rc
+            self.restarts += 1
+            self.next_start = time.monotonic() + delay
+            log.error("smbd exited with status %s after %.0f s; starting it again in %.1f s", rc, ran, delay)
+            self.ctx.request_reconcile("smbd exited")  # (its shares say so until it runs again)
+            while not self._stopping:
+                await asyncio.sleep(max(0.0, self.next_start - time.monotonic()))
+                try:
+                    await self.start()
+                    break
+                except Exception as e:
+                    delay = min(delay * 2, self.MAX_DELAY)
+                    self.next_start = time.monotonic() + delay
+                    log.error("smbd did not start: %s; trying again in %.1f s", e, delay)
+                    self.ctx.request_reconcile("smbd did not start")
+            delay = min(delay * 2, self.MAX_DELAY)
+            self.next_start = None
+            self.ctx.request_reconcile("smbd runs again")
 
-    async def stop(self) -> None:
-        self._stopping = True
+    async def _stop_own(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -196,8 +369,92 @@ class Supervisor:
             except asyncio.TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
-        for pid in _helpers_of(self.settings.config_file):
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await self._stop_own()
+        left = [pid for pid, _ in samba_processes(self.settings.config_file)]
+        if left:
+            await stop_processes(left)
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on TCP ``port`` (IPv4 and IPv6), from /proc/net."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def _sockets_of(pid: int) -> set[str]:
+    out = set()
+    try:
+        for fd in os.scandir(f"/proc/{pid}/fd"):
             try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+                target = os.readlink(fd.path)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                out.add(target[8:-1])
+    except OSError:
+        pass
+    return out
+
+
+def listening(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on TCP ``port``."""
+    wanted = _listening_inodes(port)
+    return bool(wanted) and bool(wanted & _sockets_of(pid))
+
+
+def port_holder(port: int, besides: int) -> str:
+    """'<program> (pid N)' of a process other than ``besides`` listening on ``port``, or '' (best effort: a scan
+    of /proc)."""
+    wanted = _listening_inodes(port) - _sockets_of(besides)
+    if not wanted:
+        return ""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and wanted & _sockets_of(int(entry.name)):
+            return f"{_program(int(entry.name)) or 'a process'} (pid {entry.name})"
+    return "another network namespace or a process nasd cannot see"
+
+
+def _address_taken(logfile: Path, offset: int) -> bool:
+    """Whether smbd logged, since ``offset``, that an address it should listen on was taken (it goes on with
+    the others, so a client of that address would not reach it)."""
+    try:
+        with open(logfile, "rb") as f:
+            f.seek(offset)
+            return b"Address already in use" in f.read(1 << 20)
+    except OSError:
+        return False
+
+
+def _program(pid: int) -> str:
+    try:
+        return os.path.basename(Path(f"/proc/{pid}/exe").resolve().name)
+    except OSError:
+        return ""
+
+
+def _why(logfile: Path, offset: int, port: int) -> str:
+    """The lines of smbd's log since ``offset`` that say why it stopped, in short."""
+    try:
+        with open(logfile, "rb") as f:
+            f.seek(offset)
+            text = f.read(65536).decode(errors="replace")
+    except OSError:
+        return "its log could not be read"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("[")]
+    if any("Address already in use" in ln for ln in lines):
+        return f"port {port} is in use by another program (stop it, or set plugins.smb.port to a free port)"
+    keys = ("error", "fail", "unable", "cannot", "can't", "denied", "not ")
+    picked = [ln for ln in lines if any(k in ln.lower() for k in keys)] or lines[-3:]
+    return "; ".join(picked[-3:])[:500] or "it printed nothing"
