@@ -55,6 +55,35 @@ def test_builtins_and_installed_plugins_can_be_blocked_by_environment(monkeypatc
     assert "zfs" not in names and "manifests" not in names and "api-store" in names
 
 
+INSTALLED = sorted(i.name for i in describe_plugins(make_plugin_manager()))
+
+
+@pytest.mark.parametrize("blocked", INSTALLED)
+def test_nasd_plugins_runs_with_any_one_plugin_blocked_and_lists_the_others(blocked):
+    from nasd.testing.serve import nasd
+
+    result = nasd("plugins", NASD_DISABLED_PLUGINS=blocked)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    listed = {line.split()[0] for line in result.stdout.splitlines() if line and not line.startswith(" ")}
+    assert listed == set(INSTALLED) - {blocked}, result.stdout
+
+
+@pytest.mark.zfs
+def test_zfs_and_snapshots_converge_with_the_smb_plugin_blocked(pool_env, tmp_path):
+    """Snapshots offer Previous Versions to the SMB plugin (an optional hook): without SMB they still work."""
+    from nasd.testing.serve import nasd
+
+    folder = tmp_path / "manifests"
+    pool_env.write_manifests(folder, pool_env.pool_manifest(), pool_env.dataset_manifest("media"), {
+        "apiVersion": "nasd.io/v1alpha1", "kind": "ZSnapshotSchedule", "metadata": {"name": "hourly"},
+        "spec": {"datasets": ["media"], "schedule": {"cron": "0 * * * *"}}})
+    result = nasd("--config", pool_env.write_config(), "reconcile", "-f", folder, "--state-dir", tmp_path / "state",
+                  NASD_DISABLED_PLUGINS="smb,timemachine")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert {ln.split()[1] for ln in result.stdout.splitlines()[1:] if ln.strip()} >= {"media", "hourly"}
+
+
 class AsyncOwner:
     """A third-party style plugin whose implementations are coroutines."""
 

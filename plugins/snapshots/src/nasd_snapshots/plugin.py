@@ -432,7 +432,7 @@ def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any])
 # -- Previous Versions ------------------------------------------------------------------------------
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # (declared by the SMB plugin: without it, never called)
 def smb_share_options(ctx: Context, share: NASShare, dataset: ZDataset) -> Mapping[str, Any] | None:
     fmt = (ctx.cache.get(_PREVIOUS_VERSIONS) or {}).get(dataset.zfs_name)
     if fmt is None:

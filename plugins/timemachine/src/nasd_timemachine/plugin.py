@@ -148,7 +148,7 @@ def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
     return None
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # (declared by the SMB plugin: without it, never called)
 def smb_share_status(ctx: Context, share: NASShare, dataset: ZDataset) -> Mapping[str, Any] | None:
     if not options.is_time_machine(share):
         # (no longer one: its Time Machine status and its Advertised condition go)
@@ -174,7 +174,7 @@ async def shutdown(ctx: Context) -> None:
     ctx.cache.pop(_EVENT, None)  # (the advertiser task is cancelled by the core; its finally unpublishes)
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # (declared by the SMB plugin: without it, never called)
 def smb_global_options(ctx: Context, shares: list[NASShare]) -> Mapping[str, Any] | None:
     model = str(ctx.settings(NAME).get("model", options.DEFAULT_MODEL))
     opts = options.global_options(shares, model)
@@ -183,7 +183,7 @@ def smb_global_options(ctx: Context, shares: list[NASShare]) -> Mapping[str, Any
     return opts or None
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # (declared by the SMB plugin: without it, never called)
 def smb_share_options(ctx: Context, share: NASShare, dataset: ZDataset) -> Mapping[str, Any] | None:
     if not ctx.cache.get(_ANY):
         return None
