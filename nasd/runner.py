@@ -38,6 +38,7 @@ class Spawn:
     mutating: bool
     seconds: float
     returncode: int
+    stderr: str = ""
 
 
 @dataclass
@@ -128,9 +129,10 @@ class Runner:
             raise
         seconds = time.monotonic() - start
         rc = proc.returncode if proc.returncode is not None else -1
-        self._record(Spawn(argv, mutating, seconds, rc))
+        stderr = err.decode(errors="replace")
+        self._record(Spawn(argv, mutating, seconds, rc, stderr[:2000]))
         log.debug("ran", extra={"argv": argv, "rc": rc, "seconds": round(seconds, 4), "mutating": mutating})
-        return Result(argv, rc, out.decode(errors="replace"), err.decode(errors="replace"))
+        return Result(argv, rc, out.decode(errors="replace"), stderr)
 
     def _record(self, spawn: Spawn) -> None:
         self.spawns.append(spawn)

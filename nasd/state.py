@@ -15,6 +15,7 @@ folder) keeps the old file whole; the store says so once in the log and writes a
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -112,6 +113,13 @@ class ObjectDir:
         except FileNotFoundError:
             pass
 
+    def drop_broken(self, kind: str, name: str) -> None:
+        """Remove the copies of ``kind``/``name`` moved aside as broken (it was applied or deleted again)."""
+        folder = self.root / kind
+        if folder.is_dir():
+            for f in folder.glob(f"{glob.escape(name)}.json.broken-*"):
+                f.unlink(missing_ok=True)
+
     def items(self) -> Iterator[tuple[str, str, Any]]:
         if not self.root.is_dir():
             return
@@ -123,12 +131,19 @@ class ObjectDir:
                     if ".tmp." in f.name:  # left by a kill -9 mid-write: the old file is intact
                         f.unlink(missing_ok=True)
                     continue
+                if ".json.broken-" in f.name:  # moved aside at an earlier start: still unreadable until settled
+                    stem = f.name.split(".json.broken-", 1)[0]
+                    self.broken.append((kind_dir.name, stem, "it was broken at an earlier start", f))
+                    continue
                 if f.suffix != ".json":
                     continue
                 try:
                     value = json.loads(f.read_text())
-                except (OSError, ValueError) as e:  # cut short or edited by hand: kept aside for the admin
-                    why = getattr(e, "strerror", None) or f"not valid JSON: {e}"
+                except OSError as e:  # (unreadable now, say EIO: left where it is, and read again next start)
+                    self.broken.append((kind_dir.name, f.stem, e.strerror or str(e), None))
+                    continue
+                except ValueError as e:  # cut short or edited by hand: kept aside for the admin
+                    why = f"not valid JSON: {e}"
                     self.broken.append((kind_dir.name, f.stem, why, move_aside(f, why)))
                     continue
                 yield kind_dir.name, f.stem, value

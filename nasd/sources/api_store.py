@@ -60,6 +60,7 @@ class APIStore:
         return list(self.unreadable.values())
 
     def _settled(self, kind: str, name: str) -> None:
+        self.dir.drop_broken(kind, file_stem(name))
         if self.unreadable.pop((kind, file_stem(name)), None) is not None:
             self.feed.set_errors(SOURCE, self.errors())
 

@@ -86,6 +86,7 @@ def serving(pool_env: Any, tmp_path: Path, **config: Any) -> Iterator[Callable[[
     def start(manifests: Path) -> Server:
         cfg = pool_env.write_config(**{"manifestPollSeconds": 0.2, **config})
         sock = tmp_path / "serve.sock"
+        sock.unlink(missing_ok=True)  # (a killed server's socket file: the wait below is for this one's)
         log = tmp_path / "serve.log"
         with open(log, "a") as out:  # (a restarted server adds to the same log)
             proc = subprocess.Popen(

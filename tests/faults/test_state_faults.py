@@ -130,10 +130,17 @@ async def test_a_broken_state_file_at_start_is_moved_aside_named_in_the_log_and_
     if relative.startswith("api/"):
         held = [r.getMessage() for r in caplog.records if "holding 1 deletion" in r.getMessage()]
         assert held and "apply ZDataset from-api again" in held[0]
+        await nasd.stop()  # and at the next start too: the copy moved aside still holds deletions
+        caplog.clear()
+        nasd = await make_nasd([folder], watch=True)
+        await converge(nasd)
+        assert not [s.argv for s in nasd.runner.spawns if s.mutating and "destroy" in s.argv]
+        assert (pool_env.mount_root / pool / "from-api" / "file").read_text() == "from-api kept\n"
+        assert [r for r in caplog.records if "holding 1 deletion" in r.getMessage()]
         nasd.ctx.cache["api-store"].put(api_ds)  # what the admin does: apply it again
         await converge(nasd)
         assert nasd.reconciler.current[("ZDataset", "from-api")].ready
-        assert not nasd.feed.errors()
+        assert not nasd.feed.errors() and not list(path.parent.glob(path.name + ".broken-*"))
     else:
         assert nasd.reconciler.current[("ZDataset", "from-api")].ready
     print(f"\n{broken}: {errors[0].getMessage()}")

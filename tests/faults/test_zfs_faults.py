@@ -69,7 +69,10 @@ def test_zfs_fuse_killed_mid_pass_is_reported_loses_nothing_and_nasd_converges_o
             server = start(folder)
             poll(lambda: server.ready("ZDataset", "keep"), timeout=30, what="keep Ready")
             keep = pool_env.mount_root / pool / "keep"
-            (keep / "precious.txt").write_text("written before the fault\n")
+            with open(keep / "precious.txt", "w") as f:  # (synced: what a crash of ZFS itself may lose is not ours)
+                f.write("written before the fault\n")
+                f.flush()
+                os.fsync(f.fileno())
             guid = zfs("get", "-H", "-o", "value", "guid", f"{pool}/keep").strip()
 
             # more datasets: zfs-fuse dies while nasd is creating them

@@ -5,13 +5,12 @@ together with the samba-dcerpcd helpers it spawned."""
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
+import select
 import signal
 import time
 from pathlib import Path
-from typing import Callable
 
 from nasd.context import Context
 from nasd.errors import CommandError, PermanentError, TemporaryError
@@ -148,12 +147,13 @@ async def apply_config(ctx: Context, settings: SMBSettings, text: str) -> bool:
     return True
 
 
-def samba_processes(config: Path) -> list[tuple[int, str]]:
-    """(pid, program) of every smbd, samba-dcerpcd and rpcd_* process running with ``config`` as its
-    configuration file: those nasd started, and those an earlier nasd left behind."""
+def samba_processes(config: Path, pids: list[int] | None = None) -> list[tuple[int, str]]:
+    """(pid, program) of every smbd, samba-dcerpcd and rpcd_* process (of ``pids``, or all) running with
+    ``config`` as its configuration file: those nasd started, and those an earlier nasd left behind."""
     found = []
     wanted = (f"--configfile={config}".encode(), str(config).encode())
-    for entry in Path("/proc").iterdir():
+    entries = [Path(f"/proc/{pid}") for pid in pids] if pids is not None else Path("/proc").iterdir()
+    for entry in entries:
         if not entry.name.isdigit():
             continue
         try:
@@ -167,49 +167,50 @@ def samba_processes(config: Path) -> list[tuple[int, str]]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"  # (a zombie is gone, only not yet reaped)
-    except (OSError, IndexError):
-        return False
-
-
-async def stop_processes(pids: list[int], grace: float = 5.0) -> list[int]:
-    """SIGTERM, then SIGKILL what is still running after ``grace`` seconds; returns the pids that were killed."""
-    for pid in pids:
+async def stop_samba(config: Path, besides: set[int] = frozenset(), grace: float = 5.0) -> list[tuple[int, str]]:
+    """Stop every Samba process running with ``config`` (but ``besides``): SIGTERM, then SIGKILL what still runs
+    after ``grace`` seconds. Each is held by a pidfd from the moment its command line is checked, so a pid the
+    kernel gives to another process meanwhile is never signalled. Returns (pid, program) of those stopped."""
+    held: list[tuple[int, str, int]] = []
+    for pid, name in samba_processes(config):
+        if pid in besides:
+            continue
         try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = asyncio.get_running_loop().time() + grace
-    while any(_alive(p) for p in pids) and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
-    killed = []
-    for pid in pids:
-        if _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            except ProcessLookupError:
-                pass
-    return killed
+            fd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        if (pid, name) in samba_processes(config, [pid]):  # still the same process, now pinned by the pidfd
+            held.append((pid, name, fd))
+        else:
+            os.close(fd)
+    try:
+        for _, _, fd in held:
+            _signal(fd, signal.SIGTERM)
+        deadline = asyncio.get_running_loop().time() + grace
+        while any(not _exited(fd) for _, _, fd in held) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for pid, name, fd in held:
+            if not _exited(fd):
+                log.warning("%s %s did not stop on SIGTERM: killed", name, pid)
+                _signal(fd, signal.SIGKILL)
+    finally:
+        for _, _, fd in held:
+            os.close(fd)
+    return [(pid, name) for pid, name, _ in held]
 
 
-_PR_SET_PDEATHSIG = 1
-_prctl = ctypes.CDLL(None, use_errno=True).prctl  # (looked up here: the child between fork and exec only calls it)
+def _signal(pidfd: int, sig: int) -> None:
+    try:
+        signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        pass
 
 
-def _die_with(parent: int) -> Callable[[], None]:
-    """For the child between fork and exec: SIGTERM as soon as ``parent`` (nasd) dies, whatever killed it
-    (smbd, told to stop, stops the processes it started); already dead: stop at once."""
-
-    def child() -> None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return child
+def _exited(pidfd: int) -> bool:
+    """Whether the process is gone (a pidfd turns readable when it exits; a zombie counts as gone)."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class Supervisor:
@@ -259,27 +260,24 @@ class Supervisor:
                                   f"cannot reach the share until it runs again; see {self.settings.run_dir / 'log'}")
 
     async def _stop_leftovers(self) -> None:
+        """(Only processes whose command line names nasd's smb.conf: a pid file may be stale, its pid another's.
+        A dead smbd's children go too, their clients' sessions with them: the clients reconnect.)"""
         own = {self.proc.pid} if self.proc is not None and self.proc.returncode is None else set()
         left = [(pid, name) for pid, name in samba_processes(self.settings.config_file) if pid not in own]
-        holder = smbd_pid(self.settings)
-        if holder is not None and holder not in own and all(pid != holder for pid, _ in left):
-            if _program(holder) == "smbd":  # (a pid file naming some other program is only stale)
-                left.append((holder, "smbd"))
         if not left:
             return
         log.warning("stopping Samba processes running with %s that nasd does not supervise (an earlier nasd left "
                     "them, or a dead smbd's children: they hold the port and pid file, and nothing would restart "
                     "them): %s", self.settings.config_file,
                     ", ".join(f"{name} {pid}" for pid, name in left))
-        killed = await stop_processes([pid for pid, _ in left])
-        if killed:
-            log.warning("killed (SIGKILL) what did not stop on SIGTERM: %s", killed)
+        await stop_samba(self.settings.config_file, besides=own)
 
     async def start(self) -> None:
         """Start smbd and wait until it serves: it wrote its pid file, listens on its port, and logged no address
         it should listen on as taken (smbd goes on with the others then). Raises PermanentError (what smbd
         said, the port's holder), with smbd stopped again."""
         smbd = self.ctx.runner.resolve("smbd")
+        setpriv = self.ctx.runner.resolve("setpriv")
         prepare_dirs(self.settings, self.ctx.state_dir)  # (folders made by an older nasd get their modes)
         await self._stop_leftovers()
         logfile_path = self.settings.run_dir / "log" / "smbd.stdout"
@@ -287,14 +285,15 @@ class Supervisor:
         offset = logfile.tell()
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                smbd, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(self.settings.config_file),
+                # SIGTERM to smbd as soon as nasd dies, whatever killed it (util-linux's setpriv sets it, then
+                # runs smbd: no Python code between fork and exec)
+                setpriv, "--pdeathsig", "TERM", "--", smbd, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(self.settings.config_file),
                 stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile,
                 env={**os.environ, **self.settings.env()},
                 start_new_session=True,  # smbd signals its whole process group when it stops
-                preexec_fn=_die_with(os.getpid()),
             )
         except FileNotFoundError:
-            self.failure = "smbd is not installed (apt-get install samba)"
+            self.failure = f"{setpriv} or {smbd} is not installed (apt-get install util-linux samba)"
             raise PermanentError(self.failure, reason="SambaNotInstalled") from None
         finally:
             logfile.close()
@@ -373,9 +372,7 @@ class Supervisor:
     async def stop(self) -> None:
         self._stopping = True
         await self._stop_own()
-        left = [pid for pid, _ in samba_processes(self.settings.config_file)]
-        if left:
-            await stop_processes(left)
+        await stop_samba(self.settings.config_file)
 
 
 def _listening_inodes(port: int) -> set[str]:

@@ -27,15 +27,21 @@ async def _ready_dialect(ctx: Context) -> Any:
 
 
 def _track_interrupted_creates(ctx: Context) -> None:
-    """Remember the datasets whose `zfs create` failed. zfs-fuse sets a new dataset's properties after making
-    it: when its daemon dies in between, the dataset is there without ``nasd.io:managed``. Such a create is
-    taken for nasd's own only when the observation right after it found ZFS not running (a create refused
-    while ZFS was up, say because someone else made the dataset meanwhile, is never taken)."""
+    """Remember the datasets nasd's `zfs create` made, or failed to make. zfs-fuse sets a new dataset's
+    properties after making it: when its daemon dies in between (or before they reach the disk), the dataset is
+    there without ``nasd.io:managed``. Such a dataset is taken for nasd's own when its create succeeded, or
+    failed and the observation right after it could not read ZFS (a create refused because the name exists, or
+    while ZFS was up, is never taken)."""
     failed: set[str] = ctx.cache.setdefault("zfs-create-failed", set())
+    created: set[str] = ctx.cache.setdefault("zfs-created", set())
     zfs = ctx.runner.resolve("zfs")
 
     def listener(spawn: Any) -> None:
-        if spawn.mutating and spawn.returncode != 0 and spawn.argv[:2] == [zfs, "create"]:
+        if not spawn.mutating or spawn.argv[:2] != [zfs, "create"]:
+            return
+        if spawn.returncode == 0:  # made by this nasd (a create fails on a name that exists): its property set
+            created.add(spawn.argv[-1])  # may still be lost if zfs-fuse dies before it reaches the disk
+        elif "exists" not in spawn.stderr:  # (someone else's dataset by that name: never taken)
             failed.add(spawn.argv[-1])
 
     ctx.runner.listeners.append(listener)
@@ -45,15 +51,19 @@ def _after_observe(ctx: Context, observed: dict[str, Any]) -> dict[str, Any]:
     failed: set[str] = ctx.cache.setdefault("zfs-create-failed", set())
     interrupted: set[str] = ctx.cache.setdefault("zfs-create-interrupted", set())
     obs = observed.get("zfs")
-    if obs is None:
-        if observed.get("zfs_reason") == "ZFSNotRunning":
-            interrupted |= failed
+    if obs is None:  # (ZFS not running, or dying while it was read: "I/O error", "file descriptor closed")
+        interrupted |= failed
         failed.clear()
         return observed
     failed.clear()
-    interrupted.intersection_update(n for n, props in obs.datasets.items()
-                                    if props.get(plan.MANAGED, ("-", "-"))[0] != "true")
-    obs.interrupted = set(interrupted)
+    unmanaged = {n for n, props in obs.datasets.items() if not plan._managed(props)}  # (inherited is not marked)
+    # forgotten once seen marked as nasd's; one not listed is kept (right after ZFS is back, its pool may not be
+    # imported yet)
+    managed = set(obs.datasets) - unmanaged
+    created: set[str] = ctx.cache.setdefault("zfs-created", set())
+    interrupted -= managed
+    created -= managed
+    obs.interrupted = (interrupted | created) & unmanaged
     return observed
 
 
