@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: venv system-packages test test-fast demo demo-clean bench bench-zfs bench-smb bench-snapshots crds clean test-vm vm-image bench-vm
+.PHONY: install uninstall venv system-packages test test-fast demo demo-clean bench bench-zfs bench-smb bench-snapshots crds clean test-vm test-vm-systemd vm-image bench-vm
 
 venv: $(VENV)/.installed
 
@@ -53,8 +53,23 @@ VM_TESTS := tests/vm tests/test_reconcile_zfs.py tests/test_previous_versions.py
 	plugins/snapshots/tests plugins/nfs/tests tests/test_hostile_zfs.py tests/test_smb_locking.py
 VM_ARGS ?= sh -c "pytest $(VM_TESTS) && python bench/vs_sanoid.py $(BENCH_ARGS)"
 
+# Run nasd as a service on this machine (root; Debian 12): the packages a node needs, nasd and its plugins in
+# /opt/nasd, /usr/local/sbin/nasd, the systemd unit, /etc/nasd/config.yaml (kept when there) and
+# /etc/nasd/manifests.d; started when systemd runs the machine. `make uninstall` keeps /etc/nasd and
+# /var/lib/nasd (PURGE=1 removes them too; pools and datasets are never touched). See scripts/install.sh.
+install:
+	ROOT="$(ROOT)" scripts/install.sh install
+
+uninstall:
+	ROOT="$(ROOT)" PURGE="$(PURGE)" scripts/install.sh uninstall
+
 test-vm: venv
 	scripts/vm/run.sh $(VM_ARGS)
+
+# The VM booted with systemd as PID 1 (scripts/vm/systemd-boot.sh): `make install`, the unit's start, watchdog,
+# stop and restart under a real systemd, and `make uninstall` (tests/vm/test_systemd_service.py).
+test-vm-systemd: venv
+	NASD_VM_SYSTEMD=1 scripts/vm/run.sh pytest -v tests/vm/test_systemd_service.py
 
 bench-vm: venv
 	scripts/vm/run.sh python bench/vs_sanoid.py $(BENCH_ARGS)

@@ -116,44 +116,66 @@ async def _serve(config: Config, token: str | None) -> None:
     from aiohttp import web
 
     from .daemon import Nasd
+    from .service import Notifier
     from .web.app import make_app
 
+    # systemd (Type=notify): READY=1 after the first pass, WATCHDOG=1 from this loop, STOPPING=1 at the end
+    service = Notifier.from_environment()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with Nasd(config, watch=True) as nasd:
-        runners = []
-        sock = config.socket
-        sock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if sock.exists():
-            sock.unlink()
-        unix_runner = web.AppRunner(make_app(nasd))
-        await unix_runner.setup()
-        old_umask = os.umask(0o177)  # the socket is created 0600: only root can open it
-        try:
-            await web.UnixSite(unix_runner, str(sock)).start()
-        finally:
-            os.umask(old_umask)
-        runners.append(unix_runner)
-        address = config.listen_address()
-        if address is not None:
-            tcp_runner = web.AppRunner(make_app(nasd, token=token))
-            await tcp_runner.setup()
-            await web.TCPSite(tcp_runner, *address).start()
-            runners.append(tcp_runner)
-        nasd.ctx.log.info("nasd serving", extra={"socket": str(sock), "listen": config.listen})
-        loop_task = asyncio.create_task(nasd.reconciler.loop(), name="reconciler")
-        await stop.wait()
-        loop_task.cancel()
-        try:
-            await loop_task
-        except asyncio.CancelledError:
-            pass
-        for r in runners:
-            await r.cleanup()
-        if sock.exists():
-            sock.unlink()
+    holder: list[Nasd] = []
+    service.notify("STATUS=starting")
+    async with service.watchdog(lambda: "stopping" if stop.is_set() else _service_status(holder[0]) if holder
+                                else "starting"):
+        async with Nasd(config, watch=True) as nasd:
+            holder.append(nasd)
+            runners = []
+            sock = config.socket
+            sock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if sock.exists():
+                sock.unlink()
+            unix_runner = web.AppRunner(make_app(nasd))
+            await unix_runner.setup()
+            old_umask = os.umask(0o177)  # the socket is created 0600: only root can open it
+            try:
+                await web.UnixSite(unix_runner, str(sock)).start()
+            finally:
+                os.umask(old_umask)
+            runners.append(unix_runner)
+            address = config.listen_address()
+            if address is not None:
+                tcp_runner = web.AppRunner(make_app(nasd, token=token))
+                await tcp_runner.setup()
+                await web.TCPSite(tcp_runner, *address).start()
+                runners.append(tcp_runner)
+            nasd.ctx.log.info("nasd serving", extra={"socket": str(sock), "listen": config.listen})
+            loop_task = asyncio.create_task(nasd.reconciler.loop(), name="reconciler")
+            ready_task = asyncio.create_task(
+                service.ready_when(nasd.reconciler.first_pass_done, lambda: _service_status(nasd)), name="ready")
+            await stop.wait()
+            service.stopping()
+            for task in (ready_task, loop_task):
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+            for r in runners:
+                await r.cleanup()
+            if sock.exists():
+                sock.unlink()
+    service.close()
+
+
+def _service_status(nasd: Any) -> str:
+    """systemd's STATUS= line: how many resources are Ready."""
+    if not nasd.reconciler.first_pass_done.is_set():
+        return "first reconcile pass"
+    resources = list(nasd.reconciler.current.values())
+    ready = sum(1 for r in resources if r.ready)
+    return f"serving: {ready} of {len(resources)} resources Ready"
 
 
 def _print_table(resources: list[Resource], wide: bool = False) -> None:

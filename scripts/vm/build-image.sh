@@ -57,8 +57,9 @@ $versions"
 kernel_ver=$(echo "$versions" | awk '$1=="linux-image-amd64:"{print $2}')
 zfs_ver=$(echo "$versions" | awk '$1=="zfs-dkms:"{print $2}')
 
-# The recipe: every file of scripts/vm/ that shapes the image (run.sh only boots it).
-recipe=$(cd "$here" && find . -maxdepth 1 -type f ! -name run.sh ! -name '*.md' -print0 | sort -z | xargs -0 sha256sum)
+# The recipe: every file of scripts/vm/ that shapes the image (run.sh only boots it; systemd-boot.sh goes in
+# through the share at boot).
+recipe=$(cd "$here" && find . -maxdepth 1 -type f ! -name run.sh ! -name systemd-boot.sh ! -name '*.md' -print0 | sort -z | xargs -0 sha256sum)
 key=$(printf '%s\n%s\n' "$recipe" "$versions" | sha256sum | cut -c1-16)
 img="$cache/images/$key"
 if [ -e "$img/complete" ]; then

@@ -4,7 +4,9 @@
 # 124 when the VM hit the timeout, 125 when the guest never reported one. Needs root (image build, qemu).
 # Env: NASD_VM_TIMEOUT (seconds, default 2400), NASD_VM_OUT (where the guest's out/ files and vm.log are copied,
 # default <checkout>/.vm-out), NASD_VM_MEM (MiB, default 1536), NASD_VM_KEEP=1 (keep the run directory),
-# NASD_VM_CACHE (see build-image.sh). In the guest: NASD_VM=1, NASD_REQUIRE_ZFS=1, and NASD_VM_OUT=<a folder
+# NASD_VM_CACHE (see build-image.sh), NASD_VM_SYSTEMD=1 (boot systemd as PID 1 and run the command as a unit
+# under it, with the project's dependencies as wheels in the share for an offline `make install`: see
+# systemd-boot.sh). In the guest: NASD_VM=1, NASD_REQUIRE_ZFS=1, and NASD_VM_OUT=<a folder
 # whose files are copied back to the host>.
 set -euo pipefail
 
@@ -60,6 +62,36 @@ done
   --no-deps --no-index --no-build-isolation --disable-pip-version-check -w "$share/wheels") >&2 \
   || { log "building the wheels failed"; exit 125; }
 
+# systemd mode: the script init hands over to, and the dependencies of nasd and its plugins as wheels (downloaded
+# once from the package registry, cached by their requirement lines), for `make install` without a network.
+append=""
+if [ "${NASD_VM_SYSTEMD:-}" = 1 ]; then
+  cp "$here/systemd-boot.sh" "$share/systemd-boot.sh"
+  reqs=$("$wb/bin/python" - "$run"/src/pyproject.toml "$run"/src/plugins/*/pyproject.toml <<'PY'
+import re, sys, tomllib
+def name(req): return re.split(r"[<>=!~ \[;]", req)[0].lower().replace("_", "-")
+projects = []
+for path in sys.argv[1:]:
+    with open(path, "rb") as f:
+        projects.append(tomllib.load(f).get("project", {}))
+ours = {name(p.get("name", "")) for p in projects}   # nasd and its plugins come from the checkout
+deps = {"setuptools>=64", "wheel"} | {d for p in projects for d in p.get("dependencies", []) if name(d) not in ours}
+print("\n".join(sorted(deps)))
+PY
+)
+  deps="${NASD_VM_CACHE:-/var/cache/nasd-vm}/deps/$(echo "$reqs" | sha256sum | cut -c1-16)"
+  if [ ! -e "$deps/complete" ]; then
+    log "downloading the dependencies of nasd and its plugins as wheels into $deps"
+    rm -rf "$deps" && mkdir -p "$deps"
+    # shellcheck disable=SC2086
+    echo "$reqs" | tr '\n' '\0' | xargs -0 "$wb/bin/python" -m pip download -q --disable-pip-version-check \
+      --only-binary=:all: -d "$deps" >&2 || { log "downloading the dependencies failed"; exit 125; }
+    touch "$deps/complete"
+  fi
+  mkdir -p "$share/deps" && cp "$deps"/*.whl "$share/deps/"
+  append=" nasd.systemd=1"
+fi
+
 # The command, run by the guest's init with bash in /src.
 { printf 'exec'; printf ' %q' "$@"; printf '\n'; } > "$share/cmd"
 
@@ -74,7 +106,7 @@ timeout -k 10 "$timeout_s" qemu-system-x86_64 \
   -machine q35 -accel tcg,thread=multi,tb-size=256 -cpu max -smp 2 -m "${NASD_VM_MEM:-1536}" \
   -display none -no-reboot -nodefaults -serial stdio \
   -kernel "$kernel" -initrd "$img/initrd.img" \
-  -append "root=/dev/vda rw console=ttyS0 init=/sbin/nasd-init quiet loglevel=3 panic=-1" \
+  -append "root=/dev/vda rw console=ttyS0 init=/sbin/nasd-init quiet loglevel=3 panic=-1$append" \
   -drive "file=$run/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe" \
   -virtfs "local,path=$share,mount_tag=host,security_model=none,id=host" </dev/null &
 qpid=$!
