@@ -97,8 +97,13 @@ class ZFSFuse:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        # A thread of zfs-fuse inside a request on its own FUSE mounts keeps the killed daemon from exiting (and
+        # every zfs command waiting on it: seen here) until the kernel's FUSE connection is aborted, which is what
+        # an admin does (/sys/fs/fuse/connections/N/abort). The mounts stay, dead (ENOTCONN).
+        _abort_fuse_connections()
         deadline = time.monotonic() + 10
-        while _alive(self.pid) and time.monotonic() < deadline:
+        while (_alive(self.pid) or Path(f"/proc/{self.pid}/task").exists() and len(list(
+                Path(f"/proc/{self.pid}/task").iterdir())) > 1) and time.monotonic() < deadline:
             time.sleep(0.02)
         self.pid = None
 
@@ -159,6 +164,23 @@ class ZFSFuse:
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
+                pass
+
+
+def _abort_fuse_connections() -> None:
+    """Abort the kernel's FUSE connection of every zfs-fuse mount of this mount namespace (fusectl, mounted on
+    /sys/fs/fuse/connections if it is not)."""
+    connections = Path("/sys/fs/fuse/connections")
+    if connections.is_dir() and not any(connections.iterdir()):
+        run("mount", "-t", "fusectl", "fusectl", str(connections), check=False)
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        fstype = fields[fields.index("-") + 1] if "-" in fields else ""
+        if fstype in ("fuse", "fuse.zfs"):
+            abort = connections / fields[2].split(":")[1] / "abort"
+            try:
+                abort.write_text("1")
+            except OSError:
                 pass
 
 
