@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from typing import Any, Callable
 
 from ..reconciler import PassReport
 
@@ -16,3 +18,13 @@ async def converge(nasd: Any, passes: int = 8) -> PassReport:
             return report
     still = [(o.key, [a.description for a in o.actions]) for o in report.outcomes if o.actions] if report else []
     raise AssertionError(f"did not converge in {passes} passes; still running: {still}")
+
+
+async def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> float:
+    """Seconds until ``check()`` holds, while the daemon's loop (in this event loop) runs on."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+    return time.monotonic() - start

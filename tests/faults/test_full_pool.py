@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nasd.testing.passes import converge
+from nasd.testing.passes import converge, wait_for
 from nasd.testing.serve import poll, serving
 
 
@@ -32,14 +32,6 @@ def fill(path: Path) -> int:
         assert e.errno == 28, e  # ENOSPC
     return written
 
-
-async def wait_for(check: Any, timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
-    return time.monotonic() - start
 
 
 async def test_a_client_filling_the_pool_is_told_pool_full_keeps_its_data_and_it_heals_once_space_is_freed(

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from nasd.testing.passes import converge
+from nasd.testing.passes import converge, wait_for
 from nasd.testing.serve import Server, poll, serving
 
 
@@ -48,15 +48,6 @@ def ready(nasd: Any, kind: str, name: str) -> tuple[str, str, str]:
     c = nasd.reconciler.current[(kind, name)].condition("Ready")
     return (c.status, c.reason, c.message)
 
-
-async def wait_for(check: Any, timeout: float, what: str) -> float:
-    """Seconds until ``check()`` holds, while the daemon's loop runs."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - start
 
 
 def test_zfs_fuse_killed_mid_pass_is_reported_loses_nothing_and_nasd_converges_once_it_is_back(pool_env, tmp_path):

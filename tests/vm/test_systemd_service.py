@@ -16,6 +16,8 @@ from typing import Any, Callable
 import pytest
 import yaml
 
+from nasd.testing import serve
+
 pytestmark = pytest.mark.skipif(Path("/proc/1/comm").read_text().strip() != "systemd",
                                 reason="needs systemd as PID 1: make test-vm-systemd")
 
@@ -47,14 +49,11 @@ def journal() -> str:
 
 
 def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{journal()}")
-        time.sleep(0.5)
+    """:func:`nasd.testing.serve.poll`, with the unit's journal in the failure."""
+    try:
+        return serve.poll(check, timeout=timeout, interval=0.5, what=what)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{journal()}") from None
 
 
 def ready(kind: str, name: str) -> bool:

@@ -80,14 +80,14 @@ async def check_config(ctx: Context, settings: SMBSettings, text: str) -> None:
     said = "; ".join(ln.strip() for ln in (control.stderr + control.stdout).splitlines() if ln.strip())[:400]
     if control.returncode == 127 and "program not found" in control.stderr:
         raise _logged(f"testparm is not installed (not found: {program}): install samba-common-bin (apt-get "
-                             "install samba-common-bin) or set programs.testparm in nasd's configuration; "
-                             "smb.conf is not changed until testparm can check it (smbd keeps serving the "
-                             "running one)", reason="TestparmMissing")
+                      "install samba-common-bin) or set programs.testparm in nasd's configuration; "
+                      "smb.conf is not changed until testparm can check it (smbd keeps serving the "
+                      "running one)", reason="TestparmMissing")
     if control.returncode != 0:
         raise _logged(f"testparm ({program}) fails even on an empty smb.conf, with exit status "
-                             f"{control.returncode}: {said or 'no message'}; repair it (apt-get install --reinstall "
-                             "samba-common-bin) or see its message; smb.conf is not changed until testparm works "
-                             "(smbd keeps serving the running one)", reason="TestparmFailed")
+                      f"{control.returncode}: {said or 'no message'}; repair it (apt-get install --reinstall "
+                      "samba-common-bin) or see its message; smb.conf is not changed until testparm works "
+                      "(smbd keeps serving the running one)", reason="TestparmFailed")
     # testparm exits 0 even on unknown parameters: its stderr says what it ignored
     lines = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
     bad = [ln for ln in lines if "Unknown parameter" in ln or "Ignoring" in ln]
@@ -137,13 +137,13 @@ async def apply_config(ctx: Context, settings: SMBSettings, text: str) -> bool:
             said = (e.stderr.strip() or e.stdout.strip() or f"exit status {e.returncode}")[:400]
             if e.returncode == 127 and "program not found" in e.stderr:
                 raise _logged(f"smbcontrol is not installed (not found: {e.argv[0]}), so smbd cannot be told "
-                                     "to reload: install samba-common-bin (apt-get install samba-common-bin) or set "
-                                     "programs.smbcontrol in nasd's configuration; smbd keeps serving the previous "
-                                     "smb.conf until then", reason="SmbcontrolMissing") from None
+                              "to reload: install samba-common-bin (apt-get install samba-common-bin) or set "
+                              "programs.smbcontrol in nasd's configuration; smbd keeps serving the previous "
+                              "smb.conf until then", reason="SmbcontrolMissing") from None
             raise _logged(f"smbcontrol smbd reload-config failed with exit status {e.returncode}: {said}; "
-                                 "smbd keeps serving the previous smb.conf (nasd tries again with backoff): see "
-                                 "smbcontrol's message (apt-get install --reinstall samba-common-bin if it is "
-                                 "broken)", reason="SmbcontrolFailed") from None
+                          "smbd keeps serving the previous smb.conf (nasd tries again with backoff): see "
+                          "smbcontrol's message (apt-get install --reinstall samba-common-bin if it is "
+                          "broken)", reason="SmbcontrolFailed") from None
     return True
 
 
