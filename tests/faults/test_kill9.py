@@ -8,6 +8,7 @@ The seed is printed; NASD_KILL_SEED=<seed> repeats a run, NASD_KILLS=<n> sets ho
 from __future__ import annotations
 
 import os
+import shutil
 import random
 import signal
 import threading
@@ -163,3 +164,43 @@ def test_nasd_killed_20_times_at_random_moments_converges_all_of_it_and_loses_no
         assert server.stop() == 0, output[-3000:]
     assert not samba_processes(marker), "Samba processes left after SIGTERM"
     assert "Traceback" not in output, output[output.index("Traceback") - 2000:][:5000]
+
+
+@pytest.mark.parametrize("program", ["useradd", "groupadd"])
+def test_nasd_killed_right_after_it_created_an_account_takes_the_account_as_its_own_at_the_next_start(
+        pool_env, smb_env, tmp_path, program):
+    """The window the random kills above once hit: the account made, the registry not written yet. Without the
+    note nasd makes before it creates, the next nasd found "alice exists and was not created by nasd" for good."""
+    real = shutil.which(program, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    assert real, f"{program} is not installed"
+    wrapper, killed = tmp_path / program, tmp_path / f"{program}.killed"
+    wrapper.write_text("#!/bin/sh\n"  # the real program, then (once) SIGKILL of the nasd that ran it
+                       f"'{real}' \"$@\" || exit $?\n"
+                       f"[ -e '{killed}' ] || {{ touch '{killed}'; kill -9 $PPID; }}\n")
+    wrapper.chmod(0o755)
+    folder = tmp_path / "manifests"
+    d = {"apiVersion": "nasd.io/v1alpha1"}
+    pool_env.write_manifests(folder, pool_env.pool_manifest(), *smb_env.local_users(alice=(2001, PASSWORD)),
+                             d | {"kind": "NASGroup", "metadata": {"name": "staff"},
+                                  "spec": {"directory": "local", "gid": 3001, "members": ["alice"]}},
+                             pool_env.dataset_manifest("home"),
+                             d | {"kind": "NASShare", "metadata": {"name": "home"},
+                                  "spec": {"protocol": "smb", "dataset": "home", "smb": {"validUsers": ["alice"]}}})
+    config = {"plugins": {"zfs": {"mountRoot": str(pool_env.mount_root)}, "smb": smb_env.settings()},
+              "programs": {program: str(wrapper)}}
+    with serving(pool_env, tmp_path, **config) as start:
+        server = start(folder)
+        assert server.proc.wait(timeout=60) == -signal.SIGKILL, server.output()[-3000:]
+        assert killed.exists()
+        server = start(folder)
+        poll(lambda: all(server.ready(kind, name) for kind, name in
+                         [("NASUser", "alice"), ("NASGroup", "staff"), ("NASShare", "home")]),
+             timeout=60, what="alice, staff and the share Ready")
+        passwd = (smb_env.identity_root / "etc" / "passwd").read_text()
+        assert [line.split(":")[2] for line in passwd.splitlines() if line.startswith("alice:")] == ["2001"]
+        group = (smb_env.identity_root / "etc" / "group").read_text()
+        assert [line.split(":")[2:] for line in group.splitlines() if line.startswith("staff:")] == [["3001", "alice"]]
+        listing = smb_env.smbclient("home", "alice", PASSWORD, "ls")  # alice logs in: her Samba account is there
+        assert listing.returncode == 0, listing.stdout + listing.stderr
+        assert server.stop() == 0
+    assert "Traceback" not in server.output()

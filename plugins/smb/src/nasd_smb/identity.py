@@ -4,6 +4,11 @@ Planning is pure over an :class:`IdentityObservation`; the commands are shadow's
 usermod/userdel/groupadd/groupmod/groupdel with ``--prefix`` (the identity root: ``/`` on a
 host, a private folder in tests) and Samba's smbpasswd/pdbedit. nasd only changes accounts it
 created (kept in a registry under its state directory).
+
+An account is noted in the registry as being created (its name and id) before useradd/groupadd runs, and
+taken into the registry once it exists. So a nasd killed between the two finds, at its next start, an
+account it was creating with the id it gave: it takes it as its own. An account that exists without such a
+note, or with another id, was made by someone else and is left alone.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ class IdentityObservation:
     users: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # name -> uid, gid, gecos
     groups: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # name -> gid, members
     passdb: dict[str, str] = field(default_factory=dict)  # name -> account flags
-    registry: dict[str, Any] = field(default_factory=lambda: {"users": [], "groups": [], "passwords": {}})
+    registry: dict[str, Any] = field(default_factory=lambda: {"users": [], "groups": [], "passwords": {},
+                                                              "creating": {"users": {}, "groups": {}}})
     registry_path: Path | None = None
     desired_groups: dict[str, NASGroup] = field(default_factory=dict)
 
@@ -67,8 +73,28 @@ def load_registry(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         data = {}
+    creating = data.get("creating", {})
     return {"users": data.get("users", []), "groups": data.get("groups", []),
-            "passwords": data.get("passwords", {})}
+            "passwords": data.get("passwords", {}),
+            "creating": {"users": creating.get("users", {}), "groups": creating.get("groups", {})}}
+
+
+def _save(obs: IdentityObservation) -> None:
+    assert obs.registry_path is not None
+    write_json(obs.registry_path, obs.registry)
+
+
+def _note_creating(obs: IdentityObservation, kind: str, name: str, number: int) -> Action:
+    async def note(ctx: Any) -> None:
+        obs.registry["creating"][kind][name] = number
+        _save(obs)
+
+    return Action(f"note that nasd is creating {kind[:-1]} {name} ({number})", func=note)
+
+
+def _was_creating(obs: IdentityObservation, kind: str, name: str, number: int) -> bool:
+    """Whether an existing account is one nasd was creating (with this id) when it was stopped."""
+    return obs.registry["creating"][kind].get(name) == number
 
 
 def _remember(obs: IdentityObservation, kind: str, name: str, present: bool) -> Action:
@@ -76,12 +102,18 @@ def _remember(obs: IdentityObservation, kind: str, name: str, present: bool) -> 
         names = set(obs.registry[kind])
         names.add(name) if present else names.discard(name)
         obs.registry[kind] = sorted(names)
+        obs.registry["creating"][kind].pop(name, None)
         if not present and kind == "users":
             obs.registry["passwords"].pop(name, None)
-        assert obs.registry_path is not None
-        write_json(obs.registry_path, obs.registry)
+        _save(obs)
 
     return Action(f"{'remember' if present else 'forget'} {kind[:-1]} {name} as managed by nasd", func=record)
+
+
+def _adopt(obs: IdentityObservation, kind: str, name: str) -> Action:
+    action = _remember(obs, kind, name, True)
+    action.description = f"remember {kind[:-1]} {name}, which nasd created before it was stopped, as managed by nasd"
+    return action
 
 
 def _password_hash(salt: str, password: str) -> str:
@@ -101,13 +133,17 @@ def plan_group(group: NASGroup, obs: IdentityObservation, settings: SMBSettings)
     if taken:
         return Plan(problem=Problem("GIDInUse", f"gid {gid} already belongs to group {taken[0]}"))
     if name not in obs.groups:
-        return Plan(actions=[Action(f"create group {name} ({gid})", argv=["groupadd", *prefix, "-g", str(gid), name]),
+        return Plan(actions=[_note_creating(obs, "groups", name, gid),
+                             Action(f"create group {name} ({gid})", argv=["groupadd", *prefix, "-g", str(gid), name]),
                              _remember(obs, "groups", name, True)], status={"gid": gid})
+    plan = Plan(status={"gid": gid})
     if name not in obs.registry["groups"]:
-        return Plan(problem=Problem("Unmanaged", f"group {name} exists on this system and was not created by nasd"))
+        if not _was_creating(obs, "groups", name, obs.groups[name][0]):
+            return Plan(problem=Problem("Unmanaged", f"group {name} exists on this system and was not created by nasd"))
+        plan.actions.append(_adopt(obs, "groups", name))
     if obs.groups[name][0] != gid:
-        return Plan(actions=[Action(f"change gid of {name} to {gid}", argv=["groupmod", *prefix, "-g", str(gid), name])])
-    return Plan(status={"gid": gid})
+        plan.actions.append(Action(f"change gid of {name} to {gid}", argv=["groupmod", *prefix, "-g", str(gid), name]))
+    return plan
 
 
 def member_groups(user: NASUser, groups: dict[str, NASGroup], managed: Any) -> list[str]:
@@ -163,10 +199,14 @@ def plan_user(user: NASUser, obs: IdentityObservation, settings: SMBSettings, sm
             argv += ["-G", ",".join(groups)]
         if gecos:
             argv += ["-c", gecos]
-        plan.actions += [Action(f"create user {name} ({uid})", argv=[*argv, name]), _remember(obs, "users", name, True)]
-    elif name not in obs.registry["users"]:
+        plan.actions += [_note_creating(obs, "users", name, uid), Action(f"create user {name} ({uid})",
+                                                                          argv=[*argv, name]),
+                         _remember(obs, "users", name, True)]
+    elif name not in obs.registry["users"] and not _was_creating(obs, "users", name, obs.users[name][0]):
         return Plan(problem=Problem("Unmanaged", f"user {name} exists on this system and was not created by nasd"))
     else:
+        if name not in obs.registry["users"]:
+            plan.actions.append(_adopt(obs, "users", name))
         have_uid, have_gid, have_gecos = obs.users[name]
         have_groups = sorted(g for g, (_, members) in obs.groups.items() if name in members)
         argv = ["usermod", *prefix]
@@ -215,25 +255,28 @@ def _set_password(name: str, password: str, record: str, obs: IdentityObservatio
 
 def plan_user_absent(user: NASUser, obs: IdentityObservation, settings: SMBSettings, smb_conf: Path) -> Plan:
     name = user.name
+    ours = name in obs.registry["users"] or (name in obs.users and _was_creating(obs, "users", name,
+                                                                                 obs.users[name][0]))
     plan = Plan()
-    if name in obs.passdb and name in obs.registry["users"]:
+    if name in obs.passdb and ours:
         plan.actions.append(Action(f"remove SMB account {name}",
                                    argv=["pdbedit", "-s", str(smb_conf), "-x", "-u", name]))
-    if name in obs.users and name in obs.registry["users"]:
+    if name in obs.users and ours:
         plan.actions.append(Action(f"remove user {name}", argv=["userdel", "--prefix", str(settings.identityRoot),
                                                                  name]))
-    if name in obs.registry["users"]:
+    if name in obs.registry["users"] or name in obs.registry["creating"]["users"]:
         plan.actions.append(_remember(obs, "users", name, False))
     return plan
 
 
 def plan_group_absent(group: NASGroup, obs: IdentityObservation, settings: SMBSettings) -> Plan:
     name = group.name
-    if name not in obs.registry["groups"]:
-        return Plan()
+    ours = name in obs.registry["groups"] or (name in obs.groups and _was_creating(obs, "groups", name,
+                                                                                   obs.groups[name][0]))
     plan = Plan()
-    if name in obs.groups:
+    if name in obs.groups and ours:
         plan.actions.append(Action(f"remove group {name}", argv=["groupdel", "--prefix", str(settings.identityRoot),
                                                                   name]))
-    plan.actions.append(_remember(obs, "groups", name, False))
+    if name in obs.registry["groups"] or name in obs.registry["creating"]["groups"]:
+        plan.actions.append(_remember(obs, "groups", name, False))
     return plan

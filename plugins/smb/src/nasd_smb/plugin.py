@@ -125,7 +125,8 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
             users=[r for r in desired if isinstance(r, NASUser)], groups=[r for r in desired if isinstance(r, NASGroup)])}
     registry_path = settings.run_dir / "nasd-identities.json"
     registry = identity.load_registry(registry_path)
-    if not mine and current is None and not registry["users"] and not registry["groups"]:
+    if not mine and current is None and not registry["users"] and not registry["groups"] \
+            and not any(registry["creating"].values()):
         return None  # no SMB here at all: not even a file read more
     obs = SmbObservation(settings=settings, current=current, nfs_datasets=nfs,
                          missing_modules=filesystem.missing_vfs_modules(features.VFS_ORDER))
