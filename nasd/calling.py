@@ -81,7 +81,7 @@ class Hooks:
             merged.update(part)
         return merged
 
-    async def ensure(
+    async def plan(
         self,
         ctx: Context,
         resource: Resource,
@@ -90,16 +90,16 @@ class Hooks:
     ) -> Plan:
         what = f"{resource.kind} {resource.name}"
         if isinstance(resource, ZPool):
-            return await self._owned("ensure_pool", what, ctx=ctx, pool=resource, observed=observed)
+            return await self._owned("plan_pool", what, ctx=ctx, pool=resource, observed=observed)
         if isinstance(resource, ZDataset):
             pool = dependencies.get(("ZPool", resource.spec.pool))
             return await self._owned(
-                "ensure_dataset", what, ctx=ctx, dataset=resource, pool=pool, observed=observed
+                "plan_dataset", what, ctx=ctx, dataset=resource, pool=pool, observed=observed
             )
         if isinstance(resource, NASShare):
             dataset = dependencies[("ZDataset", resource.spec.dataset)]
             return await self._owned(
-                "ensure_share",
+                "plan_share",
                 f"{resource.spec.protocol} share {resource.name}",
                 ctx=ctx,
                 share=resource,
@@ -107,12 +107,12 @@ class Hooks:
                 observed=observed,
             )
         return await self._owned(
-            "ensure_resource", what, ctx=ctx, resource=resource, dependencies=dependencies, observed=observed
+            "plan_resource", what, ctx=ctx, resource=resource, dependencies=dependencies, observed=observed
         )
 
-    async def ensure_absent(self, ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan:
+    async def plan_absent(self, ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan:
         return await self._owned(
-            "ensure_absent", f"the deletion of {resource.kind} {resource.name}", ctx=ctx, resource=resource,
+            "plan_absent", f"the deletion of {resource.kind} {resource.name}", ctx=ctx, resource=resource,
             observed=observed,
         )
 

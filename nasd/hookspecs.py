@@ -5,9 +5,9 @@ Every hook is called with keyword arguments only, by the core, through
 Hooks are grouped by the phase of a daemon's life in which they run:
 
 1. setup: ``addhooks``, ``startup``, ``supply_desired_state``
-2. each reconcile pass: ``observe``, then one ``ensure_*`` per resource in
+2. each reconcile pass: ``observe``, then one ``plan_*`` per resource in
    dependency order (pools, datasets, directories/groups/users, shares,
-   schedules, restores), then ``ensure_absent`` for deleted resources
+   schedules, restores), then ``plan_absent`` for deleted resources
 3. on demand: ``list_snapshots``, ``take_snapshot``, ``destroy_snapshots``, ``hold_snapshots``,
    ``release_snapshots``, ``clone`` (the ZFS plugin answers them for the snapshots plugin);
    ``read_secret`` and ``plan_workload`` (the Kubernetes plugin answers them: Secret references,
@@ -15,7 +15,7 @@ Hooks are grouped by the phase of a daemon's life in which they run:
 4. reporting: ``status_changed``, ``resource_deleted``
 5. teardown: ``shutdown``
 
-Planning hooks (``ensure_*``) are *pure*: they look at the resource and at what
+Planning hooks (``plan_*``) are *pure*: they look at the resource and at what
 ``observe`` found, and return a :class:`nasd.planning.Plan`. They never run a
 command themselves; the core runs the plan's actions (or, for ``nasd plan``,
 prints them). A plan with no actions means "already converged".
@@ -106,7 +106,7 @@ def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
 
     Return value: a mapping of keys this plugin owns (by convention its own name)
     to whatever it needs when planning; it is merged with other plugins' mappings
-    and given back as ``observed`` to the ``ensure_*`` hooks. ``None`` means the
+    and given back as ``observed`` to the ``plan_*`` hooks. ``None`` means the
     plugin observes nothing. Must never: change the system; read another plugin's
     key.
     """
@@ -127,7 +127,7 @@ def dataset_properties(ctx: Context, datasets: list[ZDataset], desired: list[Res
 
 
 @hookspec
-def ensure_pool(ctx: Context, pool: ZPool, observed: Mapping[str, Any]) -> Plan | None:
+def plan_pool(ctx: Context, pool: ZPool, observed: Mapping[str, Any]) -> Plan | None:
     """Plan how to make the ZFS pool ``pool`` exist as its spec says.
 
     Called once per ZPool per pass (not while it backs off after a failure), before any dataset. A pool that exists with a
@@ -140,7 +140,7 @@ def ensure_pool(ctx: Context, pool: ZPool, observed: Mapping[str, Any]) -> Plan 
 
 
 @hookspec
-def ensure_dataset(
+def plan_dataset(
     ctx: Context, dataset: ZDataset, pool: ZPool | None, observed: Mapping[str, Any]
 ) -> Plan | None:
     """Plan how to make the ZFS dataset ``dataset`` exist with its spec's properties.
@@ -158,7 +158,7 @@ def ensure_dataset(
 
 
 @hookspec
-def ensure_share(
+def plan_share(
     ctx: Context, share: NASShare, dataset: ZDataset, observed: Mapping[str, Any]
 ) -> Plan | None:
     """Plan how to serve ``share`` over its protocol.
@@ -176,7 +176,7 @@ def ensure_share(
 
 
 @hookspec
-def ensure_resource(
+def plan_resource(
     ctx: Context, resource: Resource, dependencies: Mapping[tuple[str, str], Resource], observed: Mapping[str, Any]
 ) -> Plan | None:
     """Plan any kind that has no dedicated hook (directories, users, groups, schedules, restores).
@@ -191,7 +191,7 @@ def ensure_resource(
 
 
 @hookspec
-def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
+def plan_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
     """Plan what deleting ``resource`` from the desired state means on the system.
 
     Called in each pass for every resource that was reconciled before and is no
@@ -315,7 +315,7 @@ def plan_workload(ctx: Context, owner: Resource, workload: Workload | None) -> W
     """Plan how to make the cluster run ``workload`` for ``owner`` (``None``: run nothing for it any more).
 
     Called while planning ``owner`` by a plugin that runs its program in a pod rather than on the host:
-    the SMB plugin in pod mode, once per SMB share, from ``ensure_share`` and from ``ensure_absent``.
+    the SMB plugin in pod mode, once per SMB share, from ``plan_share`` and from ``plan_absent``.
     The plugin that answers keeps what the cluster runs in memory (it watches it), so this is cheap.
 
     Return value: a :class:`~nasd.workloads.WorkloadPlan` whose actions create, update or delete the
@@ -348,7 +348,7 @@ def status_changed(ctx: Context, resource: Resource) -> None:
 def resource_deleted(ctx: Context, resource: Resource) -> None:
     """Tell plugins that the deletion of ``resource`` is complete on this node.
 
-    Called after a pass in which the ``ensure_absent`` plan of a resource that left the desired
+    Called after a pass in which the ``plan_absent`` plan of a resource that left the desired
     state ran to its end (or had nothing to do) and the core forgot it. The Kubernetes watcher
     removes its finalizer here, so the object leaves the cluster only once the node is clean.
     Not called for a deletion that failed or is refused: that one is retried, and its reason is

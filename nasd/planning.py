@@ -1,4 +1,4 @@
-"""What a plugin's ensure hook returns: the steps to converge one resource, computed without side effects.
+"""What a plugin's plan hook returns: the steps to converge one resource, computed without side effects.
 
 The core runs the steps (``nasd reconcile``) or prints them (``nasd plan``). A plan
 with no steps means the resource is already as the manifest says.

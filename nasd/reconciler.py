@@ -276,7 +276,7 @@ class Reconciler:
             dependencies[(kind, name)] = dep
 
         try:
-            return await self.hooks.ensure(self.ctx, resource, dependencies, observed)
+            return await self.hooks.plan(self.ctx, resource, dependencies, observed)
         except OwnerError as e:
             return finish(False, e.reason, str(e))
         except (TemporaryError, PermanentError) as e:
@@ -347,7 +347,7 @@ class Reconciler:
     async def _delete(self, resource: Resource, observed: dict[str, Any], dry_run: bool) -> tuple[bool, list[Action]]:
         key = resource.key
         try:
-            plan = await self.hooks.ensure_absent(self.ctx, resource, observed)
+            plan = await self.hooks.plan_absent(self.ctx, resource, observed)
         except OwnerError as e:
             if e.reason == "NoPlugin":
                 return True, []  # nobody manages it any more: nothing on the system to undo

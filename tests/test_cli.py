@@ -225,7 +225,7 @@ def test_plugins_lists_zfs_and_the_builtins_with_their_hooks():
     assert {"zfs", "manifests", "api-store"} <= set(listing)
     zfs_dist, zfs_hooks = listing["zfs"]
     assert zfs_dist.split()[0] == "nasd-zfs"
-    assert {"startup", "observe", "ensure_pool", "ensure_dataset", "ensure_absent"} <= set(zfs_hooks)
+    assert {"startup", "observe", "plan_pool", "plan_dataset", "plan_absent"} <= set(zfs_hooks)
     for builtin in ("manifests", "api-store"):
         assert listing[builtin][0].startswith("nasd (built-in)")
         assert listing[builtin][1] == ["supply_desired_state"]

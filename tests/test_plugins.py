@@ -26,7 +26,7 @@ SPECS = [
 
 def test_the_core_declares_the_required_hooks():
     names = {n for n, _ in SPECS}
-    assert {"observe", "ensure_pool", "ensure_dataset", "ensure_share", "take_snapshot", "clone",
+    assert {"observe", "plan_pool", "plan_dataset", "plan_share", "take_snapshot", "clone",
             "supply_desired_state"} <= names
 
 
@@ -45,7 +45,7 @@ def test_each_manager_is_fresh_and_installed_plugins_come_from_entry_points():
     assert a.has_plugin("only-in-a") and not b.has_plugin("only-in-a")
     infos = {i.name: i for i in describe_plugins(a)}
     assert infos["zfs"].distribution == "nasd-zfs"
-    assert "ensure_dataset" in infos["zfs"].hooks
+    assert "plan_dataset" in infos["zfs"].hooks
     assert infos["manifests"].distribution.startswith("nasd")
 
 
@@ -88,7 +88,7 @@ class AsyncOwner:
     """A third-party style plugin whose implementations are coroutines."""
 
     @hookimpl
-    async def ensure_resource(self, ctx, resource, dependencies, observed):
+    async def plan_resource(self, ctx, resource, dependencies, observed):
         if resource.kind != "NASDirectory":
             return None
         return Plan(actions=[Action("say hello", argv=["true"])])
@@ -100,7 +100,7 @@ class AsyncOwner:
 
 class SecondOwner:
     @hookimpl
-    def ensure_resource(self, ctx, resource, dependencies, observed):
+    def plan_resource(self, ctx, resource, dependencies, observed):
         return Plan()
 
 
@@ -117,18 +117,18 @@ async def test_async_implementations_are_awaited(tmp_path):
     hooks = Hooks(pm)
     observed = await hooks.observe(_ctx(tmp_path), [])
     assert observed == {"async-owner": 0}
-    plan = await hooks.ensure(_ctx(tmp_path), parse_resource(DIRECTORY), {}, observed)
+    plan = await hooks.plan(_ctx(tmp_path), parse_resource(DIRECTORY), {}, observed)
     assert [a.argv for a in plan.actions] == [["true"]]
 
 
 async def test_a_resource_needs_exactly_one_owner(tmp_path):
     none = Hooks(make_plugin_manager(load_entrypoints=False))
     with pytest.raises(OwnerError, match="no installed plugin handles NASDirectory local"):
-        await none.ensure(_ctx(tmp_path), parse_resource(DIRECTORY), {}, {})
+        await none.plan(_ctx(tmp_path), parse_resource(DIRECTORY), {}, {})
     two = Hooks(make_plugin_manager(load_entrypoints=False,
                                     extra=[("a", AsyncOwner()), ("b", SecondOwner())]))
     with pytest.raises(OwnerError, match="2 plugins claim"):
-        await two.ensure(_ctx(tmp_path), parse_resource(DIRECTORY), {}, {})
+        await two.plan(_ctx(tmp_path), parse_resource(DIRECTORY), {}, {})
 
 
 def test_an_implementation_without_a_spec_is_rejected():
@@ -150,7 +150,7 @@ class Faulty:
         return {"faulty": True}
 
     @hookimpl
-    def ensure_resource(self, ctx, resource, dependencies, observed):
+    def plan_resource(self, ctx, resource, dependencies, observed):
         if resource.kind != "NASDirectory":
             return None
 
@@ -187,7 +187,7 @@ class Recorder:
         self.feed = None
 
     @hookimpl
-    def ensure_resource(self, ctx, resource, dependencies, observed):
+    def plan_resource(self, ctx, resource, dependencies, observed):
         if resource.kind != "NASDirectory":
             return None
         if resource.name == "moving" and self.feed is not None:
@@ -195,7 +195,7 @@ class Recorder:
         return Plan()
 
     @hookimpl
-    def ensure_absent(self, ctx, resource, observed):
+    def plan_absent(self, ctx, resource, observed):
         self.absent.append(resource.name)
         return Plan()
 

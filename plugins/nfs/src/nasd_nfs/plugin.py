@@ -264,7 +264,7 @@ def _fsid_problem(share: NASShare, path: str, obs: NfsObservation) -> Problem | 
 
 
 @hookimpl
-def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Mapping[str, Any]) -> Plan | None:
+def plan_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Mapping[str, Any]) -> Plan | None:
     if share.spec.protocol != "nfs":
         return None
     obs = _obs(observed)
@@ -315,7 +315,7 @@ def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Map
 
 
 @hookimpl
-def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
+def plan_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
     if not _is_nfs(resource):
         return None
     if observed.get("nfs") is None and "nfs_error" not in observed:

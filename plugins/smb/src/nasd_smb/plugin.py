@@ -269,7 +269,7 @@ def _group_folder(obs: SmbObservation, dataset: ZDataset) -> str | None:
 
 
 @hookimpl
-def ensure_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Mapping[str, Any]) -> Plan | None:
+def plan_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Mapping[str, Any]) -> Plan | None:
     if share.spec.protocol != "smb":
         return None
     obs = _obs(observed)
@@ -383,7 +383,7 @@ def _pod_identity(ctx: Context, resource: Resource) -> Plan:
 
 
 @hookimpl
-def ensure_resource(ctx: Context, resource: Resource, dependencies: Mapping[tuple[str, str], Resource],
+def plan_resource(ctx: Context, resource: Resource, dependencies: Mapping[tuple[str, str], Resource],
                     observed: Mapping[str, Any]) -> Plan | None:
     if isinstance(resource, NASDirectory):
         if resource.spec.type != "local":
@@ -413,7 +413,7 @@ def _conf_for_tools(obs: SmbObservation) -> Path:
 
 
 @hookimpl
-def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
+def plan_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
     mine = _is_smb(resource) or isinstance(resource, (NASUser, NASGroup, NASDirectory))
     if not mine:
         return None

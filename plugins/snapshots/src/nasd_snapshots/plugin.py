@@ -379,7 +379,7 @@ def _plan_restore(ctx: Context, restore: ZSnapshotRestore, deps: Mapping[tuple[s
 
 
 @hookimpl
-def ensure_resource(ctx: Context, resource: Resource, dependencies: Mapping[tuple[str, str], Resource],
+def plan_resource(ctx: Context, resource: Resource, dependencies: Mapping[tuple[str, str], Resource],
                     observed: Mapping[str, Any]) -> Plan | None:
     if isinstance(resource, ZSnapshotSchedule):
         return _plan_schedule(ctx, resource, dependencies, _observation(observed))
@@ -389,7 +389,7 @@ def ensure_resource(ctx: Context, resource: Resource, dependencies: Mapping[tupl
 
 
 @hookimpl
-def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
+def plan_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
     if isinstance(resource, ZSnapshotSchedule):
         return Plan()  # the snapshots it made stay (delete them by hand, or keep a schedule that prunes)
     if not isinstance(resource, ZSnapshotRestore):

@@ -101,12 +101,12 @@ async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | 
 
 
 @hookimpl
-def ensure_pool(ctx: Context, pool: ZPool, observed: Mapping[str, Any]) -> Plan:
+def plan_pool(ctx: Context, pool: ZPool, observed: Mapping[str, Any]) -> Plan:
     return plan.plan_pool(pool, plan.observation(observed))
 
 
 @hookimpl
-def ensure_dataset(ctx: Context, dataset: ZDataset, pool: ZPool | None, observed: Mapping[str, Any]) -> Plan:
+def plan_dataset(ctx: Context, dataset: ZDataset, pool: ZPool | None, observed: Mapping[str, Any]) -> Plan:
     obs = plan.observation(observed)
     extra = obs.contributed.get(dataset.name)
     if extra:  # what other resources need on it (a Time Machine share's refquota); the spec's own values win
@@ -116,7 +116,7 @@ def ensure_dataset(ctx: Context, dataset: ZDataset, pool: ZPool | None, observed
 
 
 @hookimpl
-def ensure_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
+def plan_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
     if isinstance(resource, ZPool):
         return plan.plan_pool_absent(resource, plan.observation(observed))
     if isinstance(resource, ZDataset):
