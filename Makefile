@@ -3,17 +3,19 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
+# the test harness (a pytest plugin of its own distribution, nasd-testing): in the venv, never in `make install`
+TESTING := testing/pyproject.toml
 
 .PHONY: install uninstall venv system-packages test test-fast demo demo-clean bench bench-zfs bench-smb bench-snapshots crds clean test-vm test-vm-systemd vm-image bench-vm
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml $(PLUGINS)
+$(VENV)/.installed: pyproject.toml $(PLUGINS) $(TESTING)
 	scripts/install-system-packages.sh python
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e . $(foreach p,$(PLUGINS),-e $(dir $(p))) \
-		"pytest>=8" "pytest-aiohttp>=1.0" "jsonschema>=4" "kubernetes-validate>=1.30" "smbprotocol>=1.10" "hypothesis>=6"
+	$(BIN)/pip install --quiet -e . $(foreach p,$(PLUGINS),-e $(dir $(p))) -e $(dir $(TESTING)) \
+		"jsonschema>=4" "kubernetes-validate>=1.30" "smbprotocol>=1.10" "hypothesis>=6" wheel
 	touch $@
 
 system-packages:
@@ -81,4 +83,4 @@ crds: venv
 	$(BIN)/python -m nasd.crds crds
 
 clean:
-	rm -rf $(VENV) build *.egg-info plugins/*/src/*.egg-info
+	rm -rf $(VENV) build *.egg-info plugins/*/src/*.egg-info testing/src/*.egg-info

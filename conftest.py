@@ -1,6 +1,5 @@
-# Shared fixtures (real zfs-fuse, per-test pools) for the core's and the plugins' tests.
-pytest_plugins = ["nasd.testing.pytest_plugin"]
-
+# The shared fixtures (real zfs-fuse, per-test pools, smbd, exportfs, the test Kubernetes API server) come
+# from the distribution nasd-testing (testing/): pytest loads it as the plugin `nasd`, entry point pytest11.
 import os
 
 # The VM tier's tests need OpenZFS and a kernel nfsd: they run inside the VM (`make test-vm`, which sets

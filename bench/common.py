@@ -14,7 +14,7 @@ import yaml
 from nasd.config import Config
 from nasd.daemon import Nasd
 from nasd.reconciler import PassReport
-from nasd.testing.zfs import ZFSFuse, ZFSUnavailable, cleanup_tree, start_for_pool
+from nasd_testing.zfs import ZFSFuse, ZFSUnavailable, cleanup_tree, start_for_pool
 
 
 class BenchError(RuntimeError):

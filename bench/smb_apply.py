@@ -3,7 +3,7 @@ against the real daemon, the real smbd and smbclient.
 
     .venv/bin/python bench/smb_apply.py [--existing 500] [--new 50] [--via api|cli] [--idle 3]
 
-Starts a private zfs-fuse in a private mount namespace (as the tests do, see nasd/testing/zfs.py;
+Starts a private zfs-fuse in a private mount namespace (as the tests do, see testing/src/nasd_testing/zfs.py;
 the kernel's ZFS is used instead when the machine has it) and, in a temporary folder: a pool with
 one dataset, a private identity root with one user (resolved by smbd through nss_wrapper, as in
 plugins/smb/tests/conftest.py) and ``nasd serve`` as a subprocess with ``--existing`` NASShares in
@@ -50,8 +50,8 @@ import aiohttp
 import yaml
 
 from common import BenchError, write_docs
-from nasd.testing.smb import free_port, make_identity_root
-from nasd.testing.zfs import ZFSUnavailable, cleanup_tree, start_for_pool
+from nasd_testing.smb import free_port, make_identity_root
+from nasd_testing.zfs import ZFSUnavailable, cleanup_tree, start_for_pool
 
 API = "/apis/nasd.io/v1alpha1"
 USER, UID, PASSWORD = "bench", 2001, "b3nch-" + secrets.token_hex(6)
@@ -132,7 +132,8 @@ def delta(a: Metrics, b: Metrics) -> dict[str, Any]:
 class Daemon:
     """``nasd serve`` as a subprocess, and its API over the unix socket."""
 
-    def __init__(self, nasd: Path, root: Path, config: Path, manifests: Path, socket_path: Path):
+    def __init__(self, nasd: Path, root: Path, config: Path, manifests: Path, socket_path: Path,
+                 env: dict[str, str] | None = None):
         self.socket = socket_path
         self.log_path = root / "nasd.log"
         self.state = root / "state"
@@ -140,7 +141,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [str(nasd), "--log-level", "debug", "serve", "--manifests", str(manifests), "--config", str(config),
              "--socket", str(socket_path)],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, start_new_session=True)
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, start_new_session=True, env=env)
         self.session: aiohttp.ClientSession | None = None
 
     async def open(self, timeout: float = 60) -> None:
@@ -352,12 +353,14 @@ async def run(args: argparse.Namespace, root: Path, pool: str) -> str:
         "stateDir": str(root / "state"),
         "plugins": {
             "zfs": {"mountRoot": str(root / "mnt")},
-            "smb": {"port": port, "interfaces": ["lo"], "identityRoot": str(identity), "nssWrapper": True,
-                    "hostName": "127.0.0.1"},
+            "smb": {"port": port, "interfaces": ["lo"], "identityRoot": str(identity), "hostName": "127.0.0.1"},
         },
     }))
     sock = root / "nasd.sock"
-    daemon = Daemon(nasd, root, config, manifests, sock)
+    library = [*Path("/usr/lib").glob("*/libnss_wrapper.so*"), *Path("/usr/lib").glob("libnss_wrapper.so*")][0]
+    nss = {"LD_PRELOAD": str(library), "NSS_WRAPPER_PASSWD": str(identity / "etc" / "passwd"),
+           "NSS_WRAPPER_GROUP": str(identity / "etc" / "group")}  # (nasd and what it runs see the private users)
+    daemon = Daemon(nasd, root, config, manifests, sock, env={**os.environ, **nss})
     try:
         return await measure(args, daemon, nasd, root, port)
     finally:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/snapshots.py [--datasets N] [--snapshots S] [--repeats R]   (defaults: 50, 200, 15)
 
-Starts a private zfs-fuse in a private mount namespace (as the tests do, see nasd/testing/zfs.py;
+Starts a private zfs-fuse in a private mount namespace (as the tests do, see testing/src/nasd_testing/zfs.py;
 the kernel's ZFS is used instead when the machine has it) and, in a temporary folder, makes through
 manifests (not measured) a pool on a sparse file, a ZDataset ``top`` and N ZDatasets ``d0``..
 below it (paths ``top/d0``..). It then fakes the history of an hourly schedule called ``bench``:
@@ -11,7 +11,7 @@ back from a fixed fake "now", so that ``top`` and every dataset below it hold S 
 (N + 1) x S in all (10,200 with the defaults: ``top`` has them too). With the real daemon object
 (``Nasd``), a ZSnapshotSchedule over ``top`` (recursive, cron ``0 * * * *``, retention keepLast 10,
 hourly 24, daily 30, weekly 8, monthly 12) and the snapshots plugin's clock set just after the next
-hourly tick (``ctx.cache["snapshots-clock"]``), it measures:
+hourly tick (``SnapshotsPlugin(clock=...)``), it measures:
 
   (a) the planners, pure CPU, as ratios of medians over R repeats to Python's ``sorted()`` of the
       same number of ``(str, float)`` tuples (the very ``(name, time)`` tuples, shuffled with a fixed
@@ -50,13 +50,13 @@ from typing import Any, Callable
 
 
 from common import BenchError, BenchZfs, converge, manifest_pool, run_on_private_zfs, table, write_docs, yes
-from nasd.calling import Hooks
 from nasd.config import Config
 from nasd.daemon import Nasd
 from nasd.models import ZSnapshotSchedule, parse_resource
 from nasd.reconciler import PassReport
 from nasd.runner import Spawn
 from nasd.snapshot_listing import SnapshotListing
+from nasd_snapshots.plugin import SnapshotsPlugin
 from nasd_snapshots.restore import RESTORE_PROPERTY
 from nasd_snapshots.retention import plan_retention
 from nasd_snapshots.schedule import SCHEDULE_PROPERTY, name_pattern, name_time, plan_schedule, policy_of
@@ -135,7 +135,7 @@ async def setup(config: Config, manifests: Path, pool: str, vdev: Path, n: int) 
     write_docs(manifests / "datasets.yaml", manifest_datasets(pool, n))
     async with Nasd(config) as nasd:
         await converge(nasd, "pool and datasets")
-        return nasd.ctx.cache.get("zfs-dialect")
+        return nasd.pm.get_plugin("zfs").dialect
 
 
 def history_names(count: int) -> list[str]:
@@ -222,15 +222,14 @@ async def measured_pass(nasd: Nasd, out: dict[str, Any], label: str) -> PassRepo
 async def bench_schedule(config: Config, pool: str, repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     root = f"{pool}/top"
-    nasd = Nasd(config)
+    nasd = Nasd(config, replace_plugins={"snapshots": SnapshotsPlugin(clock=lambda: NOW)})
     try:
         await nasd.start()
-        nasd.ctx.cache["snapshots-clock"] = lambda: NOW
         # the listing the plugin will make, taken once more beforehand: the pass changes the plugin's
         # copy in place, and the planners are timed on what it saw
         mark = len(nasd.runner.spawns)
         t0 = time.monotonic()
-        listing = await Hooks(nasd.pm).list_snapshots(nasd.ctx, [root], [SCHEDULE_PROPERTY, RESTORE_PROPERTY])
+        listing = await nasd.ctx.hooks.list_snapshots([root], [SCHEDULE_PROPERTY, RESTORE_PROPERTY])
         out["listing_seconds"] = time.monotonic() - t0
         out["listing"] = split(nasd.runner.spawns[mark:])
         out["listed"] = len(listing.snapshots)
@@ -241,14 +240,14 @@ async def bench_schedule(config: Config, pool: str, repeats: int) -> dict[str, A
         out["decision"] = decision
         out["planners"] = bench_planners(schedule, root, listing, repeats)
         out["openzfs"] = destroy_commands(Dialect(name="openzfs"), decision.prune, listing)
-        out["fuse_planned"] = destroy_commands(nasd.ctx.cache["zfs-dialect"], decision.prune, listing)
+        out["fuse_planned"] = destroy_commands(nasd.pm.get_plugin("zfs").dialect, decision.prune, listing)
 
         # (b) the pass with the tick due
         first = await measured_pass(nasd, out, "tick")
         out["tick_not_ready"] = [f"{o.key[0]}/{o.key[1]}: {o.reason} {o.message}" for o in first.outcomes
                                  if not o.ready]
-        cached = nasd.ctx.cache.get("snapshots-listing")
-        out["cached_after"] = len(cached["listing"].snapshots) if cached else None
+        cached = nasd.pm.get_plugin("snapshots").listing
+        out["cached_after"] = len(cached.listing.snapshots) if cached else None
 
         # (c) a pass with nothing due (same clock: the newest snapshot is this hour's)
         await measured_pass(nasd, out, "idle")

@@ -37,6 +37,7 @@ from common import BenchError, BenchZfs, run_on_private_zfs, table, write_docs
 from snapshots import NOW, SCHEDULE, TICK, count_snapshots, setup
 
 from nasd.daemon import Nasd
+from nasd_snapshots.plugin import SnapshotsPlugin
 from nasd_snapshots.schedule import SCHEDULE_PROPERTY
 
 RETENTION = {"hourly": 24, "daily": 30, "weekly": 8, "monthly": 12}
@@ -102,8 +103,8 @@ def read_log(log: Path) -> Counter:
 
 async def nasd_pass(env: BenchZfs) -> dict[str, Any]:
     write_docs(env.manifests / "schedule.yaml", [schedule_manifest()])
-    async with Nasd(env.config("state")) as nasd:
-        nasd.ctx.cache["snapshots-clock"] = lambda: NOW
+    plugin = SnapshotsPlugin(clock=lambda: NOW)
+    async with Nasd(env.config("state"), replace_plugins={"snapshots": plugin}) as nasd:
         t0 = time.monotonic()
         report = await nasd.reconciler.run_pass(ignore_backoff=True)
         seconds = time.monotonic() - t0

@@ -3,7 +3,7 @@
     .venv/bin/python bench/zfs_converge.py [--datasets N] [--rounds R]   (``make bench``: N=200, R=4)
 
 Starts a private zfs-fuse in a private mount namespace (as the tests do, see
-nasd/testing/zfs.py; the kernel's ZFS is used instead when the machine has it), makes a
+testing/src/nasd_testing/zfs.py; the kernel's ZFS is used instead when the machine has it), makes a
 pool on a sparse file in a temporary folder through a ZPool manifest (not measured), then,
 with the real daemon object (``Nasd``) reading a manifest folder:
 
@@ -98,7 +98,7 @@ async def setup_pool(config: Config, manifests: Path, pool: str, vdev: Path) -> 
     write_docs(manifests / "pool.yaml", [manifest_pool(pool, vdev)])
     async with Nasd(config) as setup:
         await converge(setup, "pool")
-        return setup.ctx.cache.get("zfs-dialect")
+        return setup.pm.get_plugin("zfs").dialect
 
 
 async def bench_nasd(config: Config, pool: str, n: int, *, noop_pass: bool) -> dict[str, Any]:

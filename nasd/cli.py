@@ -283,9 +283,12 @@ async def _plan(config: Config, prune: bool) -> list[str]:
                 head += f": {outcome.reason} {outcome.message}".rstrip()
             lines.append(head)
         lines += [a.render() for a in outcome.actions]
+        lines += [f"# {outcome.key[0]}/{outcome.key[1]} waits for a confirmation: {m}" for m in outcome.waiting]
     blocked = [o for o in report.outcomes if not o.ready]
     if blocked:
         lines.append(f"# {len(blocked)} resource(s) cannot converge yet (see the reasons above)")
+    elif any(o.waiting for o in report.outcomes) and not any(o.actions for o in report.outcomes):
+        lines.append("# nothing runs: the changes above wait for a confirmation")
     elif not any(o.actions for o in report.outcomes):
         lines.append("# nothing to do: everything is as the manifests say")
     return lines

@@ -1,5 +1,6 @@
-"""What every hook receives: configuration, the command runner, the state directory, a logger,
-and a way to ask for another reconcile pass."""
+"""What every hook receives: configuration, the command runner, the state directory, a logger, a way to
+ask for another reconcile pass, and ``hooks``, through which a plugin calls hooks. A plugin keeps its own
+state in its plugin object, never here."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Coroutine
 
 from .config import Config
+from .plugin_hooks import PluginHooks
 from .runner import Runner
 
 
@@ -24,10 +26,16 @@ class Context:
     _pending: Callable[[], bool] = field(default=lambda: False)
     _reconciled: Callable[[tuple[str, str]], bool] = field(default=lambda key: False)
     _tasks: list[asyncio.Task] = field(default_factory=list)
-    #: plugins may keep per-process caches here, under their own name
-    cache: dict[str, Any] = field(default_factory=dict)
-    #: the plugin manager, for plugins that call hooks other plugins declared (``addhooks``)
-    pm: Any = None
+    #: the plugin manager (the core's own: plugins call hooks through ``hooks``)
+    _pm: Any = None
+    _hooks: PluginHooks | None = None
+
+    @property
+    def hooks(self) -> PluginHooks:
+        """The one way a plugin calls hooks: the core's on-demand hooks, and hooks other plugins declare."""
+        if self._hooks is None:
+            self._hooks = PluginHooks(self._pm, self)
+        return self._hooks
 
     @property
     def state_dir(self) -> Path:
@@ -51,19 +59,6 @@ class Context:
         once that is done). False for a resource never reconciled here, whose removal needs nothing
         on this node."""
         return self._reconciled(key)
-
-    def read_secret(self, ref: Any) -> str | None:
-        """The value of a Kubernetes Secret reference through the ``read_secret`` hook (None: no plugin
-        knows Secrets; KeyError: no such Secret or key)."""
-        if self.pm is None:
-            return None
-        return self.pm.hook.read_secret(ctx=self, ref=ref)
-
-    def plan_workload(self, owner: Any, workload: Any) -> Any:
-        """The ``plan_workload`` hook's answer (None: no plugin runs workloads)."""
-        if self.pm is None:
-            return None
-        return self.pm.hook.plan_workload(ctx=self, owner=owner, workload=workload)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task:
         """Start a background task that lives as long as the daemon (cancelled at shutdown)."""

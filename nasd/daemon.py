@@ -3,7 +3,7 @@ store and the reconciler, for ``nasd serve``, the one-shot commands and the test
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import pluggy
 
@@ -27,14 +27,15 @@ class Nasd:
         pm: pluggy.PluginManager | None = None,
         runner: Runner | None = None,
         extra_plugins: Iterable[tuple[str, object]] = (),
+        replace_plugins: Mapping[str, object] | None = None,
         read_only: bool = False,
     ):
         self.config = config
         self.runner = runner or Runner(programs=config.programs)
         self.runner.read_only = read_only
-        self.pm = pm or make_plugin_manager(extra=extra_plugins)
+        self.pm = pm or make_plugin_manager(extra=extra_plugins, replace=replace_plugins)
         self.hooks = Hooks(self.pm)
-        self.ctx = Context(config=config, runner=self.runner, watch=watch, pm=self.pm)
+        self.ctx = Context(config=config, runner=self.runner, watch=watch, _pm=self.pm)
         self.feed = DesiredFeed(on_change=lambda why, settle: self.reconciler.wake(why, settle))
         # others may pass through (smbd's children, acting as share users, reach Samba's lock folder below it),
         # not list it; every file nasd writes in it is 0600

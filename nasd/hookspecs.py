@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .feed import DesiredFeed
     from .models import NASShare, Resource, ZDataset, ZPool
     from .models.identity import SecretRef
+    from .observation import Observed
     from .planning import Plan
     from .snapshot_listing import SnapshotListing
     from .workloads import Workload, WorkloadPlan
@@ -97,18 +98,22 @@ def supply_desired_state(ctx: Context, feed: DesiredFeed) -> None:
 
 
 @hookspec
-def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
+def observe(ctx: Context, desired: list[Resource]) -> Any:
     """Read the current state of the system that this plugin manages.
 
-    Called at the start of every reconcile pass with every desired resource.
-    Read as little as possible: the ZFS plugin reads all pools and datasets in two
-    commands whatever their number.
+    Called at the start of every reconcile pass with every desired resource, for
+    every plugin at once (concurrently). Read as little as possible: the ZFS plugin
+    reads all pools and datasets in two commands whatever their number.
 
-    Return value: a mapping of keys this plugin owns (by convention its own name)
-    to whatever it needs when planning; it is merged with other plugins' mappings
-    and given back as ``observed`` to the ``plan_*`` hooks. ``None`` means the
-    plugin observes nothing. Must never: change the system; read another plugin's
-    key.
+    Return value: one object of the plugin's own type (a dataclass, typically) with
+    what it needs when planning, or ``None`` when nothing of its kind is desired or
+    present. The core keeps it under the plugin's name in the pass's
+    :class:`nasd.plugin.Observed`, given as ``observed`` to the ``plan_*`` hooks,
+    where ``observed.of(name, Type)`` hands it back typed. Raise when the system
+    cannot be read (a ``TemporaryError`` with a reason that names the fault, e.g.
+    ``ZFSNotRunning``): the error is kept and raised again to this plugin's planning
+    hooks, so its resources show it; the other plugins observe and plan as usual.
+    Must never: change the system; read another plugin's observation.
     """
 
 
@@ -127,7 +132,7 @@ def dataset_properties(ctx: Context, datasets: list[ZDataset], desired: list[Res
 
 
 @hookspec
-def plan_pool(ctx: Context, pool: ZPool, observed: Mapping[str, Any]) -> Plan | None:
+def plan_pool(ctx: Context, pool: ZPool, observed: Observed) -> Plan | None:
     """Plan how to make the ZFS pool ``pool`` exist as its spec says.
 
     Called once per ZPool per pass (not while it backs off after a failure), before any dataset. A pool that exists with a
@@ -141,7 +146,7 @@ def plan_pool(ctx: Context, pool: ZPool, observed: Mapping[str, Any]) -> Plan | 
 
 @hookspec
 def plan_dataset(
-    ctx: Context, dataset: ZDataset, pool: ZPool | None, observed: Mapping[str, Any]
+    ctx: Context, dataset: ZDataset, pool: ZPool | None, observed: Observed
 ) -> Plan | None:
     """Plan how to make the ZFS dataset ``dataset`` exist with its spec's properties.
 
@@ -159,7 +164,7 @@ def plan_dataset(
 
 @hookspec
 def plan_share(
-    ctx: Context, share: NASShare, dataset: ZDataset, observed: Mapping[str, Any]
+    ctx: Context, share: NASShare, dataset: ZDataset, observed: Observed
 ) -> Plan | None:
     """Plan how to serve ``share`` over its protocol.
 
@@ -177,7 +182,7 @@ def plan_share(
 
 @hookspec
 def plan_resource(
-    ctx: Context, resource: Resource, dependencies: Mapping[tuple[str, str], Resource], observed: Mapping[str, Any]
+    ctx: Context, resource: Resource, dependencies: Mapping[tuple[str, str], Resource], observed: Observed
 ) -> Plan | None:
     """Plan any kind that has no dedicated hook (directories, users, groups, schedules, restores).
 
@@ -191,7 +196,7 @@ def plan_resource(
 
 
 @hookspec
-def plan_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
+def plan_absent(ctx: Context, resource: Resource, observed: Observed) -> Plan | None:
     """Plan what deleting ``resource`` from the desired state means on the system.
 
     Called in each pass for every resource that was reconciled before and is no

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
-if TYPE_CHECKING:
-    from .context import Context
 
 
 @dataclass
@@ -20,7 +18,8 @@ class Action:
 
     description: str
     argv: list[str] | None = None
-    func: Callable[["Context"], Awaitable[None]] | None = None
+    #: called with the pass's Context (typed Any here: planning is below the context, which it must not import)
+    func: Callable[[Any], Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         if (self.argv is None) == (self.func is None):
@@ -44,6 +43,20 @@ class Problem:
     message: str
 
 
+@dataclass(frozen=True)
+class ConditionChange:
+    """A condition besides Ready that a plan sets once its actions ran: ``ok`` True, False or None (Unknown)."""
+
+    type: str
+    ok: bool | None
+    reason: str
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type == "Ready":
+            raise ValueError("Ready is the core's condition: a plan says why it is not Ready with a Problem")
+
+
 @dataclass
 class Plan:
     """The outcome of planning one resource.
@@ -58,6 +71,6 @@ class Plan:
     status: dict[str, Any] = field(default_factory=dict)
     problem: Problem | None = None
     events: list[str] = field(default_factory=list)
-    conditions: list[tuple[str, bool, str, str]] = field(default_factory=list)
+    conditions: list[ConditionChange] = field(default_factory=list)
     #: condition types that no longer apply (removed from the status once the plan ran)
     removed_conditions: list[str] = field(default_factory=list)

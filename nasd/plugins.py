@@ -11,8 +11,7 @@ import importlib
 import os
 from dataclasses import dataclass
 from importlib import metadata
-from types import ModuleType
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import pluggy
 
@@ -21,10 +20,10 @@ from . import hookspecs
 ENTRY_POINT_GROUP = "nasd"
 DISABLE_ENV = "NASD_DISABLED_PLUGINS"
 
-#: the core's own plugins: (name, module), registered exactly like installed ones
+#: the core's own plugins: (name, "module:Class" or "module"), registered exactly like installed ones
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
-    ("manifests", "nasd.sources.manifests"),
-    ("api-store", "nasd.sources.api_store"),
+    ("manifests", "nasd.sources.manifests:ManifestsPlugin"),
+    ("api-store", "nasd.sources.api_store:APIStorePlugin"),
 )
 
 
@@ -38,8 +37,14 @@ def make_plugin_manager(
     builtins: bool = True,
     blocked: Iterable[str] = (),
     extra: Iterable[tuple[str, object]] = (),
+    replace: Mapping[str, object] | None = None,
 ) -> pluggy.PluginManager:
-    """A fresh manager with the hook specs, the built-ins, the installed plugins and ``extra``."""
+    """A fresh manager with the hook specs, the built-ins, the installed plugins and ``extra``.
+
+    An entry point names a plugin class (or, for older plugins, a module): the manager makes one instance of the
+    class, so each manager's plugins keep their own state. ``replace`` gives, by name, the plugin object to
+    register instead of an installed one (tests construct a plugin with their seams, e.g. a clock)."""
+    replace = dict(replace or {})
     pm = pluggy.PluginManager("nasd")
     pm.add_hookspecs(hookspecs)
     # historic: every plugin registered from now on may add hook specs of its own (check_pending,
@@ -50,20 +55,28 @@ def make_plugin_manager(
     candidates: list[tuple[str, object]] = []
     distributions: dict[str, tuple[str, str]] = {}
     if builtins:
-        candidates += [(name, importlib.import_module(mod)) for name, mod in BUILTIN_PLUGINS]
+        for name, target in BUILTIN_PLUGINS:
+            module, _, attr = target.partition(":")
+            loaded = importlib.import_module(module)
+            candidates.append((name, instance(getattr(loaded, attr)) if attr else loaded))
     if load_entrypoints:
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
                 continue
-            candidates.append((ep.name, ep.load()))
+            candidates.append((ep.name, replace.pop(ep.name) if ep.name in replace else instance(ep.load())))
             if ep.dist is not None:
                 distributions[ep.name] = (ep.dist.name, ep.dist.version)
-    candidates += list(extra)
+    candidates += list(extra) + list(replace.items())
     for name, plugin in candidates:
         register(pm, name, plugin)
     pm.check_pending()
     pm.nasd_distributions = distributions  # type: ignore[attr-defined]
     return pm
+
+
+def instance(loaded: object) -> object:
+    """What an entry point loads, as the object to register: a class is instantiated, anything else is kept."""
+    return loaded() if isinstance(loaded, type) else loaded
 
 
 def register(pm: pluggy.PluginManager, name: str, plugin: object) -> None:
@@ -96,8 +109,3 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
         out.append(PluginInfo(name, dist_name, version, hooks))
     return out
-
-
-def plugin_module(pm: pluggy.PluginManager, name: str) -> ModuleType | None:
-    plugin = pm.get_plugin(name)
-    return plugin if isinstance(plugin, ModuleType) else None

@@ -23,15 +23,19 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
+from pydantic import ValidationError
+
+from .aio import wait_event
 from .calling import Hooks
 from .conditions import remove_condition, set_condition
 from .context import Context
 from .errors import CommandError, OwnerError, PermanentError, TemporaryError
 from .feed import DesiredFeed, Key
 from .metrics import Metrics
-from .models import Resource, ZDataset
+from .models import Resource, Status, ZDataset
+from .observation import Observed
 from .planning import Action, Plan
 from .state import StatusStore
 
@@ -45,6 +49,8 @@ class Outcome:
     reason: str
     message: str
     actions: list[Action] = field(default_factory=list)
+    #: a dry run's changes that wait for a confirmation (conditions with reason WaitingForConfirmation)
+    waiting: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -65,6 +71,22 @@ class PassReport:
 def _order(resource: Resource) -> tuple[int, int, str]:
     depth = resource.spec.path.count("/") if isinstance(resource, ZDataset) else 0
     return (resource.phase, depth, resource.name)
+
+
+def set_status_fields(status: Status, fields: Mapping[str, Any]) -> None:
+    """Set what a plan reports in a resource's status, each field checked against the kind's status model
+    (ValueError naming the field when the model has no such field or the value is not of its type)."""
+    model = type(status)
+    for name, value in fields.items():
+        if name in ("conditions", "observedGeneration"):
+            raise ValueError(f"a plugin reported status field {name!r}, which is the core's to set")
+        if name not in model.model_fields:
+            raise ValueError(f"a plugin reported status field {name!r}, which {model.__name__} does not have")
+        try:
+            model.__pydantic_validator__.validate_assignment(status, name, value)
+        except ValidationError as e:
+            raise ValueError(f"a plugin reported status field {name!r} of the wrong type: "
+                             f"{e.errors()[0]['msg']}") from None
 
 
 class Reconciler:
@@ -135,7 +157,7 @@ class Reconciler:
             observed = await self.hooks.observe(self.ctx, list(desired.values()))
         except Exception as e:  # a plugin failing to observe: its plans will say so
             log.error("observe failed: %s", e)
-            observed = {"_observe_error": str(e)}
+            observed = Observed.failed(e)
 
         # A resource changed in a way its plugin cannot converge in place (e.g. a share's protocol):
         # the old one is removed first, through the plugin that made it, then the new one is created.
@@ -243,7 +265,7 @@ class Reconciler:
         resource: Resource,
         desired: dict[Key, Resource],
         conflicts: dict[Key, list[str]],
-        observed: dict[str, Any],
+        observed: Observed,
         dry_run: bool,
         ignore_backoff: bool,
         replacing: dict[Key, str],
@@ -300,7 +322,8 @@ class Reconciler:
             if plan.problem is None:
                 set_condition(status, "Ready", True, "Planned", "", gen)
             return Outcome(key, plan.problem is None, plan.problem.reason if plan.problem else "Planned",
-                           plan.problem.message if plan.problem else "", plan.actions)
+                           plan.problem.message if plan.problem else "", plan.actions,
+                           [c.message for c in plan.conditions if c.ok and c.reason == "WaitingForConfirmation"])
 
         for event in plan.events:
             log.warning("%s/%s: %s", resource.kind, resource.name, event, extra={"resource": f"{key[0]}/{key[1]}"})
@@ -320,10 +343,14 @@ class Reconciler:
             self._fail(key, gen, e)
             return finish(False, "ApplyFailed", f"{type(e).__name__}: {e}", plan.actions)
 
-        for field_name, value in plan.status.items():
-            setattr(status, field_name, value)
-        for type_, ok, reason, message in plan.conditions:
-            set_condition(status, type_, ok, reason, message, gen)
+        try:
+            set_status_fields(status, plan.status)
+        except ValueError as e:  # a plugin's bug: what it reports is not in the kind's status model
+            log.error("%s/%s: %s", *key, e)
+            self._fail(key, gen, e)
+            return finish(False, "StatusInvalid", str(e), plan.actions)
+        for change in plan.conditions:
+            set_condition(status, change.type, change.ok, change.reason, change.message, gen)
         for type_ in plan.removed_conditions:
             remove_condition(status, type_)
         self._backoff.pop(key, None)
@@ -344,7 +371,7 @@ class Reconciler:
                 assert action.func is not None
                 await action.func(self.ctx)
 
-    async def _delete(self, resource: Resource, observed: dict[str, Any], dry_run: bool) -> tuple[bool, list[Action]]:
+    async def _delete(self, resource: Resource, observed: Observed, dry_run: bool) -> tuple[bool, list[Action]]:
         key = resource.key
         try:
             plan = await self.hooks.plan_absent(self.ctx, resource, observed)
@@ -427,12 +454,8 @@ class Reconciler:
             now = time.monotonic()
             deadline = min([resync_at] + ([self.next_retry()] if self.next_retry() else []))
             if deadline > now:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), deadline - now)
-                    if self._settle:
-                        await asyncio.sleep(0.02)  # a burst of changes makes one pass
-                except asyncio.TimeoutError:
-                    pass
+                if await wait_event(self._wake, deadline - now) and self._settle:
+                    await asyncio.sleep(0.02)  # a burst of changes makes one pass
             self._wake.clear()
             self._settle = False
             self._next_followup = None

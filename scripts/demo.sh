@@ -29,6 +29,7 @@ export PATH
 POOL=tank
 MOUNT=/mnt/tank
 IMAGE=/var/lib/nasd/tank-0.img
+MIRROR_IMAGES="/var/lib/nasd/vault-0.img /var/lib/nasd/vault-1.img"  # the mirrored pool vault's two files
 STATE=/var/lib/nasd/state
 RUN=/run/nasd
 ZFS_PIDFILE=$RUN/zfs-fuse.pid
@@ -231,7 +232,7 @@ Edit a file in examples/ and nasd converges to it within a second or two.
 
 Stop nasd with Ctrl-C (the pool stays; its smbd stops with it). Clean up with: make demo-clean
 (removes the user $DEMO_USER if nasd created it, $SECRET and $CONFIG,
-destroys the pool $POOL if nasd created it, removes $IMAGE and $STATE,
+destroys the pools $POOL and vault if nasd created them, removes their files and $STATE,
 and stops the zfs-fuse the demo started).
 
 EOF
@@ -264,24 +265,26 @@ remove_demo_user() {
     say "removed the user $DEMO_USER (created by nasd)"
 }
 
-destroy_pool() {
-    zpool list -H -o name "$POOL" >/dev/null 2>&1 || return 0
-    managed=$(zfs get -H -o value,source nasd.io:managed "$POOL" 2>/dev/null | tr '\t' ' ')
+destroy_pool() {  # POOL IMAGE...
+    pool=$1
+    shift
+    zpool list -H -o name "$pool" >/dev/null 2>&1 || return 0
+    managed=$(zfs get -H -o value,source nasd.io:managed "$pool" 2>/dev/null | tr '\t' ' ')
     if [ "$managed" != "true local" ]; then
-        say "pool $POOL was not created by nasd (nasd.io:managed is '${managed:-unset}'): left alone, and $IMAGE kept"
+        say "pool $pool was not created by nasd (nasd.io:managed is '${managed:-unset}'): left alone, and $* kept"
         return 1
     fi
     # deepest first; a `dataset is busy` right after an unmount passes on a retry
-    for ds in $(zfs list -H -o name -r -t filesystem "$POOL" 2>/dev/null | sort -r); do
+    for ds in $(zfs list -H -o name -r -t filesystem "$pool" 2>/dev/null | sort -r); do
         zfs umount "$ds" 2>/dev/null || true
     done
     tries=50
-    until out=$(zpool destroy "$POOL" 2>&1); do
+    until out=$(zpool destroy "$pool" 2>&1); do
         tries=$((tries - 1))
-        [ "$tries" -gt 0 ] || die "could not destroy pool $POOL: $out"
+        [ "$tries" -gt 0 ] || die "could not destroy pool $pool: $out"
         sleep 0.2
     done
-    say "destroyed pool $POOL"
+    say "destroyed pool $pool"
 }
 
 stop_demo_zfs() {
@@ -309,10 +312,13 @@ clean() {
         say "starting zfs-fuse to look for the pool $POOL on $IMAGE"
         start_zfs
     fi
+    keep_mirror=
     if zfs_works; then
-        destroy_pool || keep_image=1
+        destroy_pool tank "$IMAGE" || keep_image=1
+        destroy_pool vault $MIRROR_IMAGES || keep_mirror=1  # (examples/pool-mirror.yaml)
     fi
     [ -n "$keep_image" ] || rm -f "$IMAGE"
+    [ -n "$keep_mirror" ] || rm -f $MIRROR_IMAGES
     rm -rf "$STATE"
     rm -f "$SECRET" "$SECRET.tmp" "$CONFIG"
     rmdir "$SECRETS" 2>/dev/null || true

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import pytest
 import yaml
 
-from nasd.testing.serve import NASD, Server, clean_env, nasd, poll, serving
+from nasd_testing.serve import NASD, Server, clean_env, nasd, poll, serving
 
 NOTHING_TO_DO = "# nothing to do: everything is as the manifests say"
 

@@ -16,7 +16,7 @@ import yaml
 from nasd.config import Config
 from nasd.daemon import Nasd
 from nasd.limits import MAX_ALIAS_NODES, MAX_DEPTH
-from nasd.testing.hostile import alias_bomb, dataset, nested
+from nasd_testing.hostile import alias_bomb, dataset, nested
 from nasd.web.app import make_app
 
 URL = "/apis/nasd.io/v1alpha1/zdatasets"

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from nasd.limits import MAX_ALIAS_NODES, MAX_ALIASES, MAX_DEPTH
-from nasd.testing.hostile import alias_bomb, dataset, nested
-from nasd.testing.serve import NASD, Server, clean_env, nasd, poll
+from nasd_testing.hostile import alias_bomb, dataset, nested
+from nasd_testing.serve import NASD, Server, clean_env, nasd, poll
 
 
 def refused(result: subprocess.CompletedProcess, path: Path, *words: str) -> None:

@@ -21,7 +21,7 @@ from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 from multidict import CIMultiDictProxy
 
-from nasd.testing.kubeapi import FakeKubeAPI
+from nasd_testing.kubeapi import FakeKubeAPI
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD_DIR = ROOT / "crds"

@@ -3,7 +3,7 @@ feeds this node's share of them to the core, which converges them on the real zf
 Events and finalizers go back to the cluster; each SMB share runs as a pod (ConfigMap, Deployment,
 Service), and that pod, run from the API server's own objects, serves the share to real smbclient.
 
-The API server is the test server in ``nasd.testing.kubeapi`` (no kube-apiserver can be had here); the
+The API server is the test server in ``nasd_testing.kubeapi`` (no kube-apiserver can be had here); the
 clients are real: kubectl 1.32 and kubernetes-asyncio.
 """
 
@@ -24,9 +24,9 @@ import yaml
 from nasd.config import Config
 from nasd.daemon import Nasd
 from nasd.models import parse_resource
-from nasd.testing.kube import KubeEnv, eventually
-from nasd.testing.pods import run_pod
-from nasd.testing.pytest_plugin import PoolEnv
+from nasd_testing.kube import KubeEnv, eventually
+from nasd_testing.pods import run_pod
+from nasd_testing.pytest_plugin import PoolEnv
 
 pytestmark = pytest.mark.zfs
 NODE = "node-a"
@@ -279,7 +279,7 @@ async def test_the_watch_survives_drops_expiry_and_an_api_server_restart_without
     kube_env.api.put_object(secret("alice-pw", "pw-1234"))
     await kube_env.akubectl("apply", "-f", str(manifests(pool_env, tmp_path / "m")))
     await eventually(lambda: is_ready(kube_env.get("nasshares", "media")), 60, "the share Ready")
-    source = daemon.ctx.cache["kubernetes"]
+    source = daemon.pm.get_plugin("kubernetes").source
 
     cfg = client.Configuration()
     await kconfig.load_kube_config(config_file=str(kube_env.kubeconfig), client_configuration=cfg)
@@ -329,7 +329,7 @@ async def test_a_restarted_nasd_writes_nothing_that_is_already_in_the_cluster(
         await asyncio.sleep(1.0)  # the follow-up pass and its writes
     mutations = len(kube_env.mutations())
     async with serving(config(pool_env, kube_env)) as nasd:
-        source = nasd.ctx.cache["kubernetes"]
+        source = nasd.pm.get_plugin("kubernetes").source
         await eventually(lambda: source.watcher.synced and nasd.metrics.pass_count >= 2, 20,
                          "the new daemon synced and through two passes")
         await asyncio.sleep(1.0)  # and its writer idle
@@ -475,9 +475,11 @@ async def test_the_examples_folder_applied_with_kubectl_converges_and_is_deleted
     than a host file), then `kubectl delete -f examples/`."""
     folder = tmp_path / "examples"
     folder.mkdir()
-    pool = pool_env.pool_name()
+    pool, vault = pool_env.pool_name(), pool_env.pool_name("vault")  # (vault: examples/pool-mirror.yaml)
     for f in sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml")):
         text = f.read_text().replace("/var/lib/nasd/tank", str(Path(pool_env.vdev("tank")).parent / "tank"))
+        text = text.replace("/var/lib/nasd/vault", str(Path(pool_env.vdev("vault")).parent / "vault"))
+        text = text.replace("name: vault\n", f"name: {vault}\n")
         (folder / f.name).write_text(text.replace("name: tank\n", f"name: {pool}\n").replace("pool: tank\n",
                                                                                           f"pool: {pool}\n"))
     cfg = config(pool_env, kube_env).model_dump(mode="json")
@@ -485,7 +487,8 @@ async def test_the_examples_folder_applied_with_kubectl_converges_and_is_deleted
     async with serving(Config.model_validate(cfg)) as nasd:
         kube_env.api.put_object(secret("demo-pw", "demo-Passw0rd"))
         await kube_env.akubectl("apply", "-f", str(folder))
-        await kube_env.akubectl("patch", "zpool", pool, "--type=merge", "-p", json.dumps({"spec": {"node": NODE}}))
+        for name in (pool, vault):
+            await kube_env.akubectl("patch", "zpool", name, "--type=merge", "-p", json.dumps({"spec": {"node": NODE}}))
         await kube_env.akubectl("patch", "nasuser", "demo", "--type=merge", "-p", json.dumps(
             {"spec": {"passwordSecretRef": {"file": None, "name": "demo-pw", "key": "password"}}}))
 
@@ -499,7 +502,7 @@ async def test_the_examples_folder_applied_with_kubectl_converges_and_is_deleted
                     for k, n in objects if not is_ready(kube_env.get(plurals[k], n))]
 
         await eventually(lambda: not not_ready() or None, 90, "every example Ready")
-        assert len(objects) == 9, objects
+        assert len(objects) == 10, objects
         listed = (await kube_env.akubectl("get", "nas")).stdout
         assert all(f"/{n} " in listed for _, n in objects), listed  # the category lists every kind
         for share in ("media", "backups"):

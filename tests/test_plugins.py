@@ -11,7 +11,8 @@ from nasd import hookspecs
 from nasd.calling import Hooks
 from nasd.config import Config
 from nasd.context import Context
-from nasd.errors import OwnerError
+from nasd.errors import OwnerError, TemporaryError
+from nasd.observation import Observed
 from nasd.hookspecs import hookimpl
 from nasd.models import parse_resource
 from nasd.planning import Action, Plan
@@ -30,7 +31,18 @@ def test_the_core_declares_the_required_hooks():
             "supply_desired_state"} <= names
 
 
-@pytest.mark.parametrize("name,fn", SPECS, ids=[n for n, _ in SPECS])
+#: every hook of a manager with every installed plugin: the core's and those plugins declare (``addhooks``), as
+#: datasette's test reads them, over ``pm.hook``
+DECLARED = sorted((name, caller.spec.function) for name, caller in vars(make_plugin_manager().hook).items()
+                  if caller.spec is not None)
+
+
+def test_the_hooks_checked_for_documentation_include_those_plugins_declare():
+    assert {"smb_share_options", "smb_global_options", "smb_share_status"} <= {n for n, _ in DECLARED}
+    assert {n for n, _ in SPECS} <= {n for n, _ in DECLARED}
+
+
+@pytest.mark.parametrize("name,fn", DECLARED, ids=[n for n, _ in DECLARED])
 def test_every_hook_spec_documents_when_it_runs_what_it_returns_and_what_it_must_never_do(name, fn):
     doc = inspect.getdoc(fn) or ""
     assert "Called" in doc, f"{name}: say when it is called"
@@ -60,7 +72,7 @@ INSTALLED = sorted(i.name for i in describe_plugins(make_plugin_manager()))
 
 @pytest.mark.parametrize("blocked", INSTALLED)
 def test_nasd_plugins_runs_with_any_one_plugin_blocked_and_lists_the_others(blocked):
-    from nasd.testing.serve import nasd
+    from nasd_testing.serve import nasd
 
     result = nasd("plugins", NASD_DISABLED_PLUGINS=blocked)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
@@ -71,7 +83,7 @@ def test_nasd_plugins_runs_with_any_one_plugin_blocked_and_lists_the_others(bloc
 @pytest.mark.zfs
 def test_zfs_and_snapshots_converge_with_the_smb_plugin_blocked(pool_env, tmp_path):
     """Snapshots offer Previous Versions to the SMB plugin (an optional hook): without SMB they still work."""
-    from nasd.testing.serve import nasd
+    from nasd_testing.serve import nasd
 
     folder = tmp_path / "manifests"
     pool_env.write_manifests(folder, pool_env.pool_manifest(), pool_env.dataset_manifest("media"), {
@@ -95,7 +107,7 @@ class AsyncOwner:
 
     @hookimpl
     async def observe(self, ctx, desired):
-        return {"async-owner": len(desired)}
+        return len(desired)
 
 
 class SecondOwner:
@@ -116,7 +128,7 @@ async def test_async_implementations_are_awaited(tmp_path):
     pm = make_plugin_manager(load_entrypoints=False, extra=[("async-owner", AsyncOwner())])
     hooks = Hooks(pm)
     observed = await hooks.observe(_ctx(tmp_path), [])
-    assert observed == {"async-owner": 0}
+    assert observed.of("async-owner", int) == 0  # kept under the plugin's name, handed back typed
     plan = await hooks.plan(_ctx(tmp_path), parse_resource(DIRECTORY), {}, observed)
     assert [a.argv for a in plan.actions] == [["true"]]
 
@@ -124,11 +136,11 @@ async def test_async_implementations_are_awaited(tmp_path):
 async def test_a_resource_needs_exactly_one_owner(tmp_path):
     none = Hooks(make_plugin_manager(load_entrypoints=False))
     with pytest.raises(OwnerError, match="no installed plugin handles NASDirectory local"):
-        await none.plan(_ctx(tmp_path), parse_resource(DIRECTORY), {}, {})
+        await none.plan(_ctx(tmp_path), parse_resource(DIRECTORY), {}, Observed())
     two = Hooks(make_plugin_manager(load_entrypoints=False,
                                     extra=[("a", AsyncOwner()), ("b", SecondOwner())]))
     with pytest.raises(OwnerError, match="2 plugins claim"):
-        await two.plan(_ctx(tmp_path), parse_resource(DIRECTORY), {}, {})
+        await two.plan(_ctx(tmp_path), parse_resource(DIRECTORY), {}, Observed())
 
 
 def test_an_implementation_without_a_spec_is_rejected():
@@ -147,7 +159,7 @@ class Faulty:
 
     @hookimpl
     def observe(self, desired):
-        return {"faulty": True}
+        return True
 
     @hookimpl
     def plan_resource(self, ctx, resource, dependencies, observed):
@@ -222,3 +234,82 @@ async def test_a_released_resource_is_forgotten_never_deleted_even_when_released
         await nasd.reconciler.run_pass()
     assert recorder.absent == ["gone", "deleted:gone"]
     assert not nasd.ctx.reconciled(moving.key) and moving.key not in nasd.store.known()
+
+
+class BlindObserver:
+    """Owns directories; cannot observe the system (its observe raises); says so in its plans."""
+
+    @hookimpl
+    def observe(self, desired):
+        raise TemporaryError("the tool is not installed", reason="ToolMissing")
+
+    @hookimpl
+    def plan_resource(self, ctx, resource, dependencies, observed):
+        if resource.kind != "NASDirectory":
+            return None
+        observed.of("blind", int)  # raises what observe met
+        return Plan()
+
+
+async def test_a_plugin_that_fails_to_observe_meets_its_error_in_its_own_plans_and_the_others_see_theirs(tmp_path):
+    hooks = Hooks(make_plugin_manager(load_entrypoints=False,
+                                      extra=[("blind", BlindObserver()), ("async-owner", _Watcher())]))
+    observed = await hooks.observe(_ctx(tmp_path), [parse_resource(DIRECTORY)])
+    assert observed.of("async-owner", int) == 1
+    with pytest.raises(TemporaryError, match="not installed") as raised:
+        await hooks.plan(_ctx(tmp_path), parse_resource(DIRECTORY), {}, observed)
+    assert raised.value.reason == "ToolMissing"
+    with pytest.raises(TypeError, match="observed a int, not a str"):
+        observed.of("async-owner", str)
+
+
+class _Watcher:
+    @hookimpl
+    def observe(self, desired):
+        return len(desired)
+
+
+class Reporter:
+    """Owns directories and reports a status field: ``field``."""
+
+    def __init__(self, fields):
+        self.fields = fields
+
+    @hookimpl
+    def plan_resource(self, ctx, resource, dependencies, observed):
+        return Plan(status=self.fields) if resource.kind == "NASDirectory" else None
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"colour": "blue"}, "status field 'colour', which Status does not have"),
+    ({"conditions": []}, "status field 'conditions', which is the core's to set"),
+])
+async def test_a_status_field_outside_the_kinds_status_model_fails_that_resource_and_is_not_kept(
+        tmp_path, fields, message):
+    from nasd.feed import DesiredFeed
+    from nasd.metrics import Metrics
+    from nasd.reconciler import Reconciler
+    from nasd.state import StatusStore
+
+    ctx = _ctx(tmp_path)
+    hooks = Hooks(make_plugin_manager(load_entrypoints=False, extra=[("reporter", Reporter(fields))]))
+    feed = DesiredFeed()
+    feed.replace("test", [parse_resource(DIRECTORY)])
+    reconciler = Reconciler(ctx, hooks, feed, StatusStore(tmp_path), Metrics(ctx.runner))
+    report = await reconciler.run_pass()
+    assert [(o.ready, o.reason) for o in report.outcomes] == [(False, "StatusInvalid")]
+    directory = reconciler.current[("NASDirectory", "local")]
+    assert message in directory.condition("Ready").message and "colour" not in directory.status.model_dump()
+
+
+async def test_a_status_field_of_the_wrong_type_is_refused(tmp_path):
+    from nasd.models import parse_resource as parse
+    from nasd.reconciler import set_status_fields
+
+    user = parse({"apiVersion": "nasd.io/v1alpha1", "kind": "NASUser", "metadata": {"name": "alice"},
+                  "spec": {"directory": "local", "uid": 2001}})
+    set_status_fields(user.status, {"uid": 2001})
+    assert user.status.uid == 2001
+    with pytest.raises(ValueError, match="'uid' of the wrong type"):
+        set_status_fields(user.status, {"uid": "two thousand"})
+    assert user.status.uid == 2001

@@ -12,9 +12,10 @@ import subprocess
 from pathlib import Path
 
 from nasd.models import parse_resource
-from nasd.testing.clock import Clock
-from nasd.testing.passes import converge
-from nasd.testing.smb import smb_conf_file
+from nasd_testing.clock import Clock
+from nasd_testing.passes import converge
+from nasd_testing.smb import smb_conf_file
+from nasd_snapshots.plugin import SnapshotsPlugin
 
 ALICE = "s3cret-Alice"
 SNAP = "GMT-2026.11.26-04.00.00"
@@ -41,8 +42,8 @@ async def start(pool_env, smb_env, make_nasd, tmp_path):
     folder = pool_env.root / "manifests"
     pool_env.write_manifests(folder, *base)
     nasd = await make_nasd([folder], watch=True, plugins={"zfs": {"mountRoot": str(pool_env.mount_root)},
-                                                          "smb": smb_env.settings()})
-    nasd.ctx.cache["snapshots-clock"] = Clock("2026-11-26 04:00:05")
+                                                          "smb": smb_env.settings()},
+                           replace_plugins={"snapshots": SnapshotsPlugin(clock=Clock("2026-11-26 04:00:05"))})
     await converge(nasd)
     mountpoint = Path(nasd.reconciler.current[("ZDataset", "media")].status.mountpoint)
     subprocess.run(["chown", "2001", str(mountpoint)], check=True)

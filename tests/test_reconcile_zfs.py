@@ -12,7 +12,7 @@ import time
 import yaml
 
 from nasd.models import parse_resource
-from nasd.testing.passes import converge
+from nasd_testing.passes import converge
 
 PROPS = {"compression": "gzip-1", "atime": "off", "quota": "1Gi"}
 
@@ -62,7 +62,7 @@ async def test_reconciling_the_same_manifests_again_runs_no_mutating_command(poo
     assert not report.mutated and [s for s in spawned if s.mutating] == []
     # zpool status + zfs get; zfs-fuse's `zfs get` cannot leave out snapshots, so it names the file
     # systems from a listing first (one read more, but milliseconds instead of seconds per 1,000 snapshots)
-    assert len(spawned) <= (3 if nasd.ctx.cache["zfs-dialect"].name == "zfs-fuse" else 2)
+    assert len(spawned) <= (3 if nasd.pm.get_plugin("zfs").dialect.name == "zfs-fuse" else 2)
     # and a new daemon on the same state (a restart) agrees
     again = await make_nasd([folder])
     start = len(again.runner.spawns)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 
 from nasd.models import parse_resource
-from nasd.testing.passes import converge
+from nasd_testing.passes import converge
 
 SNAP = "GMT-2026.11.26-04.00.00"
 

@@ -20,7 +20,7 @@ from typing import Iterator
 import pytest
 
 from nasd.service import Notifier
-from nasd.testing.serve import NASD, Server, clean_env, poll
+from nasd_testing.serve import NASD, Server, clean_env, poll
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "deploy" / "systemd" / "nasd.service"

@@ -4,7 +4,7 @@ smbtorture that a stock smbd configured as Samba's selftest passes on the same d
 Three kinds of share, each on its own dataset of the test's zfs-fuse pool: a plain share, a share with
 Previous Versions (an hourly snapshot schedule) and a Time Machine share. For each, smbtorture runs the
 suites ordinary Windows and macOS clients exercise against nasd's share, then against the stock smbd's
-selftest shares on the same folder (see :mod:`nasd.testing.smbtorture`). The folder is emptied between
+selftest shares on the same folder (see :mod:`nasd_testing.smbtorture`). The folder is emptied between
 runs, so what one server leaves cannot decide the other's result. Subtests that fail on both servers are
 listed below with their reason, as Samba's ``selftest/knownfail`` lists them for 4.17; one that starts
 passing on nasd must leave the list.
@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nasd.testing.serve import poll, serving
-from nasd.testing.smb import free_port
-from nasd.testing.smbtorture import REPORT, STOCK_SHARES, SUITES, StockSmbd, SuiteResult, client_conf, panics, run_suite
+from nasd_testing.serve import poll, serving
+from nasd_testing.smb import free_port
+from nasd_testing.smbtorture import REPORT, STOCK_SHARES, SUITES, StockSmbd, SuiteResult, client_conf, panics, run_suite
 
 PASSWORD = "s3cret-Torture"
 KINDS = ("plain", "versions", "timemachine")

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from nasd.testing.passes import converge
+from nasd_testing.passes import converge
 
 smbprotocol = pytest.importorskip("smbprotocol")
 from smbprotocol.connection import Connection  # noqa: E402

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from nasd.timing import is_due, next_tick, parse_cron, parse_interval
+from nasd.models.timing import is_due, next_tick, parse_cron, parse_interval
 
 
 def at(text: str) -> float:

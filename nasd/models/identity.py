@@ -95,6 +95,10 @@ class NASUserSpec(StrictModel):
     disabled: bool = False
 
 
+class NASUserStatus(Status):
+    uid: int | None = None
+
+
 class NASUser(Resource):
     plural: ClassVar[str] = "nasusers"
     short_names: ClassVar[tuple[str, ...]] = ("nusr",)
@@ -103,6 +107,7 @@ class NASUser(Resource):
 
     kind: Literal["NASUser"] = "NASUser"
     spec: NASUserSpec
+    status: NASUserStatus = Field(default_factory=NASUserStatus)
 
     def dependencies(self) -> list[tuple[str, str, str]]:
         groups = dict.fromkeys(([self.spec.primaryGroup] if self.spec.primaryGroup else []) + self.spec.groups)
@@ -117,6 +122,10 @@ class NASGroupSpec(StrictModel):
     members: list[ResourceName] = Field(default_factory=list)
 
 
+class NASGroupStatus(Status):
+    gid: int | None = None
+
+
 class NASGroup(Resource):
     plural: ClassVar[str] = "nasgroups"
     short_names: ClassVar[tuple[str, ...]] = ("ngrp",)
@@ -125,6 +134,7 @@ class NASGroup(Resource):
 
     kind: Literal["NASGroup"] = "NASGroup"
     spec: NASGroupSpec
+    status: NASGroupStatus = Field(default_factory=NASGroupStatus)
 
     def dependencies(self) -> list[tuple[str, str, str]]:
         return [("NASDirectory", self.spec.directory, "DirectoryNotReady")]

@@ -275,6 +275,12 @@ class NASShareStatus(Status):
         "previousVersions; xattrsInDatabase where the file system has no extended attributes)"))
     exportLine: str | None = None
     mountCommand: str | None = None
+    # a share served by its own pod (the SMB plugin's pod mode, on Kubernetes)
+    node: str | None = Field(default=None, description="Pod mode: the node the share's pod runs on")
+    podsAvailable: int | None = Field(default=None, description="Pod mode: the share's pods that are available")
+    service: str | None = Field(default=None, description="Pod mode: the share's Service (namespace/name)")
+    nodePort: int | None = Field(default=None, description="Pod mode: the Service's node port")
+    endpoint: str | None = Field(default=None, description="Pod mode: where clients reach the share (node:port)")
 
 
 class NASShare(Resource):

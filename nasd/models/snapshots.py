@@ -9,25 +9,13 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .base import DeletionPolicy, Resource, ResourceName, Status, StrictModel
 from .shares import ShareName
-from ..timing import parse_cron, parse_interval
+from .schedule import Schedule
 from .zfs import check_dataset_path
 
 _FORMAT = re.compile(r"(?:[A-Za-z0-9_.:-]|%[A-Za-z]){1,200}")  # every % starts a code
 _SNAPSHOT = re.compile(r"[A-Za-z0-9_.:-]+")
 #: a snapshot's name, or the start of one: what follows the '@' (ZFS: at most 255 in all)
 SnapshotName = Annotated[str, Field(max_length=200, pattern=f"^{_SNAPSHOT.pattern}$")]
-
-
-def _cron(value: str) -> str:
-    # five fields in range (the error names the field), and one that never fires (say, February 31) is
-    # refused here, not at run time
-    parse_cron(value).next_after(0.0)
-    return value
-
-
-def _interval(value: str) -> str:
-    parse_interval(value)
-    return value
 
 
 def _format(value: str) -> str:
@@ -39,17 +27,6 @@ def _format(value: str) -> str:
             "once (%S optional, no other codes), at most 200 characters, so that every name says its UTC time, e.g. GMT-%Y.%m.%d-%H.%M.%S"
         )
     return value
-
-
-class Schedule(StrictModel):
-    cron: Annotated[str, AfterValidator(_cron)] | None = None
-    interval: Annotated[str, AfterValidator(_interval)] | None = None
-
-    @model_validator(mode="after")
-    def _some(self) -> "Schedule":
-        if self.cron is None and self.interval is None:
-            raise ValueError("give cron (e.g. '0 * * * *') and/or interval (e.g. 15m)")
-        return self
 
 
 class Retention(StrictModel):

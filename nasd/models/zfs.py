@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
 from .base import AbsolutePath, DeletionPolicy, Resource, ResourceName, Status, StrictModel
 from .quantity import ALLOWED, parse_quantity
+from .schedule import Schedule
+from .timing import parse_interval
 from .zfs_properties import validate_properties
 
 _POOL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,200}")
@@ -62,8 +64,41 @@ class Vdev(StrictModel):
         return self
 
 
+class ScrubSpec(StrictModel):
+    """Scrubs on a schedule: nasd starts `zpool scrub` when a tick of the schedule has passed since the last
+    scrub the pool itself reports, never while a scrub or resilver runs."""
+
+    schedule: Schedule = Field(description="When to scrub: cron (UTC) and/or interval, as in ZSnapshotSchedule")
+    maxAgeDays: int = Field(
+        default=35, ge=1, le=3650,
+        description="Condition ScrubOverdue when the last finished scrub is older than this many days")
+
+    @model_validator(mode="after")
+    def _age_after_interval(self) -> "ScrubSpec":
+        if self.schedule.interval and parse_interval(self.schedule.interval) >= self.maxAgeDays * 86400:
+            raise ValueError(f"maxAgeDays ({self.maxAgeDays}) must be longer than the interval "
+                             f"({self.schedule.interval}), or every scrub is overdue before the next one is due")
+        return self
+
+
+class CapacityThresholds(StrictModel):
+    """How full the pool may get before a condition says so (ZFS slows down as a pool fills)."""
+
+    warningPercent: int = Field(default=80, ge=1, le=100, description="CapacityHigh (warning) from this percent used")
+    criticalPercent: int = Field(default=95, ge=1, le=100, description="CapacityHigh (critical) from this percent used")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "CapacityThresholds":
+        if self.warningPercent > self.criticalPercent:
+            raise ValueError(f"warningPercent ({self.warningPercent}) must not be above criticalPercent "
+                             f"({self.criticalPercent})")
+        return self
+
+
 class ZPoolSpec(StrictModel):
-    vdevs: list[Vdev] = Field(min_length=1, description="The pool layout; a pool that differs is reported, never recreated")
+    vdevs: list[Vdev] = Field(min_length=1, description=(
+        "The pool layout; edited, it replaces, attaches or adds devices (what cannot be undone waits for the "
+        "annotation nasd.io/confirm-vdevs, what ZFS cannot do is refused); the pool is never recreated"))
     files: dict[AbsolutePath, Size] = Field(
         default_factory=dict, description="Sparse files nasd creates (if missing) to use as vdevs"
     )
@@ -77,6 +112,9 @@ class ZPoolSpec(StrictModel):
     destroyRecursive: bool = Field(
         default=False, description="With deletionPolicy Destroy: destroy the pool even if it holds datasets"
     )
+    scrub: ScrubSpec | None = Field(default=None, description="Scrub on a schedule (none: nasd starts no scrub)")
+    capacity: CapacityThresholds = Field(default_factory=CapacityThresholds,
+                                         description="Percent used at which condition CapacityHigh warns")
 
     @model_validator(mode="after")
     def _files_are_devices(self) -> "ZPoolSpec":
@@ -92,12 +130,44 @@ class ZPoolSpec(StrictModel):
         return self
 
 
+class DeviceStatus(BaseModel):
+    """One device of the pool as `zpool status` shows it."""
+
+    name: str
+    vdev: str | None = Field(default=None, description="The group it is in (mirror-0, raidz1-0, replacing-1)")
+    state: str
+    read: int = 0
+    write: int = 0
+    checksum: int = 0
+    note: str | None = Field(default=None, description="What zpool prints after the counters (25.7M repaired, "
+                                                         "(resilvering), cannot open)")
+
+
+class ScanStatus(BaseModel):
+    """A scrub or resilver: the one running, or the last one."""
+
+    kind: Literal["scrub", "resilver"]
+    state: Literal["running", "paused", "finished", "canceled"]
+    percentDone: float | None = None
+    secondsLeft: int | None = Field(default=None, description="As zpool estimates it (none while it cannot)")
+    startTime: str | None = None
+    endTime: str | None = None
+    errors: int | None = Field(default=None, description="Errors it could not repair")
+    repairedBytes: int | None = Field(default=None, description="Bytes repaired (a resilver: bytes resilvered)")
+
+
 class ZPoolStatus(Status):
     health: str | None = None
     size: int | None = None
     free: int | None = None
     capacity: str | None = None
     mountpoint: str | None = None
+    devices: list[DeviceStatus] | None = None
+    dataErrors: int | None = Field(default=None, description="Permanent data errors (`zpool status -v` lists them)")
+    errorFiles: list[str] | None = None
+    scan: ScanStatus | None = Field(default=None, description="The scrub or resilver running, or the last one")
+    lastScrub: ScanStatus | None = Field(default=None, description="The last scrub that ended")
+    nextScrub: str | None = None
 
 
 class ZPool(Resource):

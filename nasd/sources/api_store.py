@@ -81,9 +81,13 @@ class APIStore:
         return removed
 
 
-@hookimpl
-def supply_desired_state(ctx: Context, feed: DesiredFeed) -> None:
-    store = APIStore(ctx, feed)
-    feed.replace(SOURCE, store.load(), store.errors())
-    ctx.cache["api-store"] = store
-    return None
+class APIStorePlugin:
+    """The built-in source of what the REST API applied; ``store`` is there once the daemon started."""
+
+    def __init__(self) -> None:
+        self.store: APIStore | None = None
+
+    @hookimpl
+    def supply_desired_state(self, ctx: Context, feed: DesiredFeed) -> None:
+        self.store = APIStore(ctx, feed)
+        feed.replace(SOURCE, self.store.load(), self.store.errors())

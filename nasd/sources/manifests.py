@@ -105,13 +105,19 @@ class ManifestFolder:
                 log.exception("scanning the manifest folder failed")
 
 
-@hookimpl
-def supply_desired_state(ctx: Context, feed: DesiredFeed) -> None:
-    if not ctx.config.manifests:
+class ManifestsPlugin:
+    """The built-in source of the manifest folders named in the configuration (``folder`` once started)."""
+
+    def __init__(self) -> None:
+        self.folder: ManifestFolder | None = None
+
+    @hookimpl
+    def supply_desired_state(self, ctx: Context, feed: DesiredFeed) -> None:
+        if not ctx.config.manifests:
+            return None
+        self.folder = ManifestFolder(list(ctx.config.manifests))
+        self.folder.scan()
+        self.folder.publish(feed)
+        if ctx.watch:
+            ctx.spawn(self.folder.watch(feed, ctx.config.manifestPollSeconds), name="manifest-folder")
         return None
-    folder = ManifestFolder(list(ctx.config.manifests))
-    folder.scan()
-    folder.publish(feed)
-    if ctx.watch:
-        ctx.spawn(folder.watch(feed, ctx.config.manifestPollSeconds), name="manifest-folder")
-    return None

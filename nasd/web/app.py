@@ -183,7 +183,9 @@ async def apply_object(request: web.Request) -> web.Response:
         return status_error(
             409, "Conflict", f"{resource.kind}/{resource.name} is declared by {', '.join(others)}; change it there"
         )
-    store: APIStore = nasd.ctx.cache["api-store"]
+    store = _store(nasd)
+    if store is None:
+        return status_error(503, "ServiceUnavailable", NO_STORE)
     existed = API_SOURCE in nasd.feed.source_of(resource.key)
     try:
         store.put(resource)
@@ -191,6 +193,16 @@ async def apply_object(request: web.Request) -> web.Response:
         return status_error(500, "InternalError", f"{resource.kind}/{resource.name} cannot be stored under "
                             f"{store.dir.root}: {e.strerror or e}; nothing was applied")
     return web.json_response(_view(nasd, resource.key, nasd.feed.snapshot()[0]), status=200 if existed else 201)
+
+
+def _store(nasd: Any) -> APIStore | None:
+    """The API's store (None when the built-in api-store plugin is blocked, or before the daemon started)."""
+    plugin = nasd.pm.get_plugin("api-store")
+    return None if plugin is None else plugin.store
+
+
+NO_STORE = ("the REST API cannot store objects: the built-in api-store plugin is disabled "
+            "(NASD_DISABLED_PLUGINS); use the manifest folder, or enable it")
 
 
 async def delete_object(request: web.Request) -> web.Response:
@@ -207,7 +219,9 @@ async def delete_object(request: web.Request) -> web.Response:
         return status_error(
             409, "Conflict", f"{cls.__name__}/{clip(name)} is declared by {', '.join(sources)}; remove it there"
         )
-    store: APIStore = nasd.ctx.cache["api-store"]
+    store = _store(nasd)
+    if store is None:
+        return status_error(503, "ServiceUnavailable", NO_STORE)
     store.delete(*key)
     return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}})
 

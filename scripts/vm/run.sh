@@ -41,9 +41,9 @@ git ls-files -z -co --exclude-standard | while IFS= read -r -d '' f; do
   if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
 done | tar --null -T - --owner=0 --group=0 --numeric-owner -cf "$share/src.tar"
 
-# Wheels of the project's distributions (nasd and each plugin), built from a copy of that snapshot so the
-# checkout gets no build/ or egg-info changes. The build tools live in a small venv in the cache (the project's
-# .venv has setuptools 65 without `wheel`, so it cannot build wheels offline).
+# Wheels of the project's distributions (nasd, each plugin, and nasd-testing: the test harness, a pytest plugin),
+# built from a copy of that snapshot so the checkout gets no build/ or egg-info changes. The build tools live in
+# a small venv in the cache (the project's .venv has setuptools 65, which needs `wheel` to build wheels).
 # (it is renamed into place, so its scripts' shebangs are stale: always `python -m pip`)
 wb="${NASD_VM_CACHE:-/var/cache/nasd-vm}/wheel-build-venv"
 if [ ! -x "$wb/bin/python" ]; then
@@ -53,7 +53,7 @@ if [ ! -x "$wb/bin/python" ]; then
   mv -T "$wb.tmp" "$wb"
 fi
 tar -xf "$share/src.tar" -C "$run/src"
-dists=(.)
+dists=(. testing/)
 for p in "$run"/src/plugins/*/pyproject.toml; do
   if [ -e "$p" ]; then dists+=("plugins/$(basename "$(dirname "$p")")/"); fi
 done

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
-from nasd.testing.serve import NASD, Server, clean_env, poll
+from nasd_testing.serve import NASD, Server, clean_env, poll
 
 FORMAT = "GMT-%Y.%m.%d-%H.%M.%S"
 LIBFAKETIME = next(iter(glob("/usr/lib/*/faketime/libfaketime.so.1")), None)

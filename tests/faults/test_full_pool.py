@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nasd.testing.passes import converge, wait_for
-from nasd.testing.serve import poll, serving
+from nasd_testing.passes import converge, wait_for
+from nasd_testing.serve import poll, serving
 
 
 def condition(nasd: Any, kind: str, name: str, type_: str = "Ready") -> tuple[str, str, str] | None:

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nasd.testing.serve import Server, poll, serving
+from nasd_testing.serve import Server, poll, serving
 
-from nasd.testing.processes import main_smbds, samba_processes
+from nasd_testing.processes import main_smbds, samba_processes
 
 pytestmark = pytest.mark.zfs
 PASSWORD = "s3cret-Alice"
@@ -174,9 +174,11 @@ def test_nasd_killed_right_after_it_created_an_account_takes_the_account_as_its_
     real = shutil.which(program, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     assert real, f"{program} is not installed"
     wrapper, killed = tmp_path / program, tmp_path / f"{program}.killed"
-    wrapper.write_text("#!/bin/sh\n"  # the real program, then (once) SIGKILL of the nasd that ran it
+    # the real program, then (once) SIGKILL of the nasd that ran it, still waiting for it (after a second: the
+    # starter has seen nasd up by then)
+    wrapper.write_text("#!/bin/sh\n"
                        f"'{real}' \"$@\" || exit $?\n"
-                       f"[ -e '{killed}' ] || {{ touch '{killed}'; kill -9 $PPID; }}\n")
+                       f"[ -e '{killed}' ] || {{ touch '{killed}'; sleep 1; kill -9 $PPID; }}\n")
     wrapper.chmod(0o755)
     folder = tmp_path / "manifests"
     d = {"apiVersion": "nasd.io/v1alpha1"}

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nasd.testing.serve import Server, poll, serving
+from nasd_testing.serve import Server, poll, serving
 
 BACKOFF = 3.0  # maxBackoffSeconds of these servers: a fault heals within it after the program is back
 D = {"apiVersion": "nasd.io/v1alpha1"}

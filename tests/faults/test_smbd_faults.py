@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nasd.testing.processes import main_smbds, samba_processes
-from nasd.testing.serve import Server, poll, serving
+from nasd_testing.processes import main_smbds, samba_processes
+from nasd_testing.serve import Server, poll, serving
 
 pytestmark = pytest.mark.zfs
 PASSWORD = "s3cret-Alice"
@@ -175,7 +175,7 @@ def test_a_share_needing_a_vfs_module_samba_lacks_is_refused_naming_the_package_
     empty.mkdir()
     folder = tmp_path / "manifests"
     manifests(pool_env, smb_env, folder, shares=1)
-    # the test process has its own mount namespace (nasd.testing.zfs), which nasd serve inherits: hiding the
+    # the test process has its own mount namespace (nasd_testing.zfs), which nasd serve inherits: hiding the
     # modules here hides them from nasd and its smbd only, as if samba-vfs-modules were not installed
     subprocess.run(["mount", "--bind", str(empty), str(vfs)], check=True)
     try:

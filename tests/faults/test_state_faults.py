@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from nasd.models import parse_resource
-from nasd.testing.passes import converge
-from nasd.testing.serve import poll, serving
+from nasd_testing.passes import converge
+from nasd_testing.serve import poll, serving
 
 
 def test_a_read_only_state_folder_is_reported_reconciling_goes_on_and_state_is_written_once_writable(
@@ -99,7 +99,7 @@ async def test_a_broken_state_file_at_start_is_moved_aside_named_in_the_log_and_
     pool_env.write_manifests(folder, pool_env.pool_manifest(), pool_env.dataset_manifest("a", **destroy))
     first = await make_nasd([folder], watch=True)
     api_ds = parse_resource(pool_env.dataset_manifest("from-api", **destroy), "test")
-    first.ctx.cache["api-store"].put(api_ds)
+    first.pm.get_plugin("api-store").store.put(api_ds)
     await converge(first)
     for name in ("a", "from-api"):
         (pool_env.mount_root / pool / name / "file").write_text(f"{name} kept\n")
@@ -137,7 +137,7 @@ async def test_a_broken_state_file_at_start_is_moved_aside_named_in_the_log_and_
         assert not [s.argv for s in nasd.runner.spawns if s.mutating and "destroy" in s.argv]
         assert (pool_env.mount_root / pool / "from-api" / "file").read_text() == "from-api kept\n"
         assert [r for r in caplog.records if "holding 1 deletion" in r.getMessage()]
-        nasd.ctx.cache["api-store"].put(api_ds)  # what the admin does: apply it again
+        nasd.pm.get_plugin("api-store").store.put(api_ds)  # what the admin does: apply it again
         await converge(nasd)
         assert nasd.reconciler.current[("ZDataset", "from-api")].ready
         assert not nasd.feed.errors() and not list(path.parent.glob(path.name + ".broken-*"))

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from nasd.testing.passes import converge, wait_for
-from nasd.testing.serve import Server, poll, serving
+from nasd_testing.passes import converge, wait_for
+from nasd_testing.serve import Server, poll, serving
 
 
 def zfs(*args: str) -> str:

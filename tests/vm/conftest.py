@@ -1,5 +1,5 @@
 """Fixtures of the VM tier (run by `make test-vm` inside a Debian VM with OpenZFS 2.1 and a kernel nfsd):
-the kernel NFS server, reading the tests' /etc/exports.d and /var/lib/nfs (nasd.testing.nfs). The VM is
+the kernel NFS server, reading the tests' /etc/exports.d and /var/lib/nfs (nasd_testing.nfs). The VM is
 private, so the tests stay in its one mount namespace (OpenZFS mounts snapshots for nfsd there)."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 from vmhelpers import mount_nfs, requires_openzfs, umount
 
 from nasd.models import parse_resource
-from nasd.testing.passes import converge
+from nasd_testing.passes import converge
 
 
 def nfs_share(name, dataset, *clients):

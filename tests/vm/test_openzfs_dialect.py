@@ -10,8 +10,9 @@ import subprocess
 from vmhelpers import requires_openzfs
 
 from nasd.models import parse_resource
-from nasd.testing.clock import Clock
-from nasd.testing.passes import converge
+from nasd_testing.clock import Clock
+from nasd_testing.passes import converge
+from nasd_snapshots.plugin import SnapshotsPlugin
 
 
 def zfs_spawns(nasd, verb: str) -> list[list[str]]:
@@ -23,8 +24,8 @@ async def start(pool_env, make_nasd, *docs):
     base = [pool_env.pool_manifest(), *[pool_env.dataset_manifest(d) for d in ("a", "b", "c")]]
     folder = pool_env.root / "manifests"
     pool_env.write_manifests(folder, *base, *docs)
-    nasd = await make_nasd([folder])
-    nasd.ctx.cache["snapshots-clock"] = Clock("2026-11-26 04:00:05")
+    clock = Clock("2026-11-26 04:00:05")
+    nasd = await make_nasd([folder], replace_plugins={"snapshots": SnapshotsPlugin(clock=clock)})
     await converge(nasd)
     return nasd, base
 
@@ -58,7 +59,7 @@ async def test_snapshots_of_several_datasets_are_one_command_and_pruning_is_one_
     for hour in ("05", "06", "07"):
         subprocess.run(["zfs", "snapshot", "-o", "nasd.io:schedule=abc",
                         *[f"{pool}/{d}@GMT-2026.11.26-{hour}.00.00" for d in ("a", "b", "c")]], check=True)
-    nasd.ctx.cache["snapshots-clock"].set("2026-11-26 07:30:00")
+    nasd.pm.get_plugin("snapshots").clock.set("2026-11-26 07:30:00")
     await converge(nasd)
     destroys = zfs_spawns(nasd, "destroy")
     assert sorted(destroys) == [

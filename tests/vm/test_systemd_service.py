@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from nasd.testing import serve
+from nasd_testing import serve
 
 pytestmark = pytest.mark.skipif(Path("/proc/1/comm").read_text().strip() != "systemd",
                                 reason="needs systemd as PID 1: make test-vm-systemd")
@@ -49,7 +49,7 @@ def journal() -> str:
 
 
 def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """:func:`nasd.testing.serve.poll`, with the unit's journal in the failure."""
+    """:func:`nasd_testing.serve.poll`, with the unit's journal in the failure."""
     try:
         return serve.poll(check, timeout=timeout, interval=0.5, what=what)
     except AssertionError as e:

@@ -1,6 +1,6 @@
 """NFS shares against the real exportfs (it parses, checks and records the exports; the kernel's
 nfsd itself runs in the VM tier) on real zfs-fuse datasets. /etc/exports, /etc/exports.d and
-/var/lib/nfs are private to each test (nasd.testing.nfs)."""
+/var/lib/nfs are private to each test (nasd_testing.nfs)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import os
 
 from nasd.models import NASShare
-from nasd.testing.passes import converge
+from nasd_testing.passes import converge
 from nasd_nfs import exportfs
 
 
@@ -176,8 +176,9 @@ async def test_two_shares_with_one_fsid_or_one_path_are_refused_for_the_second(p
 async def test_exportfs_refusing_the_staged_file_leaves_the_live_exports_alone(pool_env, nfs_exports, make_nasd):
     nasd, _ = await start(pool_env, nfs_exports, make_nasd, nfs_share("media", "media", 11))
     live, etab = nfs_exports.own.read_text(), nfs_exports.etab()
-    staged = exportfs.write_staged(nfs_exports.own, "/nonexistent/path 10.0.0.1(rw,no_subtree_check)\n"
-                                                    f"{mountpoint(nasd, 'media')} 10.0.0.2(rw,bogus)\n")
+    staged = nfs_exports.own.with_name(".nasd.exports.staged")  # (where the shared file mechanism stages it)
+    staged.write_text("/nonexistent/path 10.0.0.1(rw,no_subtree_check)\n"
+                      f"{mountpoint(nasd, 'media')} 10.0.0.2(rw,bogus)\n")
     result = await exportfs.check(nasd.ctx, staged, nfs_exports.own.parent)
     assert not result.ok
     assert 'unknown keyword "bogus"' in result.message and result.lines == {2}

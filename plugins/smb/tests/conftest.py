@@ -1,3 +1,3 @@
-"""The SMB fixtures live in nasd.testing.smb (the snapshots and Time Machine tests use them too)."""
+"""The SMB fixtures live in nasd_testing.smb (the snapshots and Time Machine tests use them too)."""
 
-from nasd.testing.smb import SmbEnv, free_port, smb_env  # noqa: F401
+from nasd_testing.smb import SmbEnv, free_port, smb_env  # noqa: F401

@@ -91,8 +91,13 @@ async def rewrite(nasd, pool_env, *docs):
             break
 
 
+def smb_plugin(nasd):
+    """The daemon's SMB plugin (its settings, the smbd it supervises)."""
+    return nasd.pm.get_plugin("smb")
+
+
 def smbd_pid(nasd) -> int:
-    return nasd.ctx.cache["smb-supervisor"].proc.pid
+    return smb_plugin(nasd).supervisor.proc.pid
 
 
 async def test_a_read_only_share_refuses_writes(pool_env, smb_env, make_nasd, tmp_path):
@@ -167,7 +172,7 @@ async def test_a_new_share_is_reachable_without_restarting_smbd_and_an_edit_take
 
 async def test_an_unchanged_config_is_neither_written_nor_reloaded(pool_env, smb_env, make_nasd):
     nasd = await start(pool_env, smb_env, make_nasd, *base(pool_env, smb_env), share("media", "media"))
-    conf = nasd.ctx.cache["smb-settings"].config_file
+    conf = smb_plugin(nasd).settings.config_file
     mtime = conf.stat().st_mtime_ns
     before = len(nasd.runner.spawns)
     await nasd.reconciler.run_pass()
@@ -184,7 +189,7 @@ async def test_a_deleted_share_leaves_smb_conf_and_its_data_stays(pool_env, smb_
     await rewrite(nasd, pool_env, *docs)
     gone = smb_env.smbclient("media", "alice", "s3cret-Alice", "ls")
     assert "NT_STATUS_BAD_NETWORK_NAME" in gone.stdout + gone.stderr
-    assert "[media]" not in nasd.ctx.cache["smb-settings"].config_file.read_text()
+    assert "[media]" not in smb_plugin(nasd).settings.config_file.read_text()
     assert os.path.exists(os.path.join(path, "keep.txt"))
 
 
@@ -198,7 +203,7 @@ async def test_ldap_and_ad_directories_are_rendered_and_reported_not_implemented
     for name in ("corp", "win"):
         c = nasd.reconciler.current[("NASDirectory", name)].condition("Ready")
         assert (c.status, c.reason) == ("False", "NotImplemented")
-    text = nasd.ctx.cache["smb-settings"].config_file.read_text()
+    text = smb_plugin(nasd).settings.config_file.read_text()
     assert "ldap suffix = dc=example,dc=org" in text and "realm = EXAMPLE.ORG" in text
 
 
@@ -220,7 +225,7 @@ async def test_smbd_that_dies_is_restarted(pool_env, smb_env, make_nasd):
 async def test_a_config_testparm_rejects_leaves_the_running_one_and_says_why(pool_env, smb_env, make_nasd):
     docs = base(pool_env, smb_env)
     nasd = await start(pool_env, smb_env, make_nasd, *docs, share("media", "media"))
-    conf = nasd.ctx.cache["smb-settings"].config_file
+    conf = smb_plugin(nasd).settings.config_file
     before = conf.read_text()
     await rewrite(nasd, pool_env, *docs, share("media", "media", extraParameters={"follow symlinks": "maybe"}))
     ready = nasd.reconciler.current[("NASShare", "media")].condition("Ready")
@@ -235,7 +240,7 @@ async def test_hostile_input_through_the_api_is_refused_and_smb_conf_is_unchange
     from nasd.web.app import make_app
 
     nasd = await start(pool_env, smb_env, make_nasd, *base(pool_env, smb_env), share("media", "media"))
-    conf = nasd.ctx.cache["smb-settings"].config_file
+    conf = smb_plugin(nasd).settings.config_file
     before = conf.read_text()
     client = await aiohttp_client(make_app(nasd))
     cases = [  # (the smb options, the field the error must name)
@@ -277,7 +282,7 @@ async def test_stopping_nasd_stops_smbd_and_its_helpers(pool_env, smb_env, make_
     subprocess.run(["smbclient", "-L", "127.0.0.1", "-p", str(smb_env.port), "-U", "alice%s3cret-Alice"],
                    capture_output=True, timeout=30)
     pid = smbd_pid(nasd)
-    conf = str(nasd.ctx.cache["smb-settings"].config_file)
+    conf = str(smb_plugin(nasd).settings.config_file)
     await nasd.stop()
     import asyncio
     for _ in range(50):
@@ -328,7 +333,7 @@ async def test_system_mode_drives_an_smbd_nasd_did_not_start(pool_env, smb_env, 
         "zfs": {"mountRoot": str(pool_env.mount_root)}, "smb": settings})
     for _ in range(3):
         await nasd.reconciler.run_pass(ignore_backoff=True)
-    assert "smb-supervisor" not in nasd.ctx.cache  # nasd starts no smbd of its own
+    assert smb_plugin(nasd).supervisor is None  # nasd starts no smbd of its own
     smbd = subprocess.Popen(["smbd", "--foreground", "--no-process-group", "-s", settings["configFile"]],
                             env=smb_env.env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -384,7 +389,7 @@ async def test_a_share_testparm_rejects_keeps_neither_the_shares_of_its_pass_nor
                   share("music", "music"))
     assert current[("NASShare", "music")].ready, current[("NASShare", "music")].condition("Ready")
     assert smb_env.smbclient("music", "alice", "s3cret-Alice", "ls").returncode == 0
-    assert "[bad]" not in nasd.ctx.cache["smb-settings"].config_file.read_text()
+    assert "[bad]" not in smb_plugin(nasd).settings.config_file.read_text()
     assert smb_env.smbclient("media", "alice", "s3cret-Alice", "ls").returncode == 0
 
 
@@ -399,7 +404,7 @@ async def test_a_share_claiming_a_served_name_is_refused_and_the_pass_goes_on(po
     assert (ready.status, ready.reason) == ("False", "DuplicateShareName")
     assert current[("NASShare", "media")].ready and current[("NASShare", "music")].ready
     assert smb_env.smbclient("music", "alice", "s3cret-Alice", "ls").returncode == 0
-    conf = nasd.ctx.cache["smb-settings"].config_file.read_text()
+    conf = smb_plugin(nasd).settings.config_file.read_text()
     assert conf.count("[media]") == 1 and "path = " + current[("ZDataset", "media")].status.mountpoint in conf
 
 
@@ -409,7 +414,7 @@ async def test_a_share_switched_to_nfs_leaves_smb_conf_and_is_exported(pool_env,
     nfs = {"apiVersion": "nasd.io/v1alpha1", "kind": "NASShare", "metadata": {"name": "media"},
            "spec": {"protocol": "nfs", "dataset": "media", "nfs": {"fsid": 5, "clients": [{"hosts": ["127.0.0.1"]}]}}}
     await rewrite(nasd, pool_env, *docs, nfs)
-    assert "[media]" not in nasd.ctx.cache["smb-settings"].config_file.read_text()
+    assert "[media]" not in smb_plugin(nasd).settings.config_file.read_text()
     gone = smb_env.smbclient("media", "alice", "s3cret-Alice", "ls")
     assert "NT_STATUS_BAD_NETWORK_NAME" in gone.stdout + gone.stderr
     assert nasd.reconciler.current[("NASShare", "media")].ready
@@ -475,7 +480,7 @@ async def test_another_plugin_adds_share_options_through_the_smb_hook_and_unsafe
     assert nasd.pm.hook.smb_share_options.spec is not None
     for _ in range(4):
         await nasd.reconciler.run_pass(ignore_backoff=True)
-    conf = nasd.ctx.cache["smb-settings"].config_file.read_text()
+    conf = smb_plugin(nasd).settings.config_file.read_text()
     media = conf.split("[media]\n", 1)[1].split("\n\n", 1)[0]
     assert "\thide dot files = yes" in media
     vfs = next(line for line in media.splitlines() if line.startswith("\tvfs objects = "))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from nasd.testing.clock import Clock
+from nasd_testing.clock import Clock
 
 
 #: the kernel's OpenZFS (the VM tier) rather than zfs-fuse: the same tests, each dialect's batching

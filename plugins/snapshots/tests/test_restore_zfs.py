@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from snapshot_helpers import declare, ready, zfs, zfs_commands
-from nasd.testing.passes import converge
+from nasd_testing.passes import converge
 from nasd.models import ManifestError, parse_resource
+from nasd_snapshots.plugin import SnapshotsPlugin
 
 
 def restore_manifest(name: str, source: dict, target: str, **spec) -> dict:
@@ -25,8 +26,7 @@ async def setup(pool_env, make_nasd, clock, **media_spec):
     folder = pool_env.root / "manifests"
     base = [pool_env.pool_manifest(), pool_env.dataset_manifest("media", **media_spec)]
     pool_env.write_manifests(folder, *base)
-    nasd = await make_nasd([folder])
-    nasd.ctx.cache["snapshots-clock"] = clock
+    nasd = await make_nasd([folder], replace_plugins={"snapshots": SnapshotsPlugin(clock=clock)})
     await converge(nasd)
     media = f"{pool_env.pool_name()}/media"
     mountpoint = Path(nasd.reconciler.current[("ZDataset", "media")].status.mountpoint)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from nasd.testing.clock import utc
+from nasd_testing.clock import utc
 from nasd.models import ManifestError, parse_resource
 from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
 from nasd_snapshots.schedule import name_pattern, name_time, plan_schedule, policy_token, whole_subtrees
@@ -45,7 +45,8 @@ def test_a_clock_that_jumped_back_takes_nothing_at_once_and_goes_on_at_the_next_
     decision = plan_schedule(s, ["tank/media"], last, utc("2026-11-26 03:30:00"))
     assert decision.take is None and decision.prune == []
     assert (decision.status["lastRun"], decision.status["nextRun"]) == ("2026-11-26T03:30:00Z", "2026-11-26T04:00:00Z")
-    assert [c[:3] for c in decision.conditions if c[0] == "ClockBehind"] == [("ClockBehind", True, "ClockWentBack")]
+    assert [(c.type, c.ok, c.reason) for c in decision.conditions if c.type == "ClockBehind"] == [
+        ("ClockBehind", True, "ClockWentBack")]
     s.status.lastRun = decision.status["lastRun"]
     # the 04:00 name was taken before the jump: the tick is named by the actual time, not skipped
     decision = plan_schedule(s, ["tank/media"], last, utc("2026-11-26 04:00:09"))
@@ -70,12 +71,12 @@ def test_a_whole_subtree_is_taken_with_r_and_an_exclusion_breaks_it():
 def test_more_than_512_versions_on_a_shared_dataset_is_ready_with_a_warning_saying_by_how_much():
     s = schedule(retention={"keepLast": 10, "hourly": 600})
     decision = plan_schedule(s, ["tank/media"], listing(), utc("2026-11-26 04:00:00"), shared={"tank/media"})
-    (warning,) = [c for c in decision.conditions if c[0] == "PreviousVersionsTruncated"]
-    assert warning[1] is True and "lower the counts by 98" in warning[3]
+    (warning,) = [c for c in decision.conditions if c.type == "PreviousVersionsTruncated"]
+    assert warning.ok is True and "lower the counts by 98" in warning.message
     assert decision.problem is None
     quiet = plan_schedule(schedule(retention={"hourly": 24}), ["tank/media"], listing(), utc("2026-11-26 04:00:00"),
                           shared={"tank/media"})
-    assert [c[1] for c in quiet.conditions if c[0] == "PreviousVersionsTruncated"] == [False]
+    assert [c.ok for c in quiet.conditions if c.type == "PreviousVersionsTruncated"] == [False]
 
 
 def test_hand_made_snapshots_in_the_format_are_not_the_schedules_and_never_pruned():

@@ -7,8 +7,9 @@ import asyncio
 import time
 
 from snapshot_helpers import OPENZFS, condition, declare, names, ready, schedule_manifest, snapshots, zfs, zfs_commands
-from nasd.testing.clock import utc
-from nasd.testing.passes import converge
+from nasd_testing.clock import utc
+from nasd_testing.passes import converge
+from nasd_snapshots.plugin import SnapshotsPlugin
 from nasd_snapshots.retention import Policy, plan_retention
 from nasd_snapshots.schedule import policy_token
 
@@ -16,8 +17,7 @@ from nasd_snapshots.schedule import policy_token
 async def start(pool_env, make_nasd, clock, *docs, watch=False):
     folder = pool_env.root / "manifests"
     pool_env.write_manifests(folder, pool_env.pool_manifest(), pool_env.dataset_manifest("media"), *docs)
-    nasd = await make_nasd([folder], watch=watch)
-    nasd.ctx.cache["snapshots-clock"] = clock
+    nasd = await make_nasd([folder], watch=watch, replace_plugins={"snapshots": SnapshotsPlugin(clock=clock)})
     await converge(nasd)
     return nasd, f"{pool_env.pool_name()}/media"
 
@@ -144,10 +144,11 @@ async def test_with_an_exclusion_the_subtree_is_no_longer_whole_so_each_dataset_
 
 async def test_a_running_daemon_takes_the_snapshot_when_the_tick_comes_with_nothing_else_waking_it(
         pool_env, make_nasd, clock):
-    nasd, media = await start(pool_env, make_nasd, clock, schedule_manifest("media-hourly", ["media"]), watch=True)
+    running: list[float] = []  # once set: the clock runs at real speed, this far from the real one
+    nasd, media = await start(pool_env, make_nasd, lambda: time.time() + running[0] if running else clock(),
+                              schedule_manifest("media-hourly", ["media"]), watch=True)
     assert names(media) == ["GMT-2026.11.26-04.00.00"]  # a new schedule's first snapshot, at once
-    offset = utc("2026-11-26 04:59:55") - time.time()  # five seconds before the next tick, at real speed
-    nasd.ctx.cache["snapshots-clock"] = lambda: time.time() + offset
+    running.append(utc("2026-11-26 04:59:55") - time.time())  # five seconds before the next tick, at real speed
     loop = asyncio.create_task(nasd.reconciler.loop())
     try:
         deadline = time.monotonic() + 20

@@ -45,7 +45,7 @@ def avahi(private_network, pool_env, tmp_path):
         pytest.skip("avahi-daemon or dbus-daemon is not installed")
     if pool_env.daemon.kernel:
         # with kernel ZFS the tests share the machine's mount namespace: never mount over its /run/dbus
-        from nasd.testing.zfs import _enter_private_mount_namespace
+        from nasd_testing.zfs import _enter_private_mount_namespace
         _enter_private_mount_namespace()
     services = tmp_path / "avahi-services"
     services.mkdir()

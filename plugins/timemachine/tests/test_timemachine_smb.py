@@ -8,8 +8,8 @@ from pathlib import Path
 import subprocess
 
 from nasd.models import parse_resource
-from nasd.testing.passes import converge
-from nasd.testing.smb import smb_conf_file
+from nasd_testing.passes import converge
+from nasd_testing.smb import smb_conf_file
 
 ALICE = "s3cret-Alice"
 MAX = 256 << 20

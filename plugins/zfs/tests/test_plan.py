@@ -9,6 +9,8 @@ import pytest
 from nasd.conditions import set_condition
 from nasd.errors import TemporaryError
 from nasd.models import parse_resource
+from nasd.plugin import Observed
+from nasd_zfs.control import observe_failure
 from nasd_zfs.dialect import Dialect, parse_dialect
 from nasd_zfs.parse import PoolInfo, VdevInfo
 from nasd_zfs.plan import ZfsObservation, observation, plan_dataset, plan_dataset_absent, plan_pool, plan_pool_absent
@@ -126,7 +128,7 @@ def test_a_dataset_waits_while_its_pool_is_not_imported():
 
 def test_missing_observation_is_a_temporary_error_naming_the_cause():
     with pytest.raises(TemporaryError, match="zfs-fuse daemon"):
-        observation({"zfs": None, "zfs_error": "the zfs-fuse daemon is not running"})
+        observation(Observed(errors={"zfs": observe_failure(RuntimeError("the zfs-fuse daemon is not running"))}))
 
 
 def test_a_new_pool_creates_its_sparse_files_then_the_pool_with_nasd_marker():
@@ -148,12 +150,13 @@ def test_missing_devices_that_nasd_may_not_create_are_reported():
     assert plan.problem.reason == "MissingDevice" and plan.actions == []
 
 
-def test_a_pool_whose_vdevs_differ_is_reported_never_recreated():
+def test_a_pool_whose_vdevs_differ_in_a_way_zfs_cannot_change_is_reported_never_recreated():
     obs = observed()
-    obs.pools["tank"] = PoolInfo("tank", "ONLINE", [VdevInfo("disk", ["/v/a.img"])])
+    obs.pools["tank"] = PoolInfo("tank", "ONLINE", [VdevInfo("raidz1", ["/v/a.img", "/v/b.img", "/v/c.img"])])
     plan = plan_pool(pool(), obs)
-    assert plan.actions == [] and plan.problem.reason == "VdevMismatch"
-    assert "disk /v/a.img" in plan.problem.message and "mirror /v/a.img /v/b.img" in plan.problem.message
+    assert plan.actions == [] and plan.problem.reason == "VdevTypeChange"
+    assert "raidz1-0 (/v/a.img /v/b.img /v/c.img)" in plan.problem.message
+    assert "mirror /v/a.img /v/b.img" in plan.problem.message
 
 
 def test_pool_status_comes_from_the_observation():

@@ -15,8 +15,7 @@ from typing import Any, AsyncIterator
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from nasd.models import KINDS
-from nasd.models.base import API_GROUP, API_VERSION
+from nasd.plugin import API_GROUP, API_VERSION, KINDS
 
 from .settings import KubernetesSettings
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasd.models import KINDS, ManifestError, Resource, parse_resource
+from nasd.plugin import KINDS, ManifestError, Resource, parse_resource
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 NODE_ANNOTATION = "nasd.io/node"  # the node that put nasd's finalizer on the object

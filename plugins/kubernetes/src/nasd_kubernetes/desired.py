@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasd.models import KINDS, ManifestError, Resource
+from nasd.plugin import KINDS, ManifestError, Resource
 
 from .convert import to_resource
 from .scope import Objects, placement

@@ -5,7 +5,8 @@ the status last written (fields that went away set to null). What was last writt
 object's status in the cluster, so a restarted nasd writes nothing that is already there.
 Events mark the transitions of the Ready condition: ``Created`` (Ready for the first time),
 a failure (the condition's own reason, a Warning), ``Recovered`` (Ready again), and ``Pruned``
-when the node finished removing a deleted object. The status is the truth: Events are a log,
+when the node finished removing a deleted object; and each change of status or reason of another
+condition (a pool turning Degraded, its devices' errors, its capacity). The status is the truth: Events are a log,
 and the API server drops them after an hour.
 """
 
@@ -15,8 +16,7 @@ import datetime as _dt
 import uuid
 from typing import Any
 
-from nasd.models import Condition
-from nasd.models.base import GROUP_VERSION
+from nasd.plugin import GROUP_VERSION, Condition
 
 
 def ready_of(status: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -37,6 +37,37 @@ def transition(before: dict[str, Any] | None, after: dict[str, Any] | None) -> t
     if now == "False" and (was != "False" or (before or {}).get("reason") != after.get("reason")):
         return ("Warning", after.get("reason") or "Failed", message)
     return None
+
+
+#: conditions that are True when all is well; every other one (Degraded, Full, DeviceErrors, ...) is True while
+#: something is wrong
+POSITIVE_CONDITIONS = frozenset({"Ready", "Advertised"})
+
+
+def condition_transitions(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """The Events (type, reason, message) for the conditions besides Ready (a pool's Degraded, DeviceErrors,
+    CapacityHigh, ...) whose status or reason changed from status ``before`` to ``after``: a Warning when one turns
+    bad, Normal when it turns good or goes away. A condition that first appears good, or whose message alone
+    changed (a percentage), makes none."""
+    def of(status: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+        return {c.get("type"): c for c in (status or {}).get("conditions") or [] if c.get("type") != "Ready"}
+
+    def bad(c: dict[str, Any]) -> bool:
+        return (c.get("status") == "True") != (c.get("type") in POSITIVE_CONDITIONS)
+
+    old, new = of(before), of(after)
+    out: list[tuple[str, str, str]] = []
+    for type_, c in new.items():
+        was = old.get(type_)
+        if was is None and not bad(c):
+            continue
+        if was is not None and (was.get("status"), was.get("reason")) == (c.get("status"), c.get("reason")):
+            continue
+        out.append(("Warning" if bad(c) else "Normal", c.get("reason") or type_, f"{type_}: {c.get('message') or ''}"))
+    for type_, c in old.items():
+        if type_ not in new and bad(c):
+            out.append(("Normal", f"{type_}Cleared", f"{type_}: no longer applies"))
+    return out
 
 
 def event_body(obj: dict[str, Any], namespace: str, node: str, type_: str, reason: str, message: str) -> dict[str, Any]:

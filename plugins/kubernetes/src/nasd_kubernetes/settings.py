@@ -15,9 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nasd.errors import PermanentError
-from nasd.models import format_validation_error
-from nasd.models.base import DNS_NAME
+from nasd.plugin import DNS_NAME, PermanentError, format_validation_error
+
+#: the plugin's name: its settings' key under ``plugins``, and the name of its feed source
+NAME = "kubernetes"
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 

@@ -18,21 +18,14 @@ import binascii
 import logging
 from typing import Any
 
-from nasd.context import Context
-from nasd.errors import TemporaryError
-from nasd.feed import DesiredFeed
-from nasd.models import KINDS, Resource
-from nasd.models.identity import SecretRef
-
-from nasd.planning import Action
-from nasd.workloads import Workload, WorkloadPlan
+from nasd.plugin import (KINDS, Action, Context, DesiredFeed, Resource, SecretRef, TemporaryError, Workload,
+                         WorkloadPlan)
 
 from . import finalizers, reporting, scope, workloads
 from .client import ApiException, Collection, Kube, create_object, delete_object, patch_object
 from .convert import status_document, status_patch
-from .plugin import NAME
 from .desired import Key, View, desired_view, objects_of
-from .settings import KubernetesSettings
+from .settings import NAME, KubernetesSettings
 from .watcher import Watcher
 
 log = logging.getLogger("nasd.kubernetes")
@@ -280,6 +273,8 @@ class KubeSource:
                 event = reporting.transition(reporting.ready_of(before), reporting.ready_of(wanted))
             if event is not None:
                 self._events.append((key, *event))
+            if not scope.every_node(key[0]):  # a pool's health and the like: each change of another condition
+                self._events += [(key, *e) for e in reporting.condition_transitions(before, wanted)]
         await self._write_events(objects)  # before a finalizer goes: the object is still there to name
         await self._write_finalizers(objects)
 

@@ -17,9 +17,7 @@ import json
 import re
 from typing import Any
 
-from nasd.models import Resource
-from nasd.models.base import GROUP_VERSION
-from nasd.workloads import Workload
+from nasd.plugin import GROUP_VERSION, Resource, Workload
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 SELECTOR = f"{MANAGED_BY}=nasd"

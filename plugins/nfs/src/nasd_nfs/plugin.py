@@ -1,40 +1,29 @@
-"""The NFS plugin's hook implementations: NASShares with ``protocol: nfs`` into nasd's own exports file."""
+"""The NFS plugin: NASShares with ``protocol: nfs`` into nasd's own exports file (a file shared by the shares,
+see :class:`.exportfs.ExportsFile`)."""
 
 from __future__ import annotations
 
-import asyncio
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
-from nasd.context import Context
-from nasd.errors import CommandError, PermanentError, TemporaryError
-from nasd.hookspecs import hookimpl
-from nasd.models import NASShare, Resource, ZDataset
-from nasd.planning import Action, Plan, Problem
+from nasd.plugin import (ConditionChange, Context, NASShare, Observed, PermanentError, Plan, Problem, Resource,
+                         SharedFile, TemporaryError, ZDataset, hookimpl)
 
-from . import exportfs
+from .exportfs import ExportsFile, fsid_claim, line_path, path_claim
 from .foreign import HostExports, read_host_exports
-from .render import UnsafeValue, export_for, line_share, mount_command, parse, render, unescape_path
+from .render import UnsafeValue, export_for, mount_command, unescape_path
 from .settings import NFSSettings, load_settings
 
 NAME = "nfs"
-_UNRESOLVED = re.compile(r"Failed to resolve (\S+)")
 
 
 @dataclass
 class NfsObservation:
     settings: NFSSettings
-    current: str | None  # nasd's exports file now (None: there is none)
+    exports: SharedFile[str]  # nasd's exports file, a line per share
     host: HostExports
     _fuse_mounts: set[str] | None = None
-    applied: dict[str, str] = field(default_factory=dict)  # share -> its line in the file now
-    lines: dict[str, str] = field(default_factory=dict)  # share -> its line as planned in this pass
-    paths: dict[str, str] = field(default_factory=dict)  # exported path -> share (this pass)
-    fsids: dict[int, str] = field(default_factory=dict)  # fsid -> share (this pass)
-    rejected: dict[str, str] = field(default_factory=dict)  # share -> why exportfs refused it (this pass)
-    synced: bool = False  # the file is the rendering of ``applied`` and exportfs put all of it in effect
 
     @property
     def fuse_mounts(self) -> set[str]:
@@ -46,12 +35,6 @@ class NfsObservation:
 
 def _is_nfs(r: Resource) -> bool:
     return isinstance(r, NASShare) and r.spec.protocol == "nfs"
-
-
-def _settings(ctx: Context) -> NFSSettings:
-    if "nfs-settings" not in ctx.cache:
-        ctx.cache["nfs-settings"] = load_settings(ctx.settings(NAME))
-    return ctx.cache["nfs-settings"]
 
 
 def _fuse_mounts() -> set[str]:
@@ -66,187 +49,11 @@ def _fuse_mounts() -> set[str]:
     return out
 
 
-@hookimpl
-def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
-    """Reads files only: nasd's exports file, the other exports files, etab and the mount table."""
-    mine = any(_is_nfs(r) for r in desired)
-    try:
-        settings = _settings(ctx)
-    except PermanentError as e:
-        return {"nfs": None, "nfs_error": str(e)} if mine else None
-    try:
-        current: str | None = settings.exportsFile.read_text()
-    except FileNotFoundError:
-        current = None
-    if not mine and current is None:
-        return None  # no NFS here at all
-    obs = NfsObservation(settings, current, read_host_exports(settings.exportsFile, settings.systemExports,
-                                                            settings.etab))
-    obs.applied = parse(current or "")
-    obs.lines = dict(obs.applied)
-    try:
-        rendered_again = current is not None and render(obs.applied) == current
-    except UnsafeValue:  # edited by hand (its header says edits are overwritten): write it again
-        rendered_again = False
-    obs.synced = _in_effect(ctx, obs) and (
-        (current is None and not obs.applied) or rendered_again)
-    return {"nfs": obs}
-
-
-def _owed(ctx: Context) -> Path:
-    """A marker in the state directory from a write of the exports file until its ``exportfs -ra`` ran: a
-    reload left to a later pass, or cut short by a crash, is still made."""
-    return ctx.state_dir / "nfs-reload-owed"
-
-
-def _in_effect(ctx: Context, obs: NfsObservation) -> bool:
-    """Whether exportfs has put nasd's file in effect: no reload is owed, and exportfs's table has every
-    path of the file. Clients are not compared: exportfs records a host name as it resolved it, and
-    leaves out one it could not resolve (a share whose hosts all failed to resolve has no path in the
-    table either, and is no drift)."""
-    if _owed(ctx).exists():
-        return False
-    unresolved = ctx.cache.get("nfs-unresolved", {})
-    return all(unescape_path(line.split(" ", 1)[0]) in obs.host.active for share, line in obs.applied.items()
-               if share not in unresolved)
-
-
-def _unresolved(obs: NfsObservation, messages: str) -> dict[str, list[str]]:
-    """share -> its hosts that exportfs could not resolve (it exports to the others and warns)."""
-    hosts = set(_UNRESOLVED.findall(messages))
-    out: dict[str, list[str]] = {}
-    for share, line in obs.applied.items():
-        mine = sorted(h for h in hosts if f" {h}(" in f" {line}")
-        if mine:
-            out[share] = mine
-    return out
-
-
-def _obs(observed: Mapping[str, Any]) -> NfsObservation:
-    obs = observed.get("nfs")
+def _obs(observed: Observed) -> NfsObservation:
+    obs = observed.of(NAME, NfsObservation)  # (raises what went wrong while observing)
     if obs is None:
-        raise TemporaryError(f"cannot read the NFS exports: {observed.get('nfs_error', 'not observed')}",
-                             reason="ObserveFailed")
+        raise TemporaryError("cannot read the NFS exports: not observed", reason="ObserveFailed")
     return obs
-
-
-def _candidate(obs: NfsObservation) -> dict[str, str]:
-    """All planned lines, except that a share exportfs refused in this pass keeps its line in effect,
-    or stays out if it is new, or if the refused line is the one in effect (say its path is gone:
-    keeping it would block every other share's change)."""
-    out = {}
-    for share, line in obs.lines.items():
-        if share not in obs.rejected:
-            out[share] = line
-        elif share in obs.applied and obs.applied[share] != line:
-            out[share] = obs.applied[share]
-    return out
-
-
-def _blame(obs: NfsObservation, text: str, result: exportfs.CheckResult) -> set[str]:
-    shares = {s for s in (line_share(text, n) for n in result.lines) if s}
-    for share, line in obs.lines.items():
-        if any(unescape_path(line.split(" ", 1)[0]) == p for p in result.paths):
-            shares.add(share)
-    return shares
-
-
-def _mark_owed(ctx: Context) -> None:
-    ctx.state_dir.mkdir(parents=True, exist_ok=True)
-    _owed(ctx).touch()
-
-
-def _apply_action(obs: NfsObservation, what: str, share: str | None = None) -> Action:
-    """Write the exports file with everything planned so far in this pass and run ``exportfs -ra``
-    once: the first such action of a pass carries all of it, the later ones find nothing left to do."""
-
-    async def apply(ctx: Context) -> None:
-        if share in obs.rejected:
-            raise PermanentError(f"exportfs refused this share's export: {obs.rejected[share]}",
-                                 reason="ExportfsRefused")
-        warnings = ""
-        for _attempt in range(2):
-            candidate = _candidate(obs)
-            text = render(candidate)
-            if obs.synced and candidate == obs.applied:
-                return  # an earlier action of this pass did it
-            if not candidate:
-                _mark_owed(ctx)
-                exportfs.remove(obs.settings.exportsFile)
-                break
-            if text == obs.current:
-                break  # the file is right; only exportfs has not put it in effect
-            staged = exportfs.write_staged(obs.settings.exportsFile, text)
-            result = await exportfs.check(ctx, staged, obs.settings.exportsFile.parent)
-            if result.ok:
-                _mark_owed(ctx)
-                exportfs.swap(staged, obs.settings.exportsFile)
-                warnings = result.message
-                break
-            staged.unlink(missing_ok=True)
-            message = result.message or "exportfs failed"
-            if result.missing:
-                raise _missing(ctx, result.missing)
-            if "program not found" in message:
-                raise PermanentError(f"exportfs's check needs unshare, which is not installed ({message}): install "
-                                     "util-linux; the exports in effect are unchanged", reason="UnshareMissing")
-            blamed = _blame(obs, text, result) - set(obs.rejected)
-            if not blamed:
-                control = await exportfs.works(ctx, obs.settings.exportsFile)
-                if control.missing:
-                    raise _missing(ctx, control.missing)
-                if not control.ok:
-                    raise _logged(ctx,
-                        f"exportfs ({exportfs.program(ctx)}) fails even on an empty exports file: "
-                        f"{(control.message or 'no message')[:400]}; repair it (apt-get install --reinstall "
-                        "nfs-kernel-server) or see its message. The exports in effect are unchanged: nasd's exports "
-                        "file is changed once exportfs can check it", reason="ExportfsFailed")
-                raise PermanentError(f"exportfs refused the new exports file (nothing changed): {message}",
-                                     reason="ExportfsRefused")
-            for s in blamed:
-                obs.rejected[s] = message
-            if share in obs.rejected:
-                raise PermanentError(f"exportfs refused this share's export: {message}", reason="ExportfsRefused")
-        else:
-            raise PermanentError("exportfs refused the new exports file twice (nothing changed)",
-                                 reason="ExportfsRefused")
-        obs.current, obs.applied, obs.synced = (text if candidate else None), candidate, False
-        settle = obs.settings.reloadSettleSeconds
-        if ctx.watch and settle and candidate:  # the last unexport never waits: no later pass would see it
-            await asyncio.sleep(settle)
-            if ctx.changes_pending():  # more edits are coming: the next pass runs exportfs once for all
-                ctx.log.info("exports file written; exportfs -ra waits for the rest of this burst")
-                return
-        try:
-            warnings += "\n" + await exportfs.reload(ctx)
-        except CommandError as e:
-            if e.returncode == 127 and not exportfs.installed(exportfs.program(ctx)):
-                raise _missing(ctx, exportfs.program(ctx)) from None
-            raise _logged(ctx, f"exportfs -ra failed: {(e.stderr.strip() or str(e))[:400]}; the exports file is "
-                                 "written and put in effect once exportfs -ra works (until then the previous exports "
-                                 "stay in effect): see exportfs's message", reason="ExportfsFailed") from None
-        _owed(ctx).unlink(missing_ok=True)
-        if warnings.strip():
-            ctx.log.warning("exportfs: %s", warnings.strip())
-        obs.synced = True
-        unresolved = _unresolved(obs, warnings)
-        if unresolved != ctx.cache.get("nfs-unresolved", {}):
-            ctx.cache["nfs-unresolved"] = unresolved
-            ctx.request_reconcile("exportfs could not resolve some hosts")  # the shares' conditions say so
-
-    return Action(what, func=apply)
-
-
-def _missing(ctx: Context, path: str) -> TemporaryError:
-    return _logged(ctx, f"exportfs is not installed (not found: {path}): install nfs-kernel-server (apt-get install "
-                   "nfs-kernel-server) or set programs.exportfs in nasd's configuration. The exports in effect are "
-                   "unchanged: nasd's exports file is changed once exportfs can check it", reason="ExportfsMissing")
-
-
-def _logged(ctx: Context, message: str, reason: str) -> TemporaryError:
-    """exportfs missing or broken: retried with backoff (no share is to blame), and said in the log."""
-    ctx.log.warning("%s: %s", reason, message)
-    return TemporaryError(message, reason=reason, delay=1.0)
 
 
 def _fsid_problem(share: NASShare, path: str, obs: NfsObservation) -> Problem | None:
@@ -255,73 +62,112 @@ def _fsid_problem(share: NASShare, path: str, obs: NfsObservation) -> Problem | 
     if nfs.fsid is None and path in obs.fuse_mounts:
         return Problem("FsidRequired", f"{path} is on a FUSE file system (zfs-fuse), which gives NFS no stable "
                        "file handles: set spec.nfs.fsid to a number unique among this host's exports")
-    if nfs.fsid is not None:
-        holder = obs.fsids.setdefault(nfs.fsid, share.name)
-        if holder != share.name:
-            return Problem("DuplicateFsid", f"spec.nfs.fsid {nfs.fsid} is already NASShare {holder}'s; "
-                           "give each export its own fsid")
+    holder = obs.exports.holder(fsid_claim(nfs.fsid)) if nfs.fsid is not None else None
+    if holder is not None and holder != share.name:
+        return Problem("DuplicateFsid", f"spec.nfs.fsid {nfs.fsid} is already NASShare {holder}'s; "
+                       "give each export its own fsid")
     return None
 
 
-@hookimpl
-def plan_share(ctx: Context, share: NASShare, dataset: ZDataset, observed: Mapping[str, Any]) -> Plan | None:
-    if share.spec.protocol != "nfs":
-        return None
-    obs = _obs(observed)
-    path = dataset.status.mountpoint
-    if not path or not path.startswith("/"):
-        raise TemporaryError(f"dataset {dataset.name} has no mountpoint yet", reason="DatasetNotReady")
-    try:
-        export = export_for(share, path)
-        line = export.line()
-    except UnsafeValue as e:
-        return Plan(problem=Problem("UnsafeValue", str(e)))
-    problem = _fsid_problem(share, path, obs)
-    if problem is not None:
-        return Plan(problem=problem)
-    holder = obs.paths.setdefault(path, share.name)
-    if holder != share.name:
-        return Plan(problem=Problem("DuplicateExport", f"NASShare {holder} already exports {path}: "
-                                    "put both client lists in one share"))
-    obs.lines[share.name] = line
-    nfs = share.spec.nfs
-    assert nfs is not None
-    status = {
-        "path": path,
-        "exportLine": line,
-        "mountCommand": mount_command(obs.settings.host, path, share.name, nfs.clients[0].security),
-    }
-    conditions: list[tuple[str, bool, str, str]] = []
-    removed: list[str] = []
-    elsewhere = obs.host.foreign.get(path.rstrip("/") or "/")
-    if elsewhere:
-        conditions.append(("ForeignExport", True, "ExportedElsewhere",
-                           f"{path} is also exported by {', '.join(elsewhere)} (not nasd's; left alone): "
-                           "a client listed there gets those options. Remove it there (for a ZFS "
-                           "sharenfs export: zfs set sharenfs=off)"))
-    else:
-        removed.append("ForeignExport")
-    unresolved = ctx.cache.get("nfs-unresolved", {}).get(share.name)
-    if unresolved and obs.applied.get(share.name) == line:
-        conditions.append(("UnresolvedHosts", True, "NotResolvable",
-                           f"exportfs could not resolve {', '.join(unresolved)}: not exported to them "
-                           "(check the names, or use addresses)"))
-    else:
-        removed.append("UnresolvedHosts")
-    actions = []
-    if not obs.synced or obs.applied.get(share.name) != line:
-        actions.append(_apply_action(obs, f"export {path} ({share.name}) and run exportfs -ra", share.name))
-    return Plan(actions=actions, status=status, conditions=conditions, removed_conditions=removed)
+class NFSPlugin:
+    """Kernel NFS exports: nasd's own file in /etc/exports.d, checked by exportfs before it is put in effect."""
 
+    def __init__(self) -> None:
+        #: ``plugins.nfs`` of the configuration, read at the first observation
+        self.settings: NFSSettings | None = None
+        #: share -> its hosts that the last ``exportfs -ra`` could not resolve (it exports to the others)
+        self.unresolved: dict[str, list[str]] = {}
 
-@hookimpl
-def plan_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
-    if not _is_nfs(resource):
-        return None
-    if observed.get("nfs") is None and "nfs_error" not in observed:
-        return Plan()  # nasd exports nothing: nothing to undo
-    obs = _obs(observed)
-    obs.lines.pop(resource.name, None)
-    if resource.name not in obs.applied and obs.synced:
-        return Plan()
-    return Plan(actions=[_apply_action(obs, f"unexport {resource.name} and run exportfs -ra")])
+    def _settings(self, ctx: Context) -> NFSSettings:
+        if self.settings is None:
+            self.settings = load_settings(ctx.settings(NAME))
+        return self.settings
+
+    def _note_unresolved(self, ctx: Context, unresolved: dict[str, list[str]]) -> None:
+        if unresolved != self.unresolved:
+            self.unresolved = unresolved
+            ctx.request_reconcile("exportfs could not resolve some hosts")  # the shares' conditions say so
+
+    def _in_effect(self, applied: Mapping[str, str], host: HostExports) -> bool:
+        """Whether exportfs's table has every path of the file (no reload owed: the file's own marker).
+        Clients are not compared: exportfs records a host name as it resolved it, and leaves out one it could not
+        resolve (a share whose hosts all failed to resolve has no path in the table either, and is no drift)."""
+        return all(line_path(line) in host.active for share, line in applied.items() if share not in self.unresolved)
+
+    @hookimpl
+    def observe(self, ctx: Context, desired: list[Resource]) -> NfsObservation | None:
+        """Reads files only: nasd's exports file, the other exports files, etab and the mount table."""
+        mine = any(_is_nfs(r) for r in desired)
+        try:
+            settings = self._settings(ctx)
+        except PermanentError:
+            if mine:
+                raise  # (each NFS share says what is wrong with the settings)
+            return None
+        if not mine and not settings.exportsFile.exists():
+            return None  # no NFS here at all
+        host = read_host_exports(settings.exportsFile, settings.systemExports, settings.etab)
+        # (a reload left to a later pass, or cut short by a crash, is owed until `exportfs -ra` ran)
+        exports = SharedFile.read(settings.exportsFile, ExportsFile(settings, self._note_unresolved),
+                                  owed=ctx.state_dir / "nfs-reload-owed",
+                                  in_effect=lambda applied: self._in_effect(applied, host))
+        return NfsObservation(settings, exports, host)
+
+    @hookimpl
+    def plan_share(self, ctx: Context, share: NASShare, dataset: ZDataset, observed: Observed) -> Plan | None:
+        if share.spec.protocol != "nfs":
+            return None
+        obs = _obs(observed)
+        path = dataset.status.mountpoint
+        if not path or not path.startswith("/"):
+            raise TemporaryError(f"dataset {dataset.name} has no mountpoint yet", reason="DatasetNotReady")
+        try:
+            line = export_for(share, path).line()
+        except UnsafeValue as e:
+            return Plan(problem=Problem("UnsafeValue", str(e)))
+        problem = _fsid_problem(share, path, obs)
+        if problem is not None:
+            return Plan(problem=problem)
+        holder = obs.exports.holder(path_claim(path))
+        if holder is not None and holder != share.name:
+            return Plan(problem=Problem("DuplicateExport", f"NASShare {holder} already exports {path}: "
+                                        "put both client lists in one share"))
+        nfs = share.spec.nfs
+        assert nfs is not None
+        status = {
+            "path": path,
+            "exportLine": line,
+            "mountCommand": mount_command(obs.settings.host, path, share.name, nfs.clients[0].security),
+        }
+        conditions: list[ConditionChange] = []
+        removed: list[str] = []
+        elsewhere = obs.host.foreign.get(path.rstrip("/") or "/")
+        if elsewhere:
+            conditions.append(ConditionChange("ForeignExport", True, "ExportedElsewhere",
+                                              f"{path} is also exported by {', '.join(elsewhere)} (not nasd's; left "
+                                              "alone): a client listed there gets those options. Remove it there "
+                                              "(for a ZFS sharenfs export: zfs set sharenfs=off)"))
+        else:
+            removed.append("ForeignExport")
+        unresolved = self.unresolved.get(share.name)
+        if unresolved and obs.exports.applied.get(share.name) == line:
+            conditions.append(ConditionChange("UnresolvedHosts", True, "NotResolvable",
+                                              f"exportfs could not resolve {', '.join(unresolved)}: not exported to "
+                                              "them (check the names, or use addresses)"))
+        else:
+            removed.append("UnresolvedHosts")
+        actions = []
+        if obs.exports.set(share.name, line):
+            actions.append(obs.exports.action(share.name, f"export {path} ({share.name}) and run exportfs -ra"))
+        return Plan(actions=actions, status=status, conditions=conditions, removed_conditions=removed)
+
+    @hookimpl
+    def plan_absent(self, ctx: Context, resource: Resource, observed: Observed) -> Plan | None:
+        if not _is_nfs(resource):
+            return None
+        obs = observed.of(NAME, NfsObservation)  # (raises what went wrong while observing)
+        if obs is None:
+            return Plan()  # nasd exports nothing: nothing to undo
+        if not obs.exports.remove(resource.name):
+            return Plan()
+        return Plan(actions=[obs.exports.action(resource.name, f"unexport {resource.name} and run exportfs -ra")])

@@ -11,9 +11,9 @@ import ipaddress
 import re
 import shlex
 from dataclasses import dataclass
+from typing import Sequence
 
-from nasd.models import NASShare
-from nasd.models.shares import covers_everyone
+from nasd.plugin import NASShare, covers_everyone
 
 HEADER = (
     "# Written by nasd (the NFS plugin): every edit here is overwritten.\n"
@@ -187,7 +187,7 @@ def line_share(rendered: str, lineno: int) -> str | None:
     return None
 
 
-def mount_command(host: str, path: str, share: str, security: list[str]) -> str:
+def mount_command(host: str, path: str, share: str, security: Sequence[str]) -> str:
     """What a Linux client runs to mount the share (NFS v4.2; the first Kerberos flavour if sys is not allowed)."""
     sec = "" if "sys" in security else f",sec={security[0]}"
     return f"mount -t nfs -o vers=4.2{sec} {shlex.quote(host + ':' + path)} /mnt/{share}"

@@ -8,8 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nasd.errors import PermanentError
-from nasd.models import format_validation_error
+from nasd.plugin import PermanentError, format_validation_error
 
 
 class NFSSettings(BaseModel):

@@ -2,8 +2,12 @@
 
 Modules: ``settings`` (the plugin's configuration), ``render`` (smb.conf from models, pure),
 ``identity`` (unix users and groups, planned as useradd/groupadd commands), ``smbd`` (the
-supervised daemon, config checks and reloads), ``hookspecs`` (hooks other plugins implement to
-add share options), ``plugin`` (the hook implementations).
+supervised daemon), ``conf`` (smb.conf as a file shared by the shares: testparm, reload), ``hookspecs``
+(hooks other plugins implement to add share options and status), ``plugin`` (``SMBPlugin``, the hook
+implementations).
 """
 
+from .hookspecs import SmbShareStatus
+
 __version__ = "0.1.0"
+__all__ = ["SmbShareStatus"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from nasd.models import NASShare
+from nasd.plugin import NASShare
 
 #: the VFS modules a share may get, in the order they must stack (the first sees a request first):
 #: catia and fruit translate Apple's names and streams, streams_xattr turns streams into extended

@@ -5,15 +5,14 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
-from typing import Any
 
 _PROBE = "user.nasd-probe"
 
 
-def has_xattrs(cache: dict[str, Any], path: str) -> bool:
-    """Whether the file system mounted at ``path`` stores extended attributes (zfs-fuse does not). A path
-    not mounted (yet) says nothing about its dataset: True, asked again next time."""
-    known: dict[str, bool] = cache.setdefault("smb-xattrs", {})
+def has_xattrs(known: dict[str, bool], path: str) -> bool:
+    """Whether the file system mounted at ``path`` stores extended attributes (zfs-fuse does not), remembered in
+    ``known`` (mount point -> answer). A path not mounted (yet) says nothing about its dataset: True, asked again
+    next time."""
     if path not in known:
         if not os.path.ismount(path):
             return True

@@ -1,15 +1,24 @@
 """Hooks the SMB plugin offers to other plugins (declared through the core's ``addhooks``), so the
-snapshots and Time Machine plugins can add share options without importing this one."""
+snapshots and Time Machine plugins can add share options without importing this one (a plugin that answers
+``smb_share_status`` returns this module's :class:`SmbShareStatus`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
-from nasd.hookspecs import hookspec
+from nasd.plugin import ConditionChange, Context, NASShare, ZDataset, hookspec
 
-if TYPE_CHECKING:
-    from nasd.context import Context
-    from nasd.models import NASShare, ZDataset
+
+@dataclass
+class SmbShareStatus:
+    """What a plugin adds to an SMB share (the answer of :func:`smb_share_status`): ``status`` fields of the
+    share's status (e.g. ``timeMachine``), ``conditions`` besides Ready, and the condition types that no longer
+    apply (``remove_conditions``)."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    conditions: list[ConditionChange] = field(default_factory=list)
+    remove_conditions: list[str] = field(default_factory=list)
 
 
 @hookspec
@@ -41,13 +50,13 @@ def smb_global_options(ctx: Context, shares: list[NASShare]) -> Mapping[str, Any
 
 
 @hookspec
-def smb_share_status(ctx: Context, share: NASShare, dataset: ZDataset) -> Mapping[str, Any] | None:
+def smb_share_status(ctx: Context, share: NASShare, dataset: ZDataset) -> SmbShareStatus | None:
     """Add status fields and Conditions to an SMB share.
 
     Called when the SMB plugin plans the share ``share`` (after ``smb_share_options``), e.g. by the Time
     Machine plugin for its quota, used space and whether its mDNS advertisement was seen (``Advertised``).
-    Return value: ``{"status": {field: value}, "conditions": [(type, ok, reason, message)],
-    "removeConditions": [type]}`` (each key optional); ``ok`` is True, False or None (Unknown);
-    ``removeConditions`` drops conditions that no longer apply. ``None`` adds nothing.
+    Return value: a :class:`SmbShareStatus` (``nasd_smb.SmbShareStatus``): status fields, conditions
+    (``ConditionChange``: ``ok`` is True, False or None for Unknown), and the condition types that no longer
+    apply. ``None`` adds nothing.
     Must never: run a command or block; set ``Ready`` (the SMB plugin owns it).
     """

@@ -20,10 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from nasd.models import NASGroup, NASUser
-from nasd.models.identity import SecretRef
-from nasd.planning import Action, Plan, Problem
-from nasd.state import write_json
+from nasd.plugin import Action, NASGroup, NASUser, Plan, Problem, SecretRef, write_json
 
 from .secret_files import SecretFileError, check_password, read_secret_file
 from .settings import SMBSettings
@@ -180,10 +177,9 @@ def password_of(ref: SecretRef, secret_reader: Callable[[SecretRef], str | None]
 
 def plan_user(user: NASUser, obs: IdentityObservation, settings: SMBSettings, smb_conf: Path,
               secret_reader: Callable[[SecretRef], str | None] = lambda ref: None) -> Plan:
-    """``secret_reader`` answers Kubernetes Secret references (``ctx.read_secret``)."""
+    """``secret_reader`` answers Kubernetes Secret references (``ctx.hooks.read_secret``)."""
     name, uid = user.name, user.spec.uid
     prefix = ["--prefix", str(settings.identityRoot)]
-    env = settings.env()
     plan = Plan(status={"uid": uid})
     taken = [u for u, (other, _, _) in obs.users.items() if other == uid and u != name]
     if taken:
@@ -232,7 +228,7 @@ def plan_user(user: NASUser, obs: IdentityObservation, settings: SMBSettings, sm
     salt = stored.split("$", 1)[0] if stored else secrets.token_hex(8)
     wanted = f"{salt}${_password_hash(salt, password)}"
     if name not in obs.passdb or stored != wanted:
-        plan.actions.append(_set_password(name, password, wanted, obs, smb_conf, env))
+        plan.actions.append(_set_password(name, password, wanted, obs, smb_conf))
     disabled = "D" in obs.passdb.get(name, "")
     if user.spec.disabled != disabled or (user.spec.disabled and name not in obs.passdb):
         flag = "-d" if user.spec.disabled else "-e"
@@ -241,11 +237,10 @@ def plan_user(user: NASUser, obs: IdentityObservation, settings: SMBSettings, sm
     return plan
 
 
-def _set_password(name: str, password: str, record: str, obs: IdentityObservation, smb_conf: Path,
-                  env: dict[str, str]) -> Action:
+def _set_password(name: str, password: str, record: str, obs: IdentityObservation, smb_conf: Path) -> Action:
     async def set_password(ctx: Any) -> None:
         await ctx.runner.run(["smbpasswd", "-c", str(smb_conf), "-s", "-a", name], mutating=True,
-                             input=f"{password}\n{password}\n", env=env)
+                             input=f"{password}\n{password}\n")
         obs.registry["passwords"][name] = record
         assert obs.registry_path is not None
         write_json(obs.registry_path, obs.registry)

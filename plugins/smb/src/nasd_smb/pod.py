@@ -15,8 +15,7 @@ import hashlib
 import shlex
 from pathlib import Path
 
-from nasd.models import NASDirectory, NASGroup, NASShare, NASUser
-from nasd.workloads import HostPath, Port, SecretFile, Workload
+from nasd.plugin import HostPath, NASDirectory, NASGroup, NASShare, NASUser, Port, SecretFile, Workload
 
 from .identity import member_groups
 from .render import ShareConfig, render
@@ -49,7 +48,7 @@ def workload_name(share: NASShare) -> str:
 
 def pod_settings(settings: SMBSettings) -> SMBSettings:
     return settings.model_copy(update={"runDir": RUN_DIR, "configFile": Path(CONF), "port": 445, "interfaces": [],
-                                       "nssWrapper": False, "identityRoot": Path("/")})
+                                       "identityRoot": Path("/")})
 
 
 def start_script(users: list[NASUser], groups: list[NASGroup], passwords: dict[str, str]) -> str:

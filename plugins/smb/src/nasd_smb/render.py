@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from nasd.models import NASDirectory, NASShare
+from nasd.plugin import NASDirectory, NASShare
 
 from .settings import SMBSettings
 
@@ -18,7 +18,7 @@ _FORBIDDEN_KEYS = {"include", "config file", "copy", "preexec", "postexec", "roo
 HEADER = "# Written by nasd. Edits are overwritten: change the NASShare resources instead."
 _TAG = "# NASShare "  # the line before each share's section: which resource it belongs to
 _RESOURCE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
-_SECTIONS: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}  # checked sections, by content
+_GUEST = "\n\tguest ok = yes\n"  # (a rendered section's line: the server then maps bad users to guest)
 
 
 class UnsafeValue(ValueError):
@@ -144,9 +144,16 @@ def render(settings: SMBSettings, directories: Iterable[NASDirectory], shares: I
            extra_global: dict[str, str] | None = None) -> str:
     """The whole smb.conf. ``extra_global``: what other plugins add to [global] (never replacing what
     nasd sets itself). Raises UnsafeValue rather than write anything doubtful."""
-    shares = sorted(shares, key=lambda s: s.name.lower())
+    return render_file(settings, directories, [render_share(s) for s in shares], extra_global)
+
+
+def render_file(settings: SMBSettings, directories: Iterable[NASDirectory], sections: Iterable[str],
+                extra_global: dict[str, str] | None = None) -> str:
+    """The whole smb.conf from the shares' sections (each as :func:`render_share` made it), in the order of
+    their names. Raises UnsafeValue."""
+    named = sorted(((section_name(s), s) for s in sections), key=lambda item: item[0].lower())
     lines = [HEADER, "[global]"]
-    options = global_options(settings, directories, any(s.options.get("guest ok") == "yes" for s in shares))
+    options = global_options(settings, directories, any(_GUEST in s + "\n" for _, s in named))
     for key, value in (extra_global or {}).items():
         if key in options:
             raise UnsafeValue(f"[global] {key} is set by nasd itself; a plugin cannot change it")
@@ -156,28 +163,22 @@ def render(settings: SMBSettings, directories: Iterable[NASDirectory], shares: I
             check_pair(key, value)
         lines.append(f"\t{key} = {value}")
     seen: set[str] = set()
-    for share in shares:
-        if share.name.lower() in seen:
-            raise UnsafeValue(f"two shares are named {share.name!r}")
-        seen.add(share.name.lower())
+    for name, section in named:
+        if name.lower() in seen:
+            raise UnsafeValue(f"two shares are named {name!r}")
+        seen.add(name.lower())
         lines.append("")
-        lines.append(render_share(share))
+        lines.append(section)
     return "\n".join(lines) + "\n"
+
+
+def section_name(section: str) -> str:
+    """The share name of a section :func:`render_share` made (its second line is ``[name]``)."""
+    return section.split("\n", 2)[1][1:-1]
 
 
 def render_share(share: ShareConfig) -> str:
     """One share's section, without its trailing newline. Raises UnsafeValue."""
-    key = (share.resource, share.name, tuple(share.options.items()))
-    text = _SECTIONS.get(key)
-    if text is None:
-        text = _render_share(share)
-        if len(_SECTIONS) > 20000:  # shares come and go: keep the memo bounded
-            _SECTIONS.clear()
-        _SECTIONS[key] = text
-    return text
-
-
-def _render_share(share: ShareConfig) -> str:
     if any(c in share.name for c in "[]\n\r%;#") or share.name.lower() in ("global", "homes", "printers"):
         raise UnsafeValue(f"share name {share.name!r} is not allowed")
     if not _RESOURCE.match(share.resource):
@@ -187,6 +188,18 @@ def _render_share(share: ShareConfig) -> str:
         check_pair(key, value)
         lines.append(f"\t{key} = {value}")
     return "\n".join(lines)
+
+
+def parse_sections(text: str) -> dict[str, str]:
+    """The share sections of smb.conf by the NASShare each belongs to, as :func:`render_share` makes them
+    (so a section edited by hand is checked again, and one that no longer passes is left out)."""
+    out = {}
+    for resource, config in parse_shares(text).items():
+        try:
+            out[resource] = render_share(config)
+        except UnsafeValue:
+            continue
+    return out
 
 
 def parse_shares(text: str) -> dict[str, ShareConfig]:

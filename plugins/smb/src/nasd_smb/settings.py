@@ -9,9 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nasd.errors import PermanentError
-from nasd.models import format_validation_error
-from nasd.workloads import IMAGE
+from nasd.plugin import IMAGE, PermanentError, format_validation_error
 
 _IFACE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 _WORD = re.compile(r"^[A-Za-z0-9_.-]([A-Za-z0-9_. -]{0,62}[A-Za-z0-9_.-])?$")  # no space at either end
@@ -36,7 +34,6 @@ class SMBSettings(BaseModel):
     serverString: str = "nasd"
     hostName: str | None = Field(default=None, description="The host name in UNC paths [this host's name]")
     identityRoot: Path = Field(default=Path("/"), description="Root whose etc/passwd and etc/group hold the users")
-    nssWrapper: bool = Field(default=False, description="Resolve users from identityRoot with nss_wrapper (tests)")
 
     @field_validator("interfaces")
     @classmethod
@@ -66,24 +63,6 @@ class SMBSettings(BaseModel):
     @property
     def host(self) -> str:
         return self.hostName or socket.gethostname()
-
-    def env(self) -> dict[str, str]:
-        """Environment for smbd, pdbedit and smbpasswd (nss_wrapper when asked)."""
-        if not self.nssWrapper:
-            return {}
-        return {
-            "LD_PRELOAD": _nss_wrapper_library(),
-            "NSS_WRAPPER_PASSWD": str(self.identityRoot / "etc" / "passwd"),
-            "NSS_WRAPPER_GROUP": str(self.identityRoot / "etc" / "group"),
-        }
-
-
-def _nss_wrapper_library() -> str:
-    for candidate in Path("/usr/lib").glob("*/libnss_wrapper.so*"):
-        return str(candidate)
-    for candidate in Path("/usr/lib").glob("libnss_wrapper.so*"):
-        return str(candidate)
-    raise PermanentError("nssWrapper is set but libnss_wrapper is not installed", reason="NSSWrapperMissing")
 
 
 def load_settings(raw: dict[str, Any], state_dir: Path) -> SMBSettings:

@@ -1,6 +1,6 @@
-"""Samba's processes: checking a staged smb.conf, swapping it in, reloading, and (in supervised
-mode) running smbd itself: started with the daemon, restarted if it dies, stopped at the end
-together with the samba-dcerpcd helpers it spawned."""
+"""Samba's processes: its folders, and (in supervised mode) smbd itself: started with the daemon, restarted if it
+dies, stopped at the end together with the samba-dcerpcd helpers it spawned. (smb.conf is checked and reloaded
+in :mod:`.conf`.)"""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import select
 import signal
 import time
 from pathlib import Path
+from typing import AbstractSet
 
-from nasd.context import Context
-from nasd.errors import CommandError, PermanentError, TemporaryError
-from nasd.state import atomic_write
+from nasd.plugin import Context, PermanentError
 
 from .settings import SMBSettings
 
@@ -59,50 +58,6 @@ def _set_mode(path: Path, mode: int) -> None:
         os.chmod(path, mode)
 
 
-async def check_config(ctx: Context, settings: SMBSettings, text: str) -> None:
-    """Stage ``text`` beside the live file and let `testparm -s` judge it. Raises PermanentError when testparm
-    rejects the file, TemporaryError when testparm itself is missing or broken (no share is to blame: each is
-    tried again with backoff, and smbd keeps serving the running file meanwhile)."""
-    staged = settings.config_file.with_name(f".{settings.config_file.name}.staged")
-    atomic_write(staged, text.encode(), mode=0o644)
-    try:
-        result = await ctx.runner.run(["testparm", "-s", str(staged)], mutating=False, check=False,
-                                      env=settings.env())
-        if result.returncode != 0:  # testparm's fault or the file's? ask it about a file with nothing in it
-            atomic_write(staged, b"", mode=0o644)
-            control = await ctx.runner.run(["testparm", "-s", str(staged)], mutating=False, check=False,
-                                           env=settings.env())
-        else:
-            control = result
-    finally:
-        staged.unlink(missing_ok=True)
-    program = ctx.runner.resolve("testparm")
-    said = "; ".join(ln.strip() for ln in (control.stderr + control.stdout).splitlines() if ln.strip())[:400]
-    if control.returncode == 127 and "program not found" in control.stderr:
-        raise _logged(f"testparm is not installed (not found: {program}): install samba-common-bin (apt-get "
-                      "install samba-common-bin) or set programs.testparm in nasd's configuration; "
-                      "smb.conf is not changed until testparm can check it (smbd keeps serving the "
-                      "running one)", reason="TestparmMissing")
-    if control.returncode != 0:
-        raise _logged(f"testparm ({program}) fails even on an empty smb.conf, with exit status "
-                      f"{control.returncode}: {said or 'no message'}; repair it (apt-get install --reinstall "
-                      "samba-common-bin) or see its message; smb.conf is not changed until testparm works "
-                      "(smbd keeps serving the running one)", reason="TestparmFailed")
-    # testparm exits 0 even on unknown parameters: its stderr says what it ignored
-    lines = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
-    bad = [ln for ln in lines if "Unknown parameter" in ln or "Ignoring" in ln]
-    if result.returncode != 0 or bad:
-        detail = [ln for ln in lines if not ln.startswith(("Load smb config files", "Loaded services file"))]
-        raise PermanentError("testparm rejected the new smb.conf (the running one is unchanged): "
-                             + "; ".join(detail)[:800], reason="ConfigRejected")
-
-
-def _logged(message: str, reason: str) -> TemporaryError:
-    """A missing or broken Samba tool: retried with backoff (no share is to blame), and said in the log."""
-    log.warning("%s: %s", reason, message)
-    return TemporaryError(message, reason=reason, delay=1.0)
-
-
 def smbd_pid(settings: SMBSettings) -> int | None:
     try:
         pid = int((settings.run_dir / "pid" / "smbd.pid").read_text().strip())
@@ -110,41 +65,6 @@ def smbd_pid(settings: SMBSettings) -> int | None:
         return pid
     except (OSError, ValueError):
         return None
-
-
-async def apply_config(ctx: Context, settings: SMBSettings, text: str) -> bool:
-    """Check, swap in and reload; return whether anything changed. Unchanged text: no write, no reload."""
-    try:
-        previous: str | None = settings.config_file.read_text()
-    except FileNotFoundError:
-        previous = None
-    if previous == text:
-        return False
-    await check_config(ctx, settings, text)
-    atomic_write(settings.config_file, text.encode(), mode=0o644)
-    if settings.mode == "system" or smbd_pid(settings) is not None:
-        try:
-            await ctx.runner.run(["smbcontrol", "-s", str(settings.config_file), "smbd", "reload-config"],
-                                 mutating=True, env=settings.env())
-        except CommandError as e:
-            if settings.mode == "system" and smbd_pid(settings) is None:
-                log.info("smbd is not running: it reads the new smb.conf when it starts")
-                return True
-            # put the old file back, so that the next pass sees the difference and tries again (and smbd's
-            # children, which read the file when it changes, keep serving what the parent serves)
-            if previous is not None:
-                atomic_write(settings.config_file, previous.encode(), mode=0o644)
-            said = (e.stderr.strip() or e.stdout.strip() or f"exit status {e.returncode}")[:400]
-            if e.returncode == 127 and "program not found" in e.stderr:
-                raise _logged(f"smbcontrol is not installed (not found: {e.argv[0]}), so smbd cannot be told "
-                              "to reload: install samba-common-bin (apt-get install samba-common-bin) or set "
-                              "programs.smbcontrol in nasd's configuration; smbd keeps serving the previous "
-                              "smb.conf until then", reason="SmbcontrolMissing") from None
-            raise _logged(f"smbcontrol smbd reload-config failed with exit status {e.returncode}: {said}; "
-                          "smbd keeps serving the previous smb.conf (nasd tries again with backoff): see "
-                          "smbcontrol's message (apt-get install --reinstall samba-common-bin if it is "
-                          "broken)", reason="SmbcontrolFailed") from None
-    return True
 
 
 def samba_processes(config: Path, pids: list[int] | None = None) -> list[tuple[int, str]]:
@@ -167,7 +87,7 @@ def samba_processes(config: Path, pids: list[int] | None = None) -> list[tuple[i
     return found
 
 
-async def stop_samba(config: Path, besides: set[int] = frozenset(), grace: float = 5.0) -> list[tuple[int, str]]:
+async def stop_samba(config: Path, besides: AbstractSet[int] = frozenset(), grace: float = 5.0) -> list[tuple[int, str]]:
     """Stop every Samba process running with ``config`` (but ``besides``): SIGTERM, then SIGKILL what still runs
     after ``grace`` seconds. Each is held by a pidfd from the moment its command line is checked, so a pid the
     kernel gives to another process meanwhile is never signalled. Returns (pid, program) of those stopped."""
@@ -289,7 +209,6 @@ class Supervisor:
                 # runs smbd: no Python code between fork and exec)
                 setpriv, "--pdeathsig", "TERM", "--", smbd, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(self.settings.config_file),
                 stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile,
-                env={**os.environ, **self.settings.env()},
                 start_new_session=True,  # smbd signals its whole process group when it stops
             )
         except FileNotFoundError:

@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasd.models import NASShare, Resource, ZDataset
-from nasd.models.snapshots import ZSnapshotRestore
-from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
+from nasd.plugin import NASShare, Resource, SnapshotInfo, SnapshotListing, ZDataset, ZSnapshotRestore
 
 #: the user property set on a clone: the restore that made it
 RESTORE_PROPERTY = "nasd.io:restore"

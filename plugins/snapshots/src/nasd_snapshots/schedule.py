@@ -14,11 +14,10 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from nasd.models.snapshots import ZSnapshotSchedule
-from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
+from nasd.plugin import (ConditionChange, SnapshotInfo, SnapshotListing, ZSnapshotSchedule, is_due, next_tick,
+                         parse_interval)
 
 from .retention import RULES, Policy, RetentionResult, plan_retention
-from nasd.timing import is_due, next_tick, parse_interval
 
 #: the user property that marks a snapshot as made by a schedule (its value: the schedule's name)
 SCHEDULE_PROPERTY = "nasd.io:schedule"
@@ -156,8 +155,8 @@ class Decision:
     #: full snapshot names to destroy
     prune: list[str] = field(default_factory=list)
     status: dict = field(default_factory=dict)
-    #: (type, ok, reason, message) conditions besides Ready
-    conditions: list[tuple[str, bool, str, str]] = field(default_factory=list)
+    #: conditions besides Ready
+    conditions: list[ConditionChange] = field(default_factory=list)
     #: condition types to remove
     removed: list[str] = field(default_factory=list)
     problem: tuple[str, str] | None = None
@@ -197,7 +196,7 @@ def plan_schedule(schedule: ZSnapshotSchedule, roots: list[str], listing: Snapsh
     last_run, behind = effective_last_run(status_last, own_times, now)
     if behind:
         ahead = max(own_times + ([status_last] if status_last is not None else []))
-        decision.conditions.append((
+        decision.conditions.append(ConditionChange(
             "ClockBehind", True, "ClockWentBack",
             f"the clock ({iso(now)}) is behind this schedule's newest snapshot ({iso(ahead)}): it went back. "
             "Snapshots go on at the schedule's ticks from now; those dated after now are kept and counted by no "
@@ -248,14 +247,15 @@ def plan_schedule(schedule: ZSnapshotSchedule, roots: list[str], listing: Snapsh
             applied, pending = desired_policy, 0
         else:
             policy = policy_of(applied) if applied is not None else Policy()  # (all 0: keeps everything)
-            decision.conditions.append((
+            decision.conditions.append(ConditionChange(
                 "PolicyChangePending", True, "WaitingForConfirmation",
                 f"the new retention would prune {pending} existing snapshots, more than pruneConfirmThreshold "
                 f"({spec.pruneConfirmThreshold}); the previous policy stays in effect until you annotate "
                 f"{CONFIRM_ANNOTATION}: \"{token}\" (or raise the threshold)",
             ))
     if not pending:
-        decision.conditions.append(("PolicyChangePending", False, "Applied", "the retention policy is in effect"))
+        decision.conditions.append(ConditionChange("PolicyChangePending", False, "Applied",
+                                                   "the retention policy is in effect"))
 
     kept: dict[str, int] = {}
     blocked: list[str] = []
@@ -279,14 +279,14 @@ def plan_schedule(schedule: ZSnapshotSchedule, roots: list[str], listing: Snapsh
         remaining += count
         largest = max(largest, count + sum(1 for n in names_by_dataset[d] if n not in by_name))
     if blocked:
-        decision.conditions.append((
+        decision.conditions.append(ConditionChange(
             "PruneBlocked", True, "HeldOrCloned",
             f"{len(blocked)} snapshots retention would prune are kept because something depends on them: "
             + ", ".join(blocked[:5]) + (" ..." if len(blocked) > 5 else "")
             + "; delete the restore (or clone) or release the hold to let them go",
         ))
     else:
-        decision.conditions.append(("PruneBlocked", False, "None", ""))
+        decision.conditions.append(ConditionChange("PruneBlocked", False, "None", ""))
 
     # -- Previous Versions: Windows shows none above 512 snapshots on a share --------------------
     if shared and wanted & shared:
@@ -294,13 +294,13 @@ def plan_schedule(schedule: ZSnapshotSchedule, roots: list[str], listing: Snapsh
         over = max(largest, bound or 0) - WINDOWS_MAX_VERSIONS
         if over > 0:
             what = f"keeps up to {bound}" if bound else "keeps every snapshot"
-            decision.conditions.append((
+            decision.conditions.append(ConditionChange(
                 "PreviousVersionsTruncated", True, "TooManySnapshots",
                 f"retention {what} snapshots per dataset ({largest} now on the largest); Windows shows no "
                 f"Previous Versions at all above {WINDOWS_MAX_VERSIONS} on a share: lower the counts by {over}",
             ))
         else:
-            decision.conditions.append(("PreviousVersionsTruncated", False, "WithinLimit", ""))
+            decision.conditions.append(ConditionChange("PreviousVersionsTruncated", False, "WithinLimit", ""))
 
     after = max(now, last_run or now)
     decision.status = {

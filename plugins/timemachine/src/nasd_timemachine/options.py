@@ -8,7 +8,7 @@ the extensions). Streams (resource forks, Finder info) are the SMB plugin's: eve
 
 from __future__ import annotations
 
-from nasd.models import NASShare, NASUser, ZDataset
+from nasd.plugin import NASShare, NASUser, ZDataset
 
 #: server-wide fruit settings ([global]): what the vfs_fruit manual and the peers' Time Machine presets use
 GLOBAL = {

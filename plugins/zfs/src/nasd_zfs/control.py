@@ -8,18 +8,17 @@ import json
 import os
 from typing import Any, Iterable
 
-from nasd.context import Context
-from nasd.errors import CommandError, PermanentError
-from nasd.models import Resource, ZDataset, ZPool, ZSnapshotRestore
-from nasd.models.zfs_properties import CHECKS, CREATE_ONLY, validate_properties
-from nasd.state import write_json
+from nasd.plugin import (CHECKS, CREATE_ONLY, CommandError, Context, PermanentError, Resource, TemporaryError, ZDataset,
+                         ZPool, ZSnapshotRestore, validate_properties, write_json)
 
 from .dialect import Dialect, parse_dialect
 from .devices import holds_data
 from .mounts import dataset_mounted_at, dead_mount, read_mounts
+from .health import PoolHealth, parse_pool_health
 from .parse import parse_zfs_get, parse_zpool_import, parse_zpool_status
 from .snapshots import snapshot_commands
 from .plan import MANAGED, STATUS_PROPERTIES, ZfsObservation, in_the_way
+from .vdevs import observe_devices
 
 CACHE_KEY = "zfs"
 #: what zfs and zpool print when there is no ZFS to talk to (zfs-fuse not running, the module not loaded)
@@ -42,6 +41,13 @@ def not_running(error: Exception) -> bool:
     text = (error.stderr if isinstance(error, CommandError) else str(error)).lower()
     return (isinstance(error, PermanentError) and error.reason == "ZFSNotRunning") or \
         any(m in text for m in NOT_RUNNING_MARKERS)
+
+
+def observe_failure(error: Exception) -> TemporaryError:
+    """What the ZFS resources show when ZFS could not be read: the error, and its reason when it names one."""
+    if not_running(error):
+        return TemporaryError(NOT_RUNNING_MESSAGE.format(error=describe(error)), reason="ZFSNotRunning", delay=1.0)
+    return TemporaryError(f"cannot read ZFS state: {error}", reason="ObserveFailed", delay=2.0)
 
 
 def _binary_stamp(ctx: Context, program: str) -> list[Any]:
@@ -85,10 +91,8 @@ def contributed_properties(ctx: Context, datasets: list[ZDataset], desired: list
     """What other plugins need on datasets (``dataset_properties``), validated like a spec's properties;
     an invalid contribution is logged and left out (it must not stop the dataset)."""
     out: dict[str, dict[str, str]] = {}
-    if ctx.pm is None:
-        return out
-    for part in ctx.pm.hook.dataset_properties(ctx=ctx, datasets=datasets, desired=desired):
-        for name, props in (part or {}).items():
+    for part in ctx.hooks.call("dataset_properties", datasets=datasets, desired=desired):
+        for name, props in part.items():
             try:
                 checked = validate_properties(dict(props))
             except (ValueError, TypeError) as e:
@@ -163,6 +167,7 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
         if names.returncode == 0 and names.stdout.strip():
             result = await ctx.runner.run(argv, mutating=False, check=False)
     obs.pools = parse_zpool_status(status.stdout)
+    obs.health = await observe_health(ctx, status.stdout, desired, dialect)
     if obs.pools:
         lines = [ln for ln in result.stderr.split("\n") if ln.strip()]
         if result.returncode != 0 and not (lines and all("does not exist" in ln for ln in lines)):
@@ -196,6 +201,7 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
     for pool in pools:
         for vdev in pool.spec.vdevs:
             obs.existing_files |= {d for d in vdev.devices if os.path.exists(d)}
+    await observe_devices(ctx, obs, pools)  # (sizes; whether a device the spec adds to a pool holds data)
     missing_with_devices = [
         p for p in pools if p.name not in obs.pools and any(
             d in obs.existing_files for v in p.spec.vdevs for d in v.devices
@@ -215,6 +221,22 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
                 if found:
                     obs.device_data[d] = found
     return obs
+
+
+async def observe_health(ctx: Context, status_text: str, desired: list[Resource],
+                         dialect: Dialect) -> dict[str, PoolHealth]:
+    """The health of the pools of ZPool resources, from the `zpool status` the observation ran anyway; for a
+    pool with permanent data errors (only then) a `zpool status -v` of it names the files."""
+    managed = {r.name for r in desired if isinstance(r, ZPool)}
+    health = {n: h for n, h in parse_pool_health(status_text).items() if n in managed}
+    for name, pool in health.items():
+        if pool.data_errors:
+            argv = ["zpool", "status", *(["-P"] if dialect.status_full_paths else []), "-v", name]
+            listed = await ctx.runner.run(argv, mutating=False, check=False)
+            found = parse_pool_health(listed.stdout).get(name)
+            if listed.returncode == 0 and found is not None:
+                pool.error_files = found.error_files
+    return health
 
 
 async def take_snapshot(

@@ -1,7 +1,7 @@
 """Pure planning: from a pool's or dataset's spec and what was observed, the commands that converge it.
 
 Nothing here runs a command or reads a file; every function takes models and an
-observation and returns a :class:`nasd.planning.Plan`.
+observation and returns a :class:`nasd.plugin.Plan`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,17 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
-from nasd.errors import PermanentError, TemporaryError
-from nasd.models import ZDataset, ZPool
-from nasd.models.zfs_properties import CREATE_ONLY, SIZE_PROPERTIES, normalize
-from nasd.planning import Action, Plan, Problem
+from nasd.plugin import (CREATE_ONLY, SIZE_PROPERTIES, Action, ConditionChange, Observed, PermanentError, Plan,
+                         Problem, TemporaryError, ZDataset, ZPool, normalize)
 
 from .dialect import Dialect
 from .mounts import dead_mount, open_dataset_root, read_mounts
-from .parse import PoolInfo, Props, VdevInfo
+from .health import PoolHealth
+from .parse import PoolInfo, Props
+from .vdevs import REFUSED, plan_vdevs
 
+#: the plugin's registered name (its observation is kept under it)
+NAME = "zfs"
 MANAGED = "nasd.io:managed"
 ADOPT_ANNOTATION = "nasd.io/adopt"
 #: "false": the dataset is made by someone else (a restore's clone); never `zfs create` it
@@ -37,6 +39,8 @@ class ZfsObservation:
     existing_files: set[str] = field(default_factory=set)
     #: vdev devices or files of pools still to create that already hold data -> what they hold
     device_data: dict[str, str] = field(default_factory=dict)
+    #: sizes in bytes of the devices of existing pools and of their specs (vdevs.observe_devices)
+    device_sizes: dict[str, int] = field(default_factory=dict)
     mount_root: str = "/mnt"
     declared: dict[str, list[str]] = field(default_factory=dict)  # zfs name -> the ZDatasets declaring it
     restored: dict[str, str] = field(default_factory=dict)  # zfs name -> the ZSnapshotRestore whose clone it is
@@ -57,6 +61,8 @@ class ZfsObservation:
     stale: set[str] = field(default_factory=set)
     #: datasets nasd's own `zfs create` made when ZFS stopped before it marked them nasd.io:managed
     interrupted: set[str] = field(default_factory=set)
+    #: pools of ZPool resources -> what `zpool status` says of their health (health.py)
+    health: dict[str, PoolHealth] = field(default_factory=dict)
 
 
 def _below(path: str, roots: list[str]) -> bool:
@@ -86,13 +92,11 @@ def _untrusted_below(name: str, obs: "ZfsObservation") -> Problem | None:
     return next((_untrusted(d, obs) for d in sorted(obs.untrusted) if d.startswith(name + "/")), None)
 
 
-def observation(observed: Any) -> ZfsObservation:
-    obs = observed.get("zfs") if hasattr(observed, "get") else None
+def observation(observed: Observed) -> ZfsObservation:
+    """The plugin's observation; raises why there is none (``control.observe_failure``)."""
+    obs = observed.of(NAME, ZfsObservation)
     if obs is None:
-        error = observed.get("zfs_error") or observed.get("_observe_error") or "ZFS state was not observed"
-        if observed.get("zfs_reason") == "ZFSNotRunning":
-            raise TemporaryError(error, reason="ZFSNotRunning", delay=1.0)
-        raise TemporaryError(f"cannot read ZFS state: {error}", reason="ObserveFailed", delay=2.0)
+        raise TemporaryError("cannot read ZFS state: ZFS state was not observed", reason="ObserveFailed", delay=2.0)
     return obs
 
 
@@ -159,27 +163,6 @@ def dataset_status(name: str, props: Props | None) -> dict[str, Any]:
 # -- pools -----------------------------------------------------------------------
 
 
-def _spec_layout(pool: ZPool) -> list[tuple[str, tuple[str, ...]]]:
-    layout = []
-    for vdev in pool.spec.vdevs:
-        if vdev.type == "stripe":
-            layout += [("disk", (os.path.normpath(d),)) for d in vdev.devices]
-        else:
-            layout.append((vdev.type, tuple(sorted(os.path.normpath(d) for d in vdev.devices))))
-    return sorted(layout)
-
-
-def _observed_layout(vdevs: list[VdevInfo]) -> list[tuple[str, tuple[str, ...]]]:
-    return sorted(
-        (v.type, tuple(sorted(os.path.normpath(d) for d in v.devices)) if v.type != "disk" else tuple(v.devices))
-        for v in vdevs
-    )
-
-
-def _describe_layout(layout: list[tuple[str, tuple[str, ...]]]) -> str:
-    return "; ".join(f"{t} {' '.join(devs)}" for t, devs in layout) or "(none)"
-
-
 def _vdev_args(pool: ZPool) -> list[str]:
     args: list[str] = []
     for vdev in pool.spec.vdevs:
@@ -242,13 +225,16 @@ def plan_pool(pool: ZPool, obs: ZfsObservation) -> Plan:
         "capacity": f"{round(100 * used / (used + avail))}%" if used is not None and avail else None,
         "mountpoint": root.get("mountpoint", (None, ""))[0],
     }
-    want, have = _spec_layout(pool), _observed_layout(info.vdevs)
-    if want != have:
-        plan.problem = Problem(
-            "VdevMismatch",
-            f"pool {name} exists with vdevs [{_describe_layout(have)}] but the spec says [{_describe_layout(want)}]; "
-            "nasd never recreates a pool: fix the spec or the pool by hand",
-        )
+    disks = plan_vdevs(pool, info, obs, _sparse_file)  # (spec.vdevs edited: replace, attach, add, detach)
+    plan.conditions += disks.conditions
+    plan.removed_conditions += disks.removed_conditions
+    if disks.problem is not None and disks.problem.reason in REFUSED:
+        plan.problem = disks.problem
+        return plan
+    if (disks.actions or disks.conditions) and not _managed(root) \
+            and pool.metadata.annotations.get(ADOPT_ANNOTATION) != "true":
+        plan.problem = Problem("Unmanaged", f"pool {name} exists but nasd did not create it, so nasd does not change "
+                               f"its vdevs; to let nasd manage it, add the annotation {ADOPT_ANNOTATION}: \"true\"")
         return plan
     changes = {k: v for k, v in props.items()
                if not _same(k, v, root.get(k, ("-", ""))[0]) and root.get(k, ("-", ""))[1] != "temporary"}
@@ -275,12 +261,14 @@ def plan_pool(pool: ZPool, obs: ZfsObservation) -> Plan:
         plan.events.append(f"drift corrected on pool {name}: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
     if name in obs.stale:  # (its datasets' dead mounts go with it; each is mounted again by its own plan)
         plan.actions.append(_remount(name, plan.status["mountpoint"], [obs.mount_root, *obs.allowed_roots]))
+    plan.actions += disks.actions
+    plan.problem = disks.problem
     _full_condition(plan, f"pool {name}", used, avail, pool_full=True)
     if info.state in ("FAULTED", "UNAVAIL", "SUSPENDED", "REMOVED"):
         plan.problem = Problem("PoolUnhealthy", f"pool {name} is {info.state}")
     plan.conditions.append(
-        ("Degraded", info.state == "DEGRADED", "PoolDegraded" if info.state == "DEGRADED" else "Healthy",
-         f"pool {name} is {info.state}")
+        ConditionChange("Degraded", info.state == "DEGRADED", "PoolDegraded" if info.state == "DEGRADED" else "Healthy",
+                        f"pool {name} is {info.state}")
     )
     return plan
 
@@ -591,12 +579,12 @@ def _full_condition(plan: Plan, what: str, used: int | None, avail: int | None, 
         plan.removed_conditions.append("Full")
         return
     if pool_full:
-        plan.conditions.append(("Full", True, "PoolFull", (
+        plan.conditions.append(ConditionChange("Full", True, "PoolFull", (
             f"{what} has no space left ({avail} bytes free): clients get 'No space left on device' and nasd cannot "
             "create datasets or set properties in this pool; free space (delete files, or old snapshots: `zfs list "
             "-t snapshot -o name,used -s used`) or add a vdev; this clears by itself once there is room")))
     else:
-        plan.conditions.append(("Full", True, "QuotaReached", (
+        plan.conditions.append(ConditionChange("Full", True, "QuotaReached", (
             f"{what} has reached its quota ({used} bytes used, none free): writes to it fail with 'Disk quota "
             "exceeded' or 'No space left on device'; raise its quota in the spec or delete files or snapshots in it; "
             "this clears by itself once there is room")))

@@ -2,155 +2,124 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import time
+from typing import Callable, Mapping
 
-from nasd.context import Context
-from nasd.hookspecs import hookimpl
-from nasd.models import Resource, ZDataset, ZPool
-from nasd.planning import Plan
-from nasd.snapshot_listing import SnapshotListing
+from nasd.plugin import Context, Observed, Plan, Resource, SnapshotListing, ZDataset, ZPool, hookimpl
 
-from . import control, plan
+from . import alerts, control, plan
 from . import snapshots as snapshot_commands
+from .creates import CreateTracker
+from .dialect import Dialect
+from .plan import ZfsObservation
+from .scrub import ScrubBook
+from .settings import ZFSSettings, load_settings
+from .waker import Waker
 
-NAME = "zfs"
-
-
-def _dialect(ctx: Context) -> Any:
-    return ctx.cache.get("zfs-dialect")
-
-
-async def _ready_dialect(ctx: Context) -> Any:
-    if _dialect(ctx) is None:
-        ctx.cache["zfs-dialect"] = await control.detect_dialect(ctx)
-    return _dialect(ctx)
+NAME = plan.NAME
 
 
-def _track_interrupted_creates(ctx: Context) -> None:
-    """Remember the datasets nasd's `zfs create` made, or failed to make. zfs-fuse sets a new dataset's
-    properties after making it: when its daemon dies in between (or before they reach the disk), the dataset is
-    there without ``nasd.io:managed``. Such a dataset is taken for nasd's own when its create succeeded, or
-    failed and the observation right after it could not read ZFS (a create refused because the name exists, or
-    while ZFS was up, is never taken)."""
-    failed: set[str] = ctx.cache.setdefault("zfs-create-failed", set())
-    created: set[str] = ctx.cache.setdefault("zfs-created", set())
-    zfs = ctx.runner.resolve("zfs")
+class ZFSPlugin:
+    """ZFS pools and datasets through the zpool/zfs command line; the snapshot and clone hooks; pool care
+    (health conditions, scrubs on a schedule).
 
-    def listener(spawn: Any) -> None:
-        if not spawn.mutating or spawn.argv[:2] != [zfs, "create"]:
-            return
-        if spawn.returncode == 0:  # made by this nasd (a create fails on a name that exists): its property set
-            created.add(spawn.argv[-1])  # may still be lost if zfs-fuse dies before it reaches the disk
-        elif "exists" not in spawn.stderr:  # (someone else's dataset by that name: never taken)
-            failed.add(spawn.argv[-1])
+    ``clock``: the wall clock scrub schedules run by (``time.time``; tests give a settable one)."""
 
-    ctx.runner.listeners.append(listener)
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self.clock: Callable[[], float] = clock or time.time
+        #: what the plugin remembers of scrubs (loaded from the state folder at the first pass)
+        self.scrubs = ScrubBook()
+        #: asks for a pass when a pool's scrub is due
+        self.waker = Waker(self.clock)
+        #: what this zfs binary supports (detected at startup, or at the first use after ZFS came up)
+        self.dialect: Dialect | None = None
+        #: ``plugins.zfs`` of the configuration, read at the first observation
+        self.settings: ZFSSettings | None = None
+        self.creates = CreateTracker()
 
+    def _settings(self, ctx: Context) -> ZFSSettings:
+        if self.settings is None:
+            self.settings = load_settings(ctx.settings(NAME))
+        return self.settings
 
-def _after_observe(ctx: Context, observed: dict[str, Any]) -> dict[str, Any]:
-    failed: set[str] = ctx.cache.setdefault("zfs-create-failed", set())
-    interrupted: set[str] = ctx.cache.setdefault("zfs-create-interrupted", set())
-    obs = observed.get("zfs")
-    if obs is None:  # (ZFS not running, or dying while it was read: "I/O error", "file descriptor closed")
-        interrupted |= failed
-        failed.clear()
-        return observed
-    failed.clear()
-    unmanaged = {n for n, props in obs.datasets.items() if not plan._managed(props)}  # (inherited is not marked)
-    # forgotten once seen marked as nasd's; one not listed is kept (right after ZFS is back, its pool may not be
-    # imported yet)
-    managed = set(obs.datasets) - unmanaged
-    created: set[str] = ctx.cache.setdefault("zfs-created", set())
-    interrupted -= managed
-    created -= managed
-    obs.interrupted = (interrupted | created) & unmanaged
-    return observed
+    async def _ready_dialect(self, ctx: Context) -> Dialect:
+        if self.dialect is None:
+            self.dialect = await control.detect_dialect(ctx)
+        return self.dialect
 
-
-@hookimpl
-async def startup(ctx: Context) -> None:
-    _track_interrupted_creates(ctx)
-    try:
-        ctx.cache["zfs-dialect"] = await control.detect_dialect(ctx)
-    except Exception as e:  # reported on every ZFS resource instead of stopping the daemon
-        ctx.cache["zfs-dialect-error"] = str(e)
-        ctx.log.error("ZFS is not usable: %s", e)
-
-
-def _failed(error: Exception) -> dict[str, Any]:
-    """What observe returns when ZFS could not be read: the error, and its reason when it names one."""
-    if control.not_running(error):
-        return {"zfs": None, "zfs_error": control.NOT_RUNNING_MESSAGE.format(error=control.describe(error)),
-                "zfs_reason": "ZFSNotRunning"}
-    return {"zfs": None, "zfs_error": str(error)}
-
-
-@hookimpl
-async def observe(ctx: Context, desired: list[Resource]) -> Mapping[str, Any] | None:
-    if _dialect(ctx) is None:
+    @hookimpl
+    async def startup(self, ctx: Context) -> None:
+        self.creates.watch(ctx.runner)
+        self.scrubs.path = ctx.state_dir / "zfs-scrubs.json"
+        self.waker.start(ctx)
         try:
-            ctx.cache["zfs-dialect"] = await control.detect_dialect(ctx)
+            self.dialect = await control.detect_dialect(ctx)
+        except Exception as e:  # reported on every ZFS resource instead of stopping the daemon
+            ctx.log.error("ZFS is not usable: %s", e)
+
+    @hookimpl
+    async def observe(self, ctx: Context, desired: list[Resource]) -> ZfsObservation:
+        settings = self._settings(ctx)
+        try:
+            obs = await control.observe(ctx, await self._ready_dialect(ctx), desired, settings.mountRoot,
+                                        settings.allowedMountpoints)
         except Exception as e:
-            return _after_observe(ctx, _failed(e))
-    mount_root = str(ctx.settings(NAME).get("mountRoot", "/mnt"))
-    allowed = [str(p) for p in ctx.settings(NAME).get("allowedMountpoints", []) if str(p).startswith("/")]
-    try:
-        return _after_observe(ctx, {"zfs": await control.observe(ctx, _dialect(ctx), desired, mount_root, allowed)})
-    except Exception as e:
-        return _after_observe(ctx, _failed(e))
+            self.creates.unreadable()
+            raise control.observe_failure(e) from e
+        self.creates.seen(obs)
+        self.waker.keep_only({r.name for r in desired if isinstance(r, ZPool)})
+        return obs
 
+    @hookimpl
+    def plan_pool(self, ctx: Context, pool: ZPool, observed: Observed) -> Plan:
+        obs = plan.observation(observed)
+        out = plan.plan_pool(pool, obs)
+        root = obs.datasets.get(pool.name, {})
+        used, avail = (plan._as_int(root.get(k, (None, ""))[0]) for k in ("used", "available"))
+        self.waker.due_at(pool.name, alerts.pool_care(out, pool, obs.health.get(pool.name), used, avail, self.scrubs,
+                                                   self.clock()))
+        return out
 
-@hookimpl
-def plan_pool(ctx: Context, pool: ZPool, observed: Mapping[str, Any]) -> Plan:
-    return plan.plan_pool(pool, plan.observation(observed))
+    @hookimpl
+    def plan_dataset(self, ctx: Context, dataset: ZDataset, pool: ZPool | None, observed: Observed) -> Plan:
+        obs = plan.observation(observed)
+        extra = obs.contributed.get(dataset.name)
+        if extra:  # what other resources need on it (a Time Machine share's refquota); the spec's own values win
+            spec = dataset.spec.model_copy(update={"properties": {**extra, **dataset.spec.properties}})
+            dataset = dataset.model_copy(update={"spec": spec})
+        return plan.plan_dataset(dataset, pool, obs)
 
+    @hookimpl
+    def plan_absent(self, ctx: Context, resource: Resource, observed: Observed) -> Plan | None:
+        if isinstance(resource, ZPool):
+            return plan.plan_pool_absent(resource, plan.observation(observed))
+        if isinstance(resource, ZDataset):
+            return plan.plan_dataset_absent(resource, plan.observation(observed))
+        return None
 
-@hookimpl
-def plan_dataset(ctx: Context, dataset: ZDataset, pool: ZPool | None, observed: Mapping[str, Any]) -> Plan:
-    obs = plan.observation(observed)
-    extra = obs.contributed.get(dataset.name)
-    if extra:  # what other resources need on it (a Time Machine share's refquota); the spec's own values win
-        spec = dataset.spec.model_copy(update={"properties": {**extra, **dataset.spec.properties}})
-        dataset = dataset.model_copy(update={"spec": spec})
-    return plan.plan_dataset(dataset, pool, obs)
+    @hookimpl
+    async def take_snapshot(
+        self, ctx: Context, datasets: list[str], name: str, recursive: bool, properties: Mapping[str, str]
+    ) -> list[str]:
+        return await control.take_snapshot(ctx, await self._ready_dialect(ctx), datasets, name, recursive,
+                                           dict(properties))
 
+    @hookimpl
+    async def list_snapshots(self, ctx: Context, roots: list[str], properties: list[str]) -> SnapshotListing:
+        return await snapshot_commands.list_snapshots(ctx, await self._ready_dialect(ctx), roots, properties)
 
-@hookimpl
-def plan_absent(ctx: Context, resource: Resource, observed: Mapping[str, Any]) -> Plan | None:
-    if isinstance(resource, ZPool):
-        return plan.plan_pool_absent(resource, plan.observation(observed))
-    if isinstance(resource, ZDataset):
-        return plan.plan_dataset_absent(resource, plan.observation(observed))
-    return None
+    @hookimpl
+    async def destroy_snapshots(self, ctx: Context, snapshots: list[str], listing: SnapshotListing) -> int:
+        return await snapshot_commands.destroy_snapshots(ctx, await self._ready_dialect(ctx), snapshots, listing)
 
+    @hookimpl
+    async def hold_snapshots(self, ctx: Context, snapshots: list[str], tag: str) -> bool:
+        return await snapshot_commands.hold(ctx, await self._ready_dialect(ctx), snapshots, tag)
 
-@hookimpl
-async def take_snapshot(
-    ctx: Context, datasets: list[str], name: str, recursive: bool, properties: Mapping[str, str]
-) -> list[str]:
-    return await control.take_snapshot(ctx, await _ready_dialect(ctx), datasets, name, recursive, dict(properties))
+    @hookimpl
+    async def release_snapshots(self, ctx: Context, snapshots: list[str], tag: str) -> bool:
+        return await snapshot_commands.release(ctx, await self._ready_dialect(ctx), snapshots, tag)
 
-
-@hookimpl
-async def list_snapshots(ctx: Context, roots: list[str], properties: list[str]) -> SnapshotListing:
-    return await snapshot_commands.list_snapshots(ctx, await _ready_dialect(ctx), roots, properties)
-
-
-@hookimpl
-async def destroy_snapshots(ctx: Context, snapshots: list[str], listing: SnapshotListing) -> int:
-    return await snapshot_commands.destroy_snapshots(ctx, await _ready_dialect(ctx), snapshots, listing)
-
-
-@hookimpl
-async def hold_snapshots(ctx: Context, snapshots: list[str], tag: str) -> bool:
-    return await snapshot_commands.hold(ctx, await _ready_dialect(ctx), snapshots, tag)
-
-
-@hookimpl
-async def release_snapshots(ctx: Context, snapshots: list[str], tag: str) -> bool:
-    return await snapshot_commands.release(ctx, await _ready_dialect(ctx), snapshots, tag)
-
-
-@hookimpl
-async def clone(ctx: Context, snapshot: str, target: str, properties: Mapping[str, str]) -> str:
-    return await control.clone(ctx, snapshot, target, dict(properties))
+    @hookimpl
+    async def clone(self, ctx: Context, snapshot: str, target: str, properties: Mapping[str, str]) -> str:
+        return await control.clone(ctx, snapshot, target, dict(properties))

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-from nasd.context import Context
-from nasd.errors import CommandError, PermanentError
-from nasd.snapshot_listing import SnapshotInfo, SnapshotListing
+from nasd.plugin import CommandError, Context, PermanentError, SnapshotInfo, SnapshotListing
 
 from .dialect import Dialect
 from .parse import zfs_rows

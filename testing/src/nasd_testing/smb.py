@@ -1,6 +1,8 @@
 """A private Samba for a test: smbd supervised by nasd on a free loopback port, users in a private
-identity root resolved through nss_wrapper (fixture ``smb_env``), shares on datasets of the test's real
-zfs-fuse pool. Shared by the SMB plugin's tests and the end-to-end tests of the plugins that extend it."""
+identity root resolved through nss_wrapper (fixture ``smb_env``: the test's environment preloads it, so nasd, in
+process or as ``nasd serve``, and every program it runs resolve users from there), shares on datasets of the
+test's real zfs-fuse pool. Shared by the SMB plugin's tests and the end-to-end tests of the plugins that extend
+it."""
 
 from __future__ import annotations
 
@@ -16,8 +18,11 @@ import pytest
 
 
 def _nss_wrapper_library() -> str:
-    from nasd_smb.settings import _nss_wrapper_library as find  # only where the SMB plugin is installed
-    return find()
+    for candidate in [*Path("/usr/lib").glob("*/libnss_wrapper.so*"), *Path("/usr/lib").glob("libnss_wrapper.so*")]:
+        return str(candidate)
+    if os.environ.get("NASD_REQUIRE_ZFS"):
+        pytest.fail("libnss_wrapper is not installed (apt-get install libnss-wrapper)")
+    pytest.skip("libnss_wrapper is not installed (apt-get install libnss-wrapper)")
 
 
 def free_port() -> int:
@@ -35,7 +40,7 @@ class SmbEnv:
 
     def settings(self) -> dict[str, Any]:
         return {"port": self.port, "interfaces": ["lo"], "identityRoot": str(self.identity_root),
-                "nssWrapper": True, "hostName": "127.0.0.1"}
+                "hostName": "127.0.0.1"}
 
     def secret(self, user: str, password: str, mode: int = 0o600) -> str:
         path = self.secrets / user
@@ -43,10 +48,14 @@ class SmbEnv:
         os.chmod(path, mode)
         return str(path)
 
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "LD_PRELOAD": _nss_wrapper_library(),
+    def nss_wrapper(self) -> dict[str, str]:
+        """The variables that make a program resolve users and groups from the identity root."""
+        return {"LD_PRELOAD": _nss_wrapper_library(),
                 "NSS_WRAPPER_PASSWD": str(self.identity_root / "etc" / "passwd"),
                 "NSS_WRAPPER_GROUP": str(self.identity_root / "etc" / "group")}
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **self.nss_wrapper()}
 
     def local_users(self, **users: tuple[int, str]) -> list[dict[str, Any]]:
         """Manifests of the local directory ``local`` and one NASUser per ``name=(uid, password)``, each
@@ -96,7 +105,7 @@ def make_identity_root(root: Path) -> Path:
 
 
 @pytest.fixture
-def smb_env(tmp_path: Path) -> SmbEnv:
+def smb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SmbEnv:
     for program in ("smbd", "smbclient", "testparm", "useradd"):
         if not shutil.which(program) and not Path(f"/usr/sbin/{program}").exists():
             if os.environ.get("NASD_REQUIRE_ZFS"):
@@ -110,4 +119,9 @@ def smb_env(tmp_path: Path) -> SmbEnv:
     root = make_identity_root(tmp_path / "identity")
     secrets = tmp_path / "secrets"
     secrets.mkdir(mode=0o700)
-    return SmbEnv(root=tmp_path, port=free_port(), identity_root=root, secrets=secrets)
+    env = SmbEnv(root=tmp_path, port=free_port(), identity_root=root, secrets=secrets)
+    # the identity root's users, for every program the test starts from now on: nasd (``nasd serve``, or in this
+    # process what it runs) and smbd, testparm, pdbedit, smbpasswd under it (no setting of the SMB plugin's)
+    for name, value in env.nss_wrapper().items():
+        monkeypatch.setenv(name, value)
+    return env

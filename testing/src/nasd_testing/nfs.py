@@ -1,6 +1,6 @@
 """Kernel NFS's fixed files, private to a test: ``exportfs`` reads /etc/exports and /etc/exports.d and
 keeps /var/lib/nfs/etab, always at those paths. The test process is in its own mount namespace
-(see :mod:`nasd.testing.zfs`), so a tmpfs over each (mounted once per test process) keeps the tests'
+(see :mod:`nasd_testing.zfs`), so a tmpfs over each (mounted once per test process) keeps the tests'
 exports from anything outside; each test starts and ends with nothing exported. The real exportfs
 parses, checks and records exactly what the test wrote."""
 

@@ -1,5 +1,5 @@
-"""A settable clock for tests of things that run on time (the snapshots plugin reads
-``ctx.cache["snapshots-clock"]``)."""
+"""A settable clock for tests of things that run on time (the snapshots plugin takes one:
+``SnapshotsPlugin(clock=Clock(...))``)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any, Callable
 
-from ..reconciler import PassReport
+from nasd.reconciler import PassReport
 
 
 async def converge(nasd: Any, passes: int = 8) -> PassReport:

@@ -15,9 +15,6 @@ import pytest
 
 from .kubeapi import FakeKubeAPI
 
-REPO = Path(__file__).resolve().parents[2]
-
-
 @dataclass
 class KubeEnv:
     api: FakeKubeAPI
@@ -59,13 +56,14 @@ async def eventually(check: Callable[[], Any | Awaitable[Any]], timeout: float =
 
 
 @pytest.fixture
-async def kube_env(tmp_path: Path) -> AsyncIterator[KubeEnv]:
+async def kube_env(tmp_path: Path, pytestconfig: pytest.Config) -> AsyncIterator[KubeEnv]:
     if shutil.which("kubectl") is None:
         pytest.fail("kubectl is needed (it is on the machine image; see the README)")
     api = FakeKubeAPI(token="nasd-test-token", bookmark_interval=1.0)
     await api.start()
     env = KubeEnv(api, api.write_kubeconfig(tmp_path / "kubeconfig"))
-    await env.akubectl("apply", "-f", str(REPO / "crds"))
+    # the checkout's CRDs (nasd-testing may be installed as a wheel, away from the checkout it tests)
+    await env.akubectl("apply", "-f", str(pytestconfig.rootpath / "crds"))
     await env.akubectl("create", "namespace", "nasd-system")
     api.put_object({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a",
                                                                       "labels": {"kubernetes.io/hostname": "node-a"}}})

@@ -118,15 +118,16 @@ def pool_env(zfs_daemon: ZFSFuse, tmp_path: Path):
 @pytest.fixture
 async def make_nasd(pool_env: PoolEnv) -> AsyncIterator[Callable[..., Any]]:
     """Build a started :class:`nasd.daemon.Nasd` on the test's state dir; stopped at teardown."""
-    from ..config import Config
-    from ..daemon import Nasd
+    from nasd.config import Config
+    from nasd.daemon import Nasd
 
     started: list[Nasd] = []
 
     async def factory(manifests: list[Path] | None = None, watch: bool = False,
-                      extra_plugins: list[tuple[str, object]] = (), **extra: Any) -> Nasd:  # type: ignore[assignment]
+                      extra_plugins: list[tuple[str, object]] = (),  # type: ignore[assignment]
+                      replace_plugins: dict[str, object] | None = None, **extra: Any) -> Nasd:
         config = Config.model_validate(pool_env.config(manifests=[str(m) for m in manifests or []], **extra))
-        nasd = Nasd(config, watch=watch, extra_plugins=extra_plugins)
+        nasd = Nasd(config, watch=watch, extra_plugins=extra_plugins, replace_plugins=replace_plugins)
         await nasd.start()
         started.append(nasd)
         return nasd
