@@ -94,6 +94,10 @@ def device_condition(pool: ZPool, health: PoolHealth) -> ConditionChange:
         repaired = f", {human(d.repaired)} repaired by the last scrub" if d.repaired else ""
         parts.append(f"{_where(d)}: {counts} errors{repaired}")
     more = f"; and {len(bad) - NAMED} more devices" if len(bad) > NAMED else ""
+    scan = health.scan
+    if not any(d.repaired for d in bad) and scan.kind == "scrub" and scan.state == "finished" and scan.repaired:
+        # (OpenZFS says what a finished scrub repaired on its scan line only, not beside each device)
+        more += f"; {human(scan.repaired)} repaired by the last scrub in the whole pool"
     message = (f"pool {name}: {'; '.join(parts)}{more}. ZFS repaired what it could from redundancy "
                f"(DataErrors says what it could not). If the errors come back after `zpool clear {name}`, the device "
                "is failing: name a new device in its place in spec.vdevs")
