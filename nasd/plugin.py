@@ -4,7 +4,8 @@ Everything a plugin needs is here: the hook markers, the resource models, what a
 (:class:`Plan`, :class:`Action`, :class:`Problem`, :class:`ConditionChange`), the errors that tell the core how
 to treat a failure, the :class:`Context` every hook receives (``ctx.hooks`` calls hooks; ``ctx.runner`` runs
 programs), the typed observations (:class:`Observed`), the file shared by many resources
-(:class:`SharedFile`), snapshot listings, workloads, and small helpers (atomic writes, schedules).
+(:class:`SharedFile`), snapshot listings, workloads, and small helpers (atomic writes, schedules, a timer on the
+wall clock: :func:`wall_clock_timer`; a plugin's settings validated into its model: :func:`load_plugin_settings`).
 Every other module of ``nasd`` is private to the core and may change without notice.
 
 A plugin is a class whose instance keeps its state in attributes and its settings in a pydantic model;
@@ -16,7 +17,7 @@ another names it in its distribution's dependencies.
 
 from __future__ import annotations
 
-from .aio import wait_event
+from .aio import wait_event, wall_clock_timer
 from .context import Context
 from .errors import CommandError, NasdError, OwnerError, PermanentError, TemporaryError
 from .feed import DesiredFeed
@@ -30,6 +31,7 @@ from .models.zfs_properties import CHECKS, CREATE_ONLY, SIZE_PROPERTIES, normali
 from .observation import Observed
 from .planning import Action, ConditionChange, Plan, Problem
 from .plugin_hooks import PluginHooks
+from .plugin_settings import load_plugin_settings
 from .runner import Runner
 from .shared_file import FileFormat, SharedFile, Verdict
 from .snapshot_listing import SnapshotInfo, SnapshotListing
@@ -55,5 +57,6 @@ __all__ = [
     "DesiredFeed", "SnapshotInfo", "SnapshotListing", "Workload", "WorkloadPlan", "HostPath", "SecretFile",
     "Port", "IMAGE",
     # helpers
-    "atomic_write", "write_json", "wait_event", "is_due", "next_tick", "parse_interval",
+    "atomic_write", "write_json", "wait_event", "wall_clock_timer", "is_due", "next_tick", "parse_interval",
+    "load_plugin_settings",
 ]

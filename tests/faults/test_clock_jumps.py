@@ -1,12 +1,10 @@
 """Faults: the wall clock jumping forward or back by hours under a running ``nasd serve`` with an hourly snapshot
 schedule, on the real zfs-fuse.
 
-The jump is real for the process: libfaketime (Debian package ``faketime``) is preloaded into ``nasd serve`` with
-``FAKETIME_TIMESTAMP_FILE`` (re-read on every call: ``FAKETIME_NO_CACHE=1``), so the test moves the daemon's
-wall clock while it runs, and, as a real jump of the system clock does, leaves its monotonic clock alone
-(``DONT_FAKE_MONOTONIC=1``). zfs-fuse is not under libfaketime: a snapshot's ``creation`` property stays in real
-time, which is harmless here because nasd reckons schedules and retention only by the UTC time in the snapshot
-names it gives (the ``creation`` property is never compared with its clock).
+The jump is real for the process (nasd_testing.faketime: libfaketime preloaded into ``nasd serve``, the monotonic
+clock left alone). zfs-fuse is not under libfaketime: a snapshot's ``creation`` property stays in real time, which
+is harmless here because nasd reckons schedules and retention only by the UTC time in the snapshot names it gives
+(the ``creation`` property is never compared with its clock).
 
 What must hold: a forward jump takes one catch-up snapshot within seconds (the daemon does not sleep through it
 for hours), and retention prunes only what its rules say; a back jump takes no burst and prunes nothing dated
@@ -16,82 +14,25 @@ only once the clock is back at its newest snapshot) without firing continuously.
 
 from __future__ import annotations
 
-import calendar
 import contextlib
-import os
 import subprocess
 import time
-from glob import glob
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import pytest
 import yaml
 
-from nasd_testing.serve import NASD, Server, clean_env, poll
+from nasd_testing.clock import utc
+from nasd_testing.faketime import FakeClock, serving_at
+from nasd_testing.serve import Server, poll
 
 FORMAT = "GMT-%Y.%m.%d-%H.%M.%S"
-LIBFAKETIME = next(iter(glob("/usr/lib/*/faketime/libfaketime.so.1")), None)
-#: the timer reads the wall clock at least this often (nasd_snapshots.plugin.CLOCK_CHECK_SECONDS), plus a pass
+#: the timer reads the wall clock at least this often (nasd.aio.CLOCK_CHECK_SECONDS), plus a pass
 NOTICED_WITHIN = 5.0 + 4.0
-
-
-def utc(text: str) -> float:
-    return float(calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S")))
 
 
 def name(t: float) -> str:
     return time.strftime(FORMAT, time.gmtime(t))
-
-
-class FakeClock:
-    """The wall clock of the processes started with :meth:`env`: real time plus an offset the test sets."""
-
-    def __init__(self, folder: Path):
-        self.file = folder / "faketime"
-        self.offset = 0
-
-    def set(self, text: str) -> None:
-        """From now on the clock reads ``text`` (UTC), and runs on at real speed."""
-        self.offset = round(utc(text) - time.time())
-        tmp = self.file.with_suffix(".tmp")
-        tmp.write_text(f"{self.offset:+d}\n")
-        os.replace(tmp, self.file)
-
-    def now(self) -> float:
-        return time.time() + self.offset
-
-    def env(self) -> dict[str, str]:
-        assert LIBFAKETIME
-        return {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(self.file), "FAKETIME_NO_CACHE": "1",
-                "DONT_FAKE_MONOTONIC": "1"}
-
-
-@pytest.fixture
-def fake_clock(tmp_path: Path) -> FakeClock:
-    if LIBFAKETIME is None:
-        if os.environ.get("NASD_REQUIRE_ZFS"):
-            pytest.fail("libfaketime is not installed (make test installs faketime)")
-        pytest.skip("libfaketime is not installed (apt-get install faketime)")
-    return FakeClock(tmp_path)
-
-
-@contextlib.contextmanager
-def serving_at(pool_env: Any, tmp_path: Path, clock: FakeClock, manifests: Path) -> Iterator[Server]:
-    """``nasd serve`` with its wall clock on ``clock``; SIGTERM at the end."""
-    cfg = pool_env.write_config(manifestPollSeconds=0.2)
-    sock, log = tmp_path / "serve.sock", tmp_path / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([NASD, "serve", "--manifests", str(manifests), "--config", str(cfg), "--socket",
-                                 str(sock)], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=clean_env(**clock.env()))
-    server = Server(proc, sock, log)
-    try:
-        poll(lambda: sock.exists() or proc.poll() is not None, timeout=20, what="the API socket")
-        assert proc.poll() is None, f"nasd serve exited with {proc.returncode}:\n{server.output()}"
-        yield server
-    finally:
-        server.stop()
 
 
 def snapshots(dataset: str) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any, AsyncIterator, Callable
 import pytest
 import yaml
 
+from .faketime import fake_clock  # noqa: F401  (a fixture)
 from .nfs import nfs_exports  # noqa: F401  (a fixture)
 from .kube import kube_env  # noqa: F401  (a fixture)
 from .smb import smb_env  # noqa: F401  (a fixture)

@@ -78,9 +78,11 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(pool_env: Any, tmp_path: Path, **config: Any) -> Iterator[Callable[[Path], Server]]:
-    """A starter of ``nasd serve --manifests DIR`` with the test's config (``config`` added to it); every
-    server started is stopped (SIGTERM) on leaving, before pool_env destroys the test's pools."""
+def serving(pool_env: Any, tmp_path: Path, env: dict[str, str] | None = None,
+            **config: Any) -> Iterator[Callable[[Path], Server]]:
+    """A starter of ``nasd serve --manifests DIR`` with the test's config (``config`` added to it) and ``env``
+    added to its environment; every server started is stopped (SIGTERM) on leaving, before pool_env destroys
+    the test's pools."""
     servers: list[Server] = []
 
     def start(manifests: Path) -> Server:
@@ -91,7 +93,7 @@ def serving(pool_env: Any, tmp_path: Path, **config: Any) -> Iterator[Callable[[
         with open(log, "a") as out:  # (a restarted server adds to the same log)
             proc = subprocess.Popen(
                 [NASD, "serve", "--manifests", str(manifests), "--config", str(cfg), "--socket", str(sock)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=clean_env(),
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=clean_env(**(env or {})),
             )
         server = Server(proc, sock, log)
         servers.append(server)

@@ -13,9 +13,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nasd.plugin import DNS_NAME, PermanentError, format_validation_error
+from nasd.plugin import DNS_NAME, load_plugin_settings
 
 #: the plugin's name: its settings' key under ``plugins``, and the name of its feed source
 NAME = "kubernetes"
@@ -61,13 +61,9 @@ class KubernetesSettings(BaseModel):
 
 
 def load_settings(raw: dict[str, Any]) -> KubernetesSettings:
-    try:
-        settings = KubernetesSettings.model_validate(raw)
-        return KubernetesSettings.model_validate({
-            **settings.model_dump(),
-            "nodeName": settings.nodeName or os.environ.get("NODE_NAME") or socket.gethostname().lower(),
-            "namespace": settings.namespace or os.environ.get("NASD_NAMESPACE") or "nasd-system",
-        })
-    except ValidationError as e:
-        raise PermanentError("plugins.kubernetes: " + "; ".join(format_validation_error(e)),
-                             reason="BadSettings") from None
+    settings = load_plugin_settings(KubernetesSettings, raw, "plugins.kubernetes")
+    return load_plugin_settings(KubernetesSettings, {  # (the defaults from the environment are validated too)
+        **settings.model_dump(),
+        "nodeName": settings.nodeName or os.environ.get("NODE_NAME") or socket.gethostname().lower(),
+        "namespace": settings.namespace or os.environ.get("NASD_NAMESPACE") or "nasd-system",
+    }, "plugins.kubernetes")

@@ -6,9 +6,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nasd.plugin import PermanentError, format_validation_error
+from nasd.plugin import load_plugin_settings
 
 
 class NFSSettings(BaseModel):
@@ -36,7 +36,4 @@ class NFSSettings(BaseModel):
 
 
 def load_settings(raw: dict[str, Any]) -> NFSSettings:
-    try:
-        return NFSSettings.model_validate(raw)
-    except ValidationError as e:
-        raise PermanentError("plugins.nfs: " + "; ".join(format_validation_error(e)), reason="BadSettings") from None
+    return load_plugin_settings(NFSSettings, raw, "plugins.nfs")

@@ -7,9 +7,9 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nasd.plugin import IMAGE, PermanentError, format_validation_error
+from nasd.plugin import IMAGE, load_plugin_settings
 
 _IFACE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 _WORD = re.compile(r"^[A-Za-z0-9_.-]([A-Za-z0-9_. -]{0,62}[A-Za-z0-9_.-])?$")  # no space at either end
@@ -66,10 +66,7 @@ class SMBSettings(BaseModel):
 
 
 def load_settings(raw: dict[str, Any], state_dir: Path) -> SMBSettings:
-    try:
-        settings = SMBSettings.model_validate(raw)
-    except ValidationError as e:
-        raise PermanentError("plugins.smb: " + "; ".join(format_validation_error(e)), reason="BadSettings") from None
+    settings = load_plugin_settings(SMBSettings, raw, "plugins.smb")
     run_dir = settings.runDir or state_dir / "smb"
     default_conf = run_dir / "smb.conf" if settings.mode != "system" else Path("/etc/samba/smb.conf")
     return settings.model_copy(update={"runDir": run_dir, "configFile": settings.configFile or default_conf})

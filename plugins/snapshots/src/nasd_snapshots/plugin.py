@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 from nasd.plugin import (Action, Context, DesiredFeed, NASShare, Observed, Plan, Problem, Resource, SnapshotInfo,
                          SnapshotListing, TemporaryError, ZDataset, ZSnapshotRestore, ZSnapshotSchedule, hookimpl,
-                         next_tick, parse_resource, wait_event, write_json)
+                         next_tick, parse_resource, wall_clock_timer, write_json)
 
 from .restore import RESTORE_PROPERTY, hold_tag, plan_restore
 from .schedule import (SCHEDULE_PROPERTY, effective_last_run, name_pattern, name_time, parse_iso, plan_schedule,
@@ -29,13 +29,6 @@ from .settings import SnapshotsSettings, load_settings
 
 NAME = "snapshots"
 SOURCE = "snapshots"  # the desired-state source of the resources restores derive
-#: the timer sleeps (on the monotonic clock) at most this long before it reads the wall clock again: a wall
-#: clock set forward makes a tick due within this time, not after the hours the sleep was planned for
-CLOCK_CHECK_SECONDS = 5.0
-#: the wall clock moving this much more (or less) than the monotonic clock between two wakes is a jump
-JUMP_SECONDS = 30.0
-#: a due tick is asked for at most this often (a tick that cannot be taken yet never spins the daemon)
-MIN_ASK_SECONDS = 1.0
 
 log = logging.getLogger("nasd.snapshots")
 
@@ -166,35 +159,21 @@ class SnapshotsPlugin:
         """Ask for a pass when the earliest schedule is due (the pass itself takes the snapshot). Each pass's
         observation sets the next due time and wakes this task, so a sooner tick is never slept through.
 
-        It sleeps on the monotonic clock, never longer than CLOCK_CHECK_SECONDS, and compares the wall clock
-        with it at every wake: a wall clock set forward makes the tick due at the next wake; one set back (or
-        forward) by more than JUMP_SECONDS asks for a pass at once, which plans the schedules from the new time
-        (a clock that went back is not due until the next tick after it). Passes for a due tick are asked for at
-        most every MIN_ASK_SECONDS, and for one that a pass could not take, less and less often (up to 32 times
-        that)."""
-        offset = self.now() - time.monotonic()
-        asked, asked_for, repeats = float("-inf"), None, 0
-        while True:
-            changed.clear()  # (no await until the wait: an update from now on wakes it)
-            wall, mono = self.now(), time.monotonic()
-            jump, offset = wall - mono - offset, wall - mono
-            if abs(jump) >= JUMP_SECONDS:
-                log.warning("the wall clock jumped %s by %s: planning the snapshot schedules from %s",
-                            "forward" if jump > 0 else "back", _duration(abs(jump)),
-                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall)))
-                ctx.request_reconcile("the wall clock jumped")
-                asked = mono
-            due = self.next_due
-            wait = CLOCK_CHECK_SECONDS if due is None else due - wall
-            if due is not None and wait <= 0:
-                again = due == asked_for  # (asked for already: that pass could not take it)
-                wait = asked + MIN_ASK_SECONDS * 2 ** min(repeats if again else 0, 5) - mono
-                if wait <= 0:
-                    self.next_due = None  # the pass sets the next one
-                    ctx.request_reconcile("a snapshot schedule is due")
-                    repeats = repeats + 1 if again else 0
-                    asked, asked_for, wait = mono, due, CLOCK_CHECK_SECONDS
-            await wait_event(changed, min(max(wait, 0.02), CLOCK_CHECK_SECONDS))
+        A wall clock that jumps asks for a pass at once, which plans the schedules from the new time (a clock
+        that went back is not due until the next tick after it); see :func:`wall_clock_timer` for how often a
+        due tick that a pass could not take is asked for again."""
+
+        def jumped(jump: float, wall: float) -> None:
+            log.warning("the wall clock jumped %s by %s: planning the snapshot schedules from %s",
+                        "forward" if jump > 0 else "back", _duration(abs(jump)),
+                        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall)))
+            ctx.request_reconcile("the wall clock jumped")
+
+        def due() -> None:
+            self.next_due = None  # the pass sets the next one
+            ctx.request_reconcile("a snapshot schedule is due")
+
+        await wall_clock_timer(changed, self.now, lambda: self.next_due, due, jumped)
 
     def _feed_derived(self, ctx: Context, derived: dict[str, list[dict]]) -> None:
         """Save what restores derive (so a restart keeps serving it) and give it to the core as desired state."""

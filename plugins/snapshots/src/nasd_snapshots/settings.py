@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from nasd.plugin import PermanentError, format_validation_error
+from nasd.plugin import load_plugin_settings
 
 
 class SnapshotsSettings(BaseModel):
@@ -20,8 +20,4 @@ class SnapshotsSettings(BaseModel):
 
 
 def load_settings(raw: dict[str, Any]) -> SnapshotsSettings:
-    try:
-        return SnapshotsSettings.model_validate(raw)
-    except ValidationError as e:
-        raise PermanentError("plugins.snapshots: " + "; ".join(format_validation_error(e)),
-                             reason="BadSettings") from None
+    return load_plugin_settings(SnapshotsSettings, raw, "plugins.snapshots")

@@ -7,9 +7,9 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from nasd.plugin import PermanentError, format_validation_error
+from nasd.plugin import load_plugin_settings
 
 from .options import DEFAULT_MODEL
 
@@ -31,8 +31,4 @@ class TimeMachineSettings(BaseModel):
 
 
 def load_settings(raw: dict[str, Any]) -> TimeMachineSettings:
-    try:
-        return TimeMachineSettings.model_validate(raw)
-    except ValidationError as e:
-        raise PermanentError("plugins.timemachine: " + "; ".join(format_validation_error(e)),
-                             reason="BadSettings") from None
+    return load_plugin_settings(TimeMachineSettings, raw, "plugins.timemachine")

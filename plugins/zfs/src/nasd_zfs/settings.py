@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nasd.plugin import PermanentError, format_validation_error
+from nasd.plugin import load_plugin_settings
 
 
 class ZFSSettings(BaseModel):
@@ -34,7 +34,4 @@ class ZFSSettings(BaseModel):
 
 
 def load_settings(raw: dict[str, Any]) -> ZFSSettings:
-    try:
-        return ZFSSettings.model_validate(raw)
-    except ValidationError as e:
-        raise PermanentError("plugins.zfs: " + "; ".join(format_validation_error(e)), reason="BadSettings") from None
+    return load_plugin_settings(ZFSSettings, raw, "plugins.zfs")

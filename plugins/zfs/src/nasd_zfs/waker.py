@@ -1,11 +1,10 @@
 """The task that asks for a pass when a pool's scrub is due, as the snapshots plugin's timer does for its
 schedules: without it a due scrub would wait for the next periodic resync.
 
-It sleeps on the monotonic clock, at most CLOCK_CHECK_SECONDS at a time, and compares the wall clock with it
-at every wake: a wall clock set forward makes the tick due at the next wake; a jump either way of more than
-JUMP_SECONDS asks for a pass at once (which plans from the new time; scrub.decide keeps that to one scrub per
-due tick, and none for a clock set back). A due time that a pass did not move on is asked for again less and
-less often (MIN_ASK_SECONDS doubling, up to 32 times that)."""
+It is the core's :func:`wall_clock_timer` on the earliest due time of the pools: a wall clock set forward makes
+the scrub due at the timer's next wake; a jump either way asks for a pass at once (which plans from the new time;
+scrub.decide keeps that to one scrub per due tick, and none for a clock set back). A due time that a pass did not
+move on is asked for again less and less often."""
 
 from __future__ import annotations
 
@@ -14,12 +13,9 @@ import logging
 import time
 from typing import Callable
 
-from nasd.plugin import Context, wait_event
+from nasd.plugin import Context, wall_clock_timer
 
 log = logging.getLogger("nasd.zfs.scrub")
-CLOCK_CHECK_SECONDS = 5.0
-JUMP_SECONDS = 30.0
-MIN_ASK_SECONDS = 1.0
 
 
 class Waker:
@@ -47,25 +43,11 @@ class Waker:
             ctx.spawn(self._run(ctx, self.event), "zfs-scrub-schedules")
 
     async def _run(self, ctx: Context, changed: asyncio.Event) -> None:
-        offset = self.clock() - time.monotonic()
-        asked, asked_for, repeats = float("-inf"), None, 0
-        while True:
-            changed.clear()
-            wall, mono = self.clock(), time.monotonic()
-            jump, offset = wall - mono - offset, wall - mono
-            if abs(jump) >= JUMP_SECONDS:
-                log.warning("the wall clock jumped %s by %.0f s: planning the pools' scrubs from %s",
-                            "forward" if jump > 0 else "back", abs(jump),
-                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall)))
-                ctx.request_reconcile("the wall clock jumped")
-                asked = mono
-            due = min(self.due.values()) if self.due else None
-            wait = CLOCK_CHECK_SECONDS if due is None else due - wall
-            if due is not None and wait <= 0:
-                again = due == asked_for
-                wait = asked + MIN_ASK_SECONDS * 2 ** min(repeats if again else 0, 5) - mono
-                if wait <= 0:
-                    ctx.request_reconcile("a pool's scrub is due")
-                    repeats = repeats + 1 if again else 0
-                    asked, asked_for, wait = mono, due, CLOCK_CHECK_SECONDS
-            await wait_event(changed, min(max(wait, 0.02), CLOCK_CHECK_SECONDS))
+        def jumped(jump: float, wall: float) -> None:
+            log.warning("the wall clock jumped %s by %.0f s: planning the pools' scrubs from %s",
+                        "forward" if jump > 0 else "back", abs(jump),
+                        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall)))
+            ctx.request_reconcile("the wall clock jumped")
+
+        await wall_clock_timer(changed, self.clock, lambda: min(self.due.values()) if self.due else None,
+                               lambda: ctx.request_reconcile("a pool's scrub is due"), jumped)
