@@ -34,7 +34,7 @@ demo: venv system-packages
 demo-clean:
 	scripts/demo.sh clean
 
-bench: bench-zfs bench-smb bench-snapshots
+bench: bench-zfs bench-smb bench-snapshots bench-cli
 
 bench-zfs: venv system-packages
 	$(BIN)/python bench/zfs_converge.py $(BENCH_ARGS)
@@ -44,6 +44,9 @@ bench-smb: venv system-packages
 
 bench-snapshots: venv system-packages
 	$(BIN)/python bench/snapshots.py $(BENCH_ARGS)
+
+bench-cli: venv
+	$(BIN)/python bench/cli_start.py $(BENCH_ARGS)
 
 # The VM tier (real OpenZFS 2.1, kernel nfsd and Samba under qemu; needs root): scripts/vm/ builds the image
 # from Debian's packages (cached in /var/cache/nasd-vm) and runs a command in a throwaway VM with this checkout.

@@ -3,27 +3,34 @@
 Daemon and one-shot: ``serve``, ``reconcile``, ``plan``. Against a running daemon:
 ``apply``, ``get``, ``describe``, ``delete``. About the installation: ``plugins``, ``crds``.
 Bad input ends with a message naming the field and exit status 2, never a traceback.
+
+The client commands start fast (issue 18): this module imports at its top only click and what the client
+needs (``nasd.client``, ``nasd.kind_names``: the standard library's socket and json). The daemon, the models
+(pydantic), the configuration, asyncio, aiohttp and yaml are imported inside the commands that use them;
+tests/test_cli_start.py fails when a client command imports one it does not need.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
-import yaml
 
 from . import __version__
-from .config import DEFAULT_SOCKET, Config, ConfigError, load_config
-from .manifests import load_paths
-from .models import ManifestError, Resource, kind_for
+from .client import DEFAULT_SOCKET
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .config import Config
+    from .kind_names import KindNames
+    from .models import Resource
 
 EXIT_INVALID = 2
+#: the commands that only talk to a running daemon: no logging set up, nothing of the daemon imported
+CLIENT_COMMANDS = frozenset({"apply", "get", "describe", "delete"})
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> None:
@@ -44,6 +51,8 @@ def _config_option(f: Callable) -> Callable:
 
 
 def _config(ctx_obj: dict, **overrides: Any) -> Config:
+    from .config import ConfigError, load_config
+
     try:
         return load_config(ctx_obj.get("config"), **overrides)
     except ConfigError as e:
@@ -60,9 +69,10 @@ def _config(ctx_obj: dict, **overrides: Any) -> Config:
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None, log_level: str) -> None:
     """nasd: declarative ZFS storage and file shares."""
-    from .logs import setup_logging
+    if ctx.invoked_subcommand not in CLIENT_COMMANDS:  # (they log nothing)
+        from .logs import setup_logging
 
-    setup_logging(log_level)
+        setup_logging(log_level)
     ctx.obj = {"config": config_path}
 
 
@@ -93,6 +103,8 @@ def serve(obj: dict, manifests: tuple[Path, ...], state_dir: Path | None, socket
             fail(f"{config.tokenFile}: the token must be at least 16 characters")
     if _socket_in_use(config.socket):
         fail(f"another nasd is already serving on {config.socket}; stop it first or use --socket")
+    import asyncio
+
     try:
         asyncio.run(_serve(config, token))
     except KeyboardInterrupt:
@@ -113,6 +125,9 @@ def _socket_in_use(path: Path) -> bool:
 
 
 async def _serve(config: Config, token: str | None) -> None:
+    import asyncio
+    import signal
+
     from aiohttp import web
 
     from .daemon import Nasd
@@ -192,6 +207,9 @@ def _print_table(resources: list[Resource], wide: bool = False) -> None:
 
 
 def _load(files: tuple[Path, ...]) -> list[Resource]:
+    from .manifests import load_paths
+    from .models import ManifestError
+
     try:
         return load_paths(files)
     except ManifestError as e:
@@ -217,6 +235,8 @@ def reconcile(obj: dict, files: tuple[Path, ...], state_dir: Path | None, output
     if _socket_in_use(config.socket):
         fail(f"a nasd daemon is serving on {config.socket}: give it the files with `nasd apply -f`, or stop it "
              "first (two reconcilers on one system would undo each other)")
+    import asyncio
+
     resources = asyncio.run(_reconcile(config, prune))
     _emit(resources, output)
     sys.exit(0 if all(r.ready for r in resources) else 1)
@@ -224,6 +244,7 @@ def reconcile(obj: dict, files: tuple[Path, ...], state_dir: Path | None, output
 
 async def _reconcile(config: Config, prune: bool) -> list[Resource]:
     from .daemon import Nasd
+    from .models import kind_for
 
     async with Nasd(config) as nasd:
         nasd.reconciler.prune = prune
@@ -248,8 +269,12 @@ def _emit(resources: list[Resource], output: str) -> None:
 
 def _dump(data: Any, output: str) -> None:
     if output == "json":
+        import json
+
         click.echo(json.dumps(data, indent=2))
     else:
+        import yaml
+
         click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
 
 
@@ -264,6 +289,8 @@ def plan(obj: dict, files: tuple[Path, ...], state_dir: Path | None, prune: bool
     folder may be created and what the ZFS binary supports cached in it)."""
     _load(files)
     config = _config(obj, manifests=list(files), stateDir=state_dir)
+    import asyncio
+
     lines = asyncio.run(_plan(config, prune))
     for line in lines:
         click.echo(line)
@@ -305,28 +332,37 @@ def _client_options(f: Callable) -> Callable:
     return f
 
 
-def _client(socket: Path, server: str | None, token: str | None) -> Any:
-    from .client import Client
+def _client(socket: Path, server: str | None, token: str | None) -> Client:
+    from .client import Client, OptionError
 
-    return Client(socket=str(socket), server=server, token=token)
+    try:
+        return Client(socket=str(socket), server=server, token=token)
+    except OptionError as e:
+        fail(str(e))
+        raise AssertionError
 
 
-def _call(coro: Any) -> Any:
-    from aiohttp import ClientConnectionError
-
+def _call(client: Client, request: Callable[..., Any], *args: Any) -> Any:
+    """``request(*args)``'s answer (``request`` a method of ``client``); an error of the API, or no daemon to
+    reach, ends the command with status 1."""
     from .client import APIError
 
     try:
-        return asyncio.run(coro)
+        return request(*args)
     except APIError as e:
         fail(str(e), 1)
-    except (ClientConnectionError, FileNotFoundError, ConnectionError) as e:
-        fail(f"cannot reach nasd: {e} (is `nasd serve` running? check --socket/--server)", 1)
+    except OSError as e:  # no socket, refused, timed out, not HTTP, a TLS failure
+        reason = e.strerror if e.strerror and not isinstance(e, TimeoutError) else str(e) or type(e).__name__
+        hint = ("the API socket is root's only: run the command as root" if isinstance(e, PermissionError)
+                else "is `nasd serve` running? check --socket/--server")
+        fail(f"cannot reach nasd at {client.where}: {reason} ({hint})", 1)
 
 
-def _plural(kind: str) -> str:
+def _kind(kind: str) -> KindNames:
+    from .kind_names import kind_names
+
     try:
-        return kind_for(kind).plural
+        return kind_names(kind)
     except KeyError as e:
         fail(str(e.args[0]))
         raise AssertionError
@@ -339,13 +375,9 @@ def apply(files: tuple[Path, ...], socket: Path, server: str | None, token: str 
     """Create or update resources in a running daemon."""
     resources = _load(files)
     client = _client(socket, server, token)
-
-    async def go() -> None:
-        for r in resources:
-            result = await client.apply(r.plural, r.to_manifest(with_status=False))
-            click.echo(f"{r.kind.lower()}/{result['metadata']['name']} applied")
-
-    _call(go())
+    for r in resources:
+        result = _call(client, client.apply, r.plural, r.to_manifest(with_status=False))
+        click.echo(f"{r.kind.lower()}/{result['metadata']['name']} applied")
 
 
 @main.command()
@@ -355,14 +387,12 @@ def apply(files: tuple[Path, ...], socket: Path, server: str | None, token: str 
 @_client_options
 def get(kind: str, name: str | None, output: str, socket: Path, server: str | None, token: str | None) -> None:
     """Show resources of KIND (or one, by NAME) with their Ready condition."""
-    plural = _plural(kind)
+    cls = _kind(kind)
     client = _client(socket, server, token)
-    items = _call(client.get(plural, name)) if name else _call(client.list(plural))
-    items = [items] if name else items
+    items = [_call(client, client.get, cls.plural, name)] if name else _call(client, client.list, cls.plural)
     if output in ("yaml", "json"):
         _dump(items[0] if name else {"items": items}, output)
         return
-    cls = kind_for(kind)
     rows = [["NAME", "READY", "REASON"] + ([cls.key_column[0].upper()] if cls.key_column else [])
             + (["MESSAGE"] if output == "wide" else [])]
     for item in items:
@@ -392,7 +422,11 @@ def _jsonpath(item: dict, path: str) -> Any:
 @_client_options
 def describe(kind: str, name: str, socket: Path, server: str | None, token: str | None) -> None:
     """Show one resource in full: spec, status and conditions."""
-    item = _call(_client(socket, server, token).get(_plural(kind), name))
+    import yaml
+
+    plural = _kind(kind).plural
+    client = _client(socket, server, token)
+    item = _call(client, client.get, plural, name)
     meta, status = item["metadata"], item.get("status", {})
     click.echo(f"Name:        {meta['name']}\nKind:        {item['kind']}\nGeneration:  {meta.get('generation')}")
     click.echo("Spec:")
@@ -415,7 +449,9 @@ def describe(kind: str, name: str, socket: Path, server: str | None, token: str 
 @_client_options
 def delete(kind: str, name: str, socket: Path, server: str | None, token: str | None) -> None:
     """Delete a resource applied through the API (the data stays unless its spec says Destroy)."""
-    _call(_client(socket, server, token).delete(_plural(kind), name))
+    plural = _kind(kind).plural
+    client = _client(socket, server, token)
+    _call(client, client.delete, plural, name)
     click.echo(f"{kind.lower()}/{name} deleted")
 
 
@@ -430,6 +466,8 @@ def plugins(output: str) -> None:
 
     infos = describe_plugins(make_plugin_manager())
     if output == "json":
+        import json
+
         click.echo(json.dumps([vars(i) for i in infos], indent=2))
         return
     for info in infos:
