@@ -150,8 +150,8 @@ def plan_dataset(
 ) -> Plan | None:
     """Plan how to make the ZFS dataset ``dataset`` exist with its spec's properties.
 
-    Called once per ZDataset per pass (not while it backs off), after its pool is Ready (the core reports
-    ``PoolNotReady`` otherwise), parents before children. ``pool`` is the pool's
+    Called once per ZDataset per pass (not while it backs off), once its pool is available (Ready, or
+    ``Available=True`` while it resilvers; the core reports ``PoolNotReady`` otherwise), parents before children. ``pool`` is the pool's
     resource. Properties that differ are set back (drift is logged through
     ``plan.events``); a change to a create-only property is refused with
     ``plan.problem``; a dataset nasd does not manage is never touched.
@@ -168,8 +168,8 @@ def plan_share(
 ) -> Plan | None:
     """Plan how to serve ``share`` over its protocol.
 
-    Called once per NASShare per pass (not while it backs off), after its dataset
-    is Ready; ``dataset`` carries the dataset's status (its mountpoint is the
+    Called once per NASShare per pass (not while it backs off), once its dataset
+    is available (Ready, or ``Available=True``); ``dataset`` carries the dataset's status (its mountpoint is the
     share's path). Protocol plugins answer only for their ``spec.protocol``. Every
     share of a pass is planned before any share's plan runs, so a plugin that keeps
     one file for all its shares can write it once, in the first action that runs.
@@ -186,8 +186,8 @@ def plan_resource(
 ) -> Plan | None:
     """Plan any kind that has no dedicated hook (directories, users, groups, schedules, restores).
 
-    Called once per such resource per pass (not while it backs off), after its
-    dependencies are Ready; ``dependencies`` maps (kind, name) to those resources
+    Called once per such resource per pass (not while it backs off), once its
+    dependencies are available (Ready, or ``Available=True``); ``dependencies`` maps (kind, name) to those resources
     with their status. Resources of one kind are all planned before any of their
     plans runs.
 

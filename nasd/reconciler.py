@@ -291,7 +291,7 @@ class Reconciler:
             dep = desired.get((kind, name))
             if dep is None:
                 return finish(False, reason, f"{kind} {name} is not declared")
-            if not dep.ready:
+            if not dep.available:
                 why = dep.condition("Ready")
                 detail = f" ({why.reason}: {why.message})" if why and why.message else ""
                 return finish(False, reason, f"waiting for {kind} {name} to be Ready{detail}")

@@ -336,6 +336,15 @@ class Resource(BaseModel):
         c = self.condition("Ready")
         return c is not None and c.status == "True"
 
+    @property
+    def available(self) -> bool:
+        """Ready, or serving while it converges: the condition ``Available`` is True (a pool resilvering onto a new
+        disk serves its datasets meanwhile). What depends on a resource waits only until it is available."""
+        if self.ready:
+            return True
+        c = self.condition("Available")
+        return c is not None and c.status == "True"
+
     def spec_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)["spec"]
 

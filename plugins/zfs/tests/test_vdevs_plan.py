@@ -4,6 +4,7 @@ redundancy, refused (nothing run) when ZFS cannot do it. The texts are zfs-fuse'
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,10 @@ def observed(text: str, d: Dialect = FUSE, sizes: dict[str, int] | None = None, 
 
 def argvs(plan) -> list[list[str]]:
     return [a.argv for a in plan.actions if a.argv is not None]
+
+
+def available(plan):
+    return next((c for c in plan.conditions if c.type == "Available"), None)
 
 
 def pending(plan):
@@ -277,6 +282,43 @@ def test_a_top_level_vdev_can_be_removed_only_where_zfs_can_and_only_after_confi
     assert "zfs-fuse" in plan.problem.message and plan.problem.message.endswith("Nothing was run")
     held = plan_pool(pool(stripe("/v/a")), observed(text, OPENZFS))
     assert held.problem is None and "`zpool remove tank /v/b`" in pending(held).message
+    token = pending(held).message.split(f'{CONFIRM_ANNOTATION}: "')[1].split('"')[0]
+    removed = plan_pool(pool(stripe("/v/a"), confirm=token), observed(text, OPENZFS))
+    assert argvs(removed) == [["zpool", "remove", "tank", "/v/b"]] and removed.problem.reason == "Removing"
+    assert available(removed) is not None and available(removed).reason == "Removing"  # (it serves meanwhile)
+
+
+# what OpenZFS 2.1 prints while a removed vdev's data is copied away (the vdev is listed until it is done)
+EVACUATING = """  pool: tank
+ state: ONLINE
+  scan: none requested
+remove: Evacuation of /v/b in progress since Wed Dec  2 20:30:01 2026
+	12.1M copied out of 24.5M at 6.05M/s, 49.39% done, 0h0m to go
+config:
+
+	NAME        STATE     READ WRITE CKSUM
+	tank        ONLINE       0     0     0
+	  /v/a      ONLINE       0     0     0
+	  /v/b      ONLINE       0     0     0
+
+errors: No known data errors
+"""
+
+
+def test_while_a_removed_vdevs_data_is_copied_away_nothing_runs_and_the_pool_serves():
+    plan = plan_pool(pool(stripe("/v/a"), confirm="anything"), observed(EVACUATING, OPENZFS))
+    assert argvs(plan) == [] and plan.problem.reason == "Removing"
+    assert "Evacuation of /v/b in progress" in plan.problem.message and "49.39% done" in plan.problem.message
+    assert available(plan).ok is True and available(plan).reason == "Removing"
+
+
+def test_a_replace_whose_resilver_just_ended_waits_for_zfs_to_detach_the_old_device_as_resilvering():
+    just = time.strftime("%a %b %e %H:%M:%S %Y", time.localtime(time.time() - 5))
+    text = RESILVERING.replace("resilver in progress for 0h0m, 22.18% done, 0h3m to go",
+                               f"resilver completed after 0h0m with 0 errors on {just}")
+    plan = plan_pool(pool(mirror("/v/a", "/v/c")), observed(text))
+    assert argvs(plan) == [] and plan.problem.reason == "Resilvering"
+    assert "ZFS detaches the old device next" in plan.problem.message and available(plan) is not None
 
 
 # -- what ZFS cannot do ---------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from nasd.plugin import (CHECKS, CREATE_ONLY, CommandError, Context, PermanentEr
                          ZPool, ZSnapshotRestore, validate_properties, write_json)
 
 from .dialect import Dialect, parse_dialect
-from .devices import holds_data
-from .mounts import dataset_mounted_at, dead_mount, read_mounts
+from .devices import DataChecks
+from .mounts import MountProbe, dataset_mounted_at, read_mounts
 from .health import PoolHealth, parse_pool_health
 from .parse import parse_zfs_get, parse_zpool_import, parse_zpool_status
 from .snapshots import snapshot_commands
@@ -127,10 +127,13 @@ def _names(text: str) -> list[str]:
 
 
 async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount_root: str,
-                  allowed_roots: list[str] | None = None) -> ZfsObservation:
+                  allowed_roots: list[str] | None = None, probe: MountProbe | None = None,
+                  checks: DataChecks | None = None) -> ZfsObservation:
     """Reads that do not grow with the number of datasets: `zpool status` and one `zfs get` (on zfs-fuse, a
     `zfs list` of the file systems first, as its `zfs get` cannot leave snapshots out); and a stat per
-    dataset whose spec names an owner."""
+    dataset whose spec names an owner. ``probe`` and ``checks`` are the plugin's own (what they remember lasts
+    from pass to pass)."""
+    checks = checks or DataChecks()
     obs = ZfsObservation(dialect=dialect, mount_root=mount_root, allowed_roots=list(allowed_roots or []))
     by_name = {r.name: r for r in desired if isinstance(r, ZDataset)}
     for r in desired:
@@ -181,9 +184,13 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
                                  reason="ObserveFailed")
         obs.mounted = {name for name, props in obs.datasets.items()
                        if dataset_mounted_at(mounts, props.get("mountpoint", ("", ""))[0], name)}
-        # a stat per mounted dataset: a mount the ZFS daemon left when it died (zfs-fuse killed and started
-        # again) is still listed, and zfs says "mounted", but every access fails until it is mounted again
-        obs.stale = {name for name in obs.mounted if dead_mount(obs.datasets[name]["mountpoint"][0])}
+        # a statfs per mounted dataset of the pools nasd is asked about: a mount the ZFS daemon left when it died
+        # (zfs-fuse killed and started again) is still listed, and zfs says "mounted", but every access fails
+        # until it is mounted again (off the event loop and time-limited: a hung daemon does not stop the pass)
+        managed = {r.name for r in desired if isinstance(r, ZPool)} | {r.spec.pool for r in by_name.values()}
+        at = {obs.datasets[name]["mountpoint"][0]: name for name in obs.mounted
+              if name.split("/", 1)[0] in managed}
+        obs.stale = {at[mp] for mp in await (probe or MountProbe()).dead(list(at))}
         obs.mounted -= obs.stale
         for name, props in obs.datasets.items():  # an lstat per dataset that should be mounted and is not
             mp = props.get("mountpoint", ("", ""))[0]
@@ -201,7 +208,7 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
     for pool in pools:
         for vdev in pool.spec.vdevs:
             obs.existing_files |= {d for d in vdev.devices if os.path.exists(d)}
-    await observe_devices(ctx, obs, pools)  # (sizes; whether a device the spec adds to a pool holds data)
+    await observe_devices(ctx, obs, pools, checks)  # (sizes; whether a device the spec adds to a pool holds data)
     missing_with_devices = [
         p for p in pools if p.name not in obs.pools and any(
             d in obs.existing_files for v in p.spec.vdevs for d in v.devices
@@ -217,7 +224,7 @@ async def observe(ctx: Context, dialect: Dialect, desired: list[Resource], mount
             if p.name in obs.importable:
                 continue
             for d in sorted({d for v in p.spec.vdevs for d in v.devices if d in obs.existing_files}):
-                found = await holds_data(ctx, d)
+                found = await checks.holds_data(ctx, d)
                 if found:
                     obs.device_data[d] = found
     return obs

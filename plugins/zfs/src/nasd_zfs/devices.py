@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import time
 from typing import Any
 
 #: how much of a file's data regions is read looking for a byte that is not zero (a sparse file nasd made
@@ -63,3 +64,32 @@ async def holds_data(ctx: Any, path: str) -> str | None:
             return None
         return f"signatures blkid cannot tell apart (exit status {result.returncode})"  # (8: ambivalent)
     return "not a file or a block device"
+
+
+class DataChecks:
+    """:func:`holds_data`, remembered per device while it is unchanged: a file by its inode, size, mtime and ctime;
+    a block device (whose node does not change when it is written) for at most BLOCK_RECHECK_SECONDS."""
+
+    BLOCK_RECHECK_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[tuple[int | float, ...], str | None]] = {}
+
+    async def holds_data(self, ctx: Any, path: str) -> str | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._known.pop(path, None)
+            return await holds_data(ctx, path)
+        if stat.S_ISBLK(st.st_mode):
+            key: tuple[int | float, ...] = (st.st_rdev, time.monotonic() // self.BLOCK_RECHECK_SECONDS)
+        else:
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        known = self._known.get(path)
+        if known is not None and known[0] == key:
+            return known[1]
+        found = await holds_data(ctx, path)
+        if len(self._known) > 4096:
+            self._known.clear()
+        self._known[path] = (key, found)
+        return found

@@ -100,6 +100,8 @@ class PoolHealth:
     data_errors: int = 0
     error_files: list[str] = field(default_factory=list)
     errors_line: str = ""
+    #: OpenZFS's `remove:` field while a top-level vdev's data is being copied away ("" when none is)
+    removing: str = ""
 
     def device(self, path: str) -> DeviceHealth | None:
         want = os.path.normpath(path)
@@ -214,6 +216,8 @@ def parse_pool_health(text: str, now: float | None = None) -> dict[str, PoolHeal
             return
         current.status = " ".join(" ".join(fields.get("status", [])).split())
         current.action = " ".join(" ".join(fields.get("action", [])).split())
+        removal = " ".join(" ".join(fields.get("remove", [])).split())
+        current.removing = removal if "in progress" in removal else ""
         current.scan = parse_scan("\n".join(fields.get("scan", fields.get("scrub", []))), now)
         if current.scan.kind is not None and current.scan.repaired is None and current.scan.state != "canceled":
             # zfs-fuse says what a scan repaired or resilvered only beside each device

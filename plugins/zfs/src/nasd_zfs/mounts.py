@@ -4,11 +4,16 @@ top folder only when that folder is the dataset's own mount, never a folder that
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import logging
 import os
 import re
 import stat
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+
+log = logging.getLogger("nasd.zfs.mounts")
 
 _ZFS_TYPES = {"zfs", "fuse.zfs", "fuse"}
 _ESCAPE = re.compile(r"\\([0-7]{3})")
@@ -80,3 +85,45 @@ def dead_mount(path: str) -> bool:
     except OSError as e:
         return e.errno == errno.ENOTCONN
     return False
+
+
+@dataclass
+class MountProbe:
+    """:func:`dead_mount` for many mounts, off the event loop and time-limited: a statfs on a mount whose daemon
+    hangs (rather than died) does not return, and would otherwise stop every pass. It runs in a daemon thread of
+    its own (a thread stuck in the kernel never holds up nasd's exit), one probe at a time: while one has not
+    returned, the next passes find no dead mount (and say which mount hangs)."""
+
+    timeout: float = 2.0
+    _inflight: threading.Thread | None = field(default=None, repr=False)
+    _at: str = ""
+
+    async def dead(self, paths: list[str]) -> set[str]:
+        """The paths among ``paths`` whose mount lost its daemon."""
+        if not paths:
+            return set()
+        if self._inflight is not None and self._inflight.is_alive():
+            log.warning("statfs of %s has not returned: its file system daemon hangs; dead mounts are not looked "
+                        "for until it does", self._at)
+            return set()
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        found: list[str] = []
+
+        def probe() -> None:
+            try:
+                for path in paths:
+                    self._at = path
+                    if dead_mount(path):
+                        found.append(path)
+            finally:
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+        self._inflight = threading.Thread(target=probe, name="nasd-mount-probe", daemon=True)
+        self._inflight.start()
+        try:
+            await asyncio.wait_for(done, self.timeout)
+        except asyncio.TimeoutError:
+            log.warning("statfs of %s did not return within %.1f s: its file system daemon hangs", self._at,
+                        self.timeout)
+        return set(list(found))

@@ -18,7 +18,7 @@ from .dialect import Dialect
 from .mounts import dead_mount, open_dataset_root, read_mounts
 from .health import PoolHealth
 from .parse import PoolInfo, Props
-from .vdevs import REFUSED, plan_vdevs
+from .vdevs import AVAILABLE_CONDITION, REFUSED, plan_vdevs
 
 #: the plugin's registered name (its observation is kept under it)
 NAME = "zfs"
@@ -266,6 +266,8 @@ def plan_pool(pool: ZPool, obs: ZfsObservation) -> Plan:
     _full_condition(plan, f"pool {name}", used, avail, pool_full=True)
     if info.state in ("FAULTED", "UNAVAIL", "SUSPENDED", "REMOVED"):
         plan.problem = Problem("PoolUnhealthy", f"pool {name} is {info.state}")
+        plan.conditions = [c for c in plan.conditions if c.type != AVAILABLE_CONDITION]  # (it serves nothing)
+        plan.removed_conditions.append(AVAILABLE_CONDITION)
     plan.conditions.append(
         ConditionChange("Degraded", info.state == "DEGRADED", "PoolDegraded" if info.state == "DEGRADED" else "Healthy",
                         f"pool {name} is {info.state}")

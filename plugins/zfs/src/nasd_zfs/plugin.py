@@ -10,7 +10,9 @@ from nasd.plugin import Context, Observed, Plan, Resource, SnapshotListing, ZDat
 from . import alerts, control, plan
 from . import snapshots as snapshot_commands
 from .creates import CreateTracker
+from .devices import DataChecks
 from .dialect import Dialect
+from .mounts import MountProbe
 from .plan import ZfsObservation
 from .scrub import ScrubBook
 from .settings import ZFSSettings, load_settings
@@ -36,6 +38,8 @@ class ZFSPlugin:
         #: ``plugins.zfs`` of the configuration, read at the first observation
         self.settings: ZFSSettings | None = None
         self.creates = CreateTracker()
+        self.mount_probe = MountProbe()
+        self.data_checks = DataChecks()
 
     def _settings(self, ctx: Context) -> ZFSSettings:
         if self.settings is None:
@@ -62,7 +66,7 @@ class ZFSPlugin:
         settings = self._settings(ctx)
         try:
             obs = await control.observe(ctx, await self._ready_dialect(ctx), desired, settings.mountRoot,
-                                        settings.allowedMountpoints)
+                                        settings.allowedMountpoints, self.mount_probe, self.data_checks)
         except Exception as e:
             self.creates.unreadable()
             raise control.observe_failure(e) from e

@@ -12,12 +12,13 @@ import hashlib
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from nasd.plugin import Action, ConditionChange, Plan, Problem, ZPool
 
-from .devices import holds_data
+from .devices import DataChecks
 from .parse import PoolInfo
 
 if TYPE_CHECKING:
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
 CONFIRM_ANNOTATION = "nasd.io/confirm-vdevs"
 #: the condition a held change sets (removed when nothing waits)
 PENDING_CONDITION = "VdevChangePending"
+#: set while a resilver or a replace is under way: the pool is not Ready (its layout is not yet the spec's) but it
+#: serves, so its datasets, shares and schedules go on (removed once it is Ready)
+AVAILABLE_CONDITION = "Available"
+#: how long after a resilver ended a replace still under way is taken as ZFS about to detach the old device
+RESILVER_DONE_SECONDS = 60.0
 #: how a held change waits (the snapshot schedule's pruning waits the same way)
 WAITING = "WaitingForConfirmation"
 #: the reasons of a refusal: what the spec asks, ZFS cannot do (nothing of the pool's plan runs)
@@ -422,12 +428,23 @@ def _busy(name: str, tops: list[Top], health: "PoolHealth | None") -> Problem | 
     if progress:
         return Problem("Resilvering", f"pool {name}: {f'{what}, ' if replacing else ''}{progress}; it is Ready once "
                                       "the resilver is done (nothing else in its layout is changed meanwhile)")
+    scan = getattr(health, "scan", None)
+    if busy and scan is not None and scan.kind == "resilver" and scan.state == "finished" \
+            and scan.ended is not None and time.time() - scan.ended < RESILVER_DONE_SECONDS:
+        # (OpenZFS detaches the old device in a moment of its own, just after the resilver ends)
+        return Problem("Resilvering", f"pool {name}: {f'{what}, ' if replacing else ''}the resilver is done and ZFS "
+                                      "detaches the old device next; it is Ready then")
     if busy:
         return Problem("ReplaceIncomplete", (
             f"pool {name}: {what}: no resilver runs, and ZFS has not detached the old device yet (it does once the "
             f"new one is resilvered without errors); see `zpool status {name}`: bring the new device online or "
             f"scrub, or cancel the replace with `zpool detach {name} <new device>`"))
     return None
+
+
+def _serving(name: str, reason: str) -> ConditionChange:
+    return ConditionChange(AVAILABLE_CONDITION, True, reason, (
+        f"pool {name} serves its datasets while its devices change; it is Ready once ZFS is done"))
 
 
 def plan_vdevs(pool: ZPool, info: PoolInfo, obs: "ZfsObservation",
@@ -440,8 +457,15 @@ def plan_vdevs(pool: ZPool, info: PoolInfo, obs: "ZfsObservation",
     health = getattr(obs, "health", {}).get(name)
     tops = observed_layout(info, health)
     plan = Plan()
-    busy = _busy(name, tops, health)
-    if busy is not None and any(t.busy for t in tops):
+    removing = getattr(health, "removing", "")
+    busy = Problem("Removing", f"pool {name}: {removing}; it is Ready once ZFS has copied the vdev's data onto the "
+                               "others (nothing else in its layout is changed meanwhile)") if removing \
+        else _busy(name, tops, health)
+    if busy is not None:
+        plan.conditions.append(_serving(name, busy.reason))
+    else:
+        plan.removed_conditions.append(AVAILABLE_CONDITION)
+    if busy is not None and (removing or any(t.busy for t in tops)):
         plan.problem = busy  # (its devices are both in the pool now: reckoned again once ZFS detached the old one)
         return plan
     try:
@@ -476,8 +500,15 @@ def plan_vdevs(pool: ZPool, info: PoolInfo, obs: "ZfsObservation",
             plan.actions.append(sparse_file(d, pool.spec.files[d]))
     plan.actions.append(Action(f"{change.what} (pool {name})", argv=change.argv))
     if change.resilvers:
+        plan.conditions.append(_serving(name, "Resilvering"))
+        plan.removed_conditions = [c for c in plan.removed_conditions if c != AVAILABLE_CONDITION]
         plan.problem = Problem("Resilvering", f"pool {name}: {change.what} (`{change.command}`) starts a resilver; "
                                               "the pool is Ready once it is done")
+    elif change.argv[:2] == ["zpool", "remove"]:
+        plan.conditions.append(_serving(name, "Removing"))
+        plan.removed_conditions = [c for c in plan.removed_conditions if c != AVAILABLE_CONDITION]
+        plan.problem = Problem("Removing", f"pool {name}: {change.what} (`{change.command}`) copies its data onto the "
+                                           "other vdevs; the pool is Ready once that is done")
     elif len(ready) > 1:
         plan.problem = Problem("Converging", f"pool {name}: {change.what}; next: {ready[1].command}")
     return plan
@@ -502,9 +533,10 @@ def _device_size(path: str) -> int | None:
     return None
 
 
-async def observe_devices(ctx: Any, obs: "ZfsObservation", pools: Iterable[ZPool]) -> None:
+async def observe_devices(ctx: Any, obs: "ZfsObservation", pools: Iterable[ZPool], checks: DataChecks) -> None:
     """For each existing pool a ZPool declares: the size of each device of the spec and of the pool (a stat each),
-    and whether a device the spec adds (there, not in the pool yet) holds data (read only then)."""
+    and whether a device the spec adds (there, not in the pool yet) holds data (read only then, and once while
+    the device is unchanged: a change waiting for its confirmation does not read it at every pass)."""
     for pool in pools:
         info = obs.pools.get(pool.name)
         if info is None:
@@ -518,6 +550,6 @@ async def observe_devices(ctx: Any, obs: "ZfsObservation", pools: Iterable[ZPool
         for v in pool.spec.vdevs:
             for d in v.devices:
                 if d in obs.existing_files and not any(same_device(d, p) for p in printed):
-                    found = await holds_data(ctx, d)
+                    found = await checks.holds_data(ctx, d)
                     if found:
                         obs.device_data[d] = found
