@@ -6,7 +6,7 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 # the test harness (a pytest plugin of its own distribution, nasd-testing): in the venv, never in `make install`
 TESTING := testing/pyproject.toml
 
-.PHONY: install uninstall venv system-packages test test-fast demo demo-clean bench bench-zfs bench-smb bench-snapshots crds clean test-vm test-vm-systemd vm-image bench-vm
+.PHONY: install uninstall venv system-packages test test-fast demo demo-clean bench bench-zfs bench-smb bench-snapshots bench-memory crds clean test-vm test-vm-systemd vm-image bench-vm
 
 venv: $(VENV)/.installed
 
@@ -34,7 +34,7 @@ demo: venv system-packages
 demo-clean:
 	scripts/demo.sh clean
 
-bench: bench-zfs bench-smb bench-snapshots bench-cli
+bench: bench-zfs bench-smb bench-snapshots bench-cli bench-memory
 
 bench-zfs: venv system-packages
 	$(BIN)/python bench/zfs_converge.py $(BENCH_ARGS)
@@ -47,6 +47,10 @@ bench-snapshots: venv system-packages
 
 bench-cli: venv
 	$(BIN)/python bench/cli_start.py $(BENCH_ARGS)
+
+# the daemon's RSS at 1,000 datasets, SMB shares and NFS exports and 10,000 snapshots, over 1,000 no-op passes
+bench-memory: venv system-packages
+	$(BIN)/python bench/memory.py $(BENCH_ARGS)
 
 # The VM tier (real OpenZFS 2.1, kernel nfsd and Samba under qemu; needs root): scripts/vm/ builds the image
 # from Debian's packages (cached in /var/cache/nasd-vm) and runs a command in a throwaway VM with this checkout.

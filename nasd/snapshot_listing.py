@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)  # (no __dict__: a listing holds one per snapshot, tens of thousands)
 class SnapshotInfo:
     dataset: str  #: the ZFS dataset, ``pool/path``
     name: str  #: the part after ``@``

@@ -24,7 +24,10 @@ def parse_snapshot_get(text: str, properties: list[str]) -> tuple[list[SnapshotI
     snaps: dict[str, SnapshotInfo] = {}
     filesystems: list[str] = []
     seen_fs: set[str] = set()
-    wanted = set(properties)
+    wanted = {p: p for p in properties}
+    # one string object for each dataset name and each property value, shared by the snapshots that repeat it
+    # (thousands of snapshots name the same few datasets and schedules: a copy each costs a megabyte per 10,000)
+    shared: dict[str, str] = {}
     rows, bad = zfs_rows(text, 4)
     if bad:  # a forged row could make a snapshot that is not there count for retention, and a real one go
         name, why = sorted(bad.items())[0]
@@ -39,13 +42,13 @@ def parse_snapshot_get(text: str, properties: list[str]) -> tuple[list[SnapshotI
         info = snaps.get(name)
         if info is None:
             dataset, snap = name.split("@", 1)
-            info = snaps[name] = SnapshotInfo(dataset=dataset, name=snap, created=0)
+            info = snaps[name] = SnapshotInfo(dataset=shared.setdefault(dataset, dataset), name=snap, created=0)
         if prop == "creation":
             info.created = int(value) if value.isdigit() else 0
         elif prop == "userrefs":
             info.userrefs = int(value) if value.isdigit() else 0
         elif prop in wanted and value != "-" and (source == "local" or source.startswith("received")):
-            info.properties[prop] = value
+            info.properties[wanted[prop]] = shared.setdefault(value, value)
     return list(snaps.values()), filesystems
 
 
