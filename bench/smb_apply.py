@@ -1,7 +1,7 @@
 """How fast a new SMB share becomes reachable, and how many smbd reloads an apply costs, measured
 against the real daemon, the real smbd and smbclient.
 
-    .venv/bin/python bench/smb_apply.py [--existing 500] [--new 50] [--via api|cli] [--idle 3]
+    .venv/bin/python bench/smb_apply.py [--existing 100,1000] [--new 50] [--via api|cli] [--idle 3]
 
 Starts a private zfs-fuse in a private mount namespace (as the tests do, see testing/src/nasd_testing/zfs.py;
 the kernel's ZFS is used instead when the machine has it) and, in a temporary folder: a pool with
@@ -17,7 +17,10 @@ reloads (``smbcontrol`` runs counted in ``/metrics``), ``testparm`` runs and pas
 Then a no-op apply (an unchanged share applied again) and ``--idle`` seconds without any change,
 both of which must reload nothing; and the smbd pid before and after, which must be the same.
 
-Prints p50/p99/max (nearest rank) against the targets, the reloads per apply, and where the time
+Each size of ``--existing`` is a run of its own (its own pool, daemon and smbd); at the end, one line per size
+with apply -> reachable p50/p99, and the ratio of the largest size's p99 to the smallest's (the target: the
+cost of an apply does not grow with the shares served). Per run, it prints p50/p99/max (nearest rank) against
+the targets, the reloads per apply, and where the time
 of an apply goes, read from the daemon's debug log (``ran`` lines: every command with its
 duration). Timings never make it exit non-zero; it does so only when the benchmark itself cannot
 run (no ZFS, no Samba, not root, the daemon not converging). Everything is cleaned up: the daemon
@@ -56,7 +59,8 @@ from nasd_testing.zfs import ZFSUnavailable, cleanup_tree, start_for_pool
 API = "/apis/nasd.io/v1alpha1"
 USER, UID, PASSWORD = "bench", 2001, "b3nch-" + secrets.token_hex(6)
 DATASET = "data"
-TARGET_P99_MS = 300.0
+TARGET_P99_MS = 150.0  # at every size
+TARGET_RATIO = 1.3  # p99 at the largest size / p99 at the smallest
 METRIC = re.compile(r'^(\w+)(?:\{([^}]*)\})?\s+(\S+)$')
 
 
@@ -325,6 +329,15 @@ def breakdown(records: list[dict[str, Any]], start: float, ok: float, name: str)
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """The user + system CPU time process ``pid`` has used so far, in seconds (0 when it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def nearest_rank(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
@@ -333,7 +346,7 @@ def nearest_rank(values: list[float], q: float) -> float:
 # -- the run -------------------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace, root: Path, pool: str) -> str:
+async def run(args: argparse.Namespace, root: Path, pool: str) -> tuple[str, float, float, float]:
     nasd = Path(sys.executable).with_name("nasd")
     if not nasd.exists():
         raise BenchError(f"{nasd} is missing: run make venv")
@@ -346,7 +359,7 @@ async def run(args: argparse.Namespace, root: Path, pool: str) -> str:
     (root / "mnt").mkdir()
     manifests = root / "manifests"
     write_docs(manifests / "base.yaml", base_docs(pool, root / "vdevs" / f"{pool}-0.img", secret))
-    write_docs(manifests / "shares.yaml", [share(f"share{i}") for i in range(args.existing)])
+    write_docs(manifests / "shares.yaml", [share(f"share{i}") for i in range(args.size)])
     port = free_port()
     config = root / "config.yaml"
     config.write_text(yaml.safe_dump({
@@ -370,10 +383,11 @@ async def run(args: argparse.Namespace, root: Path, pool: str) -> str:
             print(f"warning: nasd serve exited with status {rc}:\n{daemon.log_tail()}", file=sys.stderr)
 
 
-async def measure(args: argparse.Namespace, daemon: Daemon, nasd: Path, root: Path, port: int) -> str:
+async def measure(args: argparse.Namespace, daemon: Daemon, nasd: Path, root: Path, port: int
+                  ) -> tuple[str, float, float, float]:
     t0 = time.monotonic()
     await daemon.open()
-    total = args.existing
+    total = args.size
     next_note = time.monotonic() + 10
     while True:
         daemon.alive()
@@ -400,6 +414,7 @@ async def measure(args: argparse.Namespace, daemon: Daemon, nasd: Path, root: Pa
     if rc != 0:
         raise BenchError(f"an existing share is not listable: {out.strip()[-300:]}")
     pid_before = daemon.smbd_pid()
+    cpu_before = cpu_seconds(daemon.proc.pid)
 
     samples: list[dict[str, Any]] = []
     new_dir = root / "new"
@@ -428,6 +443,7 @@ async def measure(args: argparse.Namespace, daemon: Daemon, nasd: Path, root: Pa
                   f"({attempts} smbclient runs), {d['reloads']} reload(s), {d['passes']} pass(es) "
                   f"of {d['pass_seconds'] / max(d['passes'], 1):.2f} s", flush=True)
 
+    cpu = (cpu_seconds(daemon.proc.pid) - cpu_before) / args.new  # (its follow-up passes included)
     # a no-op apply: the same share again, unchanged; it wakes the daemon, which must reload nothing
     await daemon.apply(share("new0"))
     noop_after = await daemon.settle(before)
@@ -441,12 +457,15 @@ async def measure(args: argparse.Namespace, daemon: Daemon, nasd: Path, root: Pa
     pid_after = daemon.smbd_pid()
     records = read_log(daemon.log_path)
     parts = [b for s in samples if (b := breakdown(records, s["wall"], s["wall_ok"], s["name"])) is not None]
-    return report(args, samples, noop, idle, pid_before, pid_after, still, parts, cold_ready, cold)
+    text, p50, p99 = report(args, samples, noop, idle, pid_before, pid_after, still, parts, cold_ready, cold)
+    text += (f"\nnasd's CPU time per apply (user + system, its passes and the follow-up's): {1000 * cpu:.0f} ms "
+             "(little moved by other load on the machine, unlike the latencies)")
+    return text, p50, p99, 1000 * cpu
 
 
 def report(args: argparse.Namespace, samples: list[dict[str, Any]], noop: dict[str, Any], idle: dict[str, Any],
            pid_before: int | None, pid_after: int | None, still: bool, parts: list[dict[str, float]],
-           cold_ready: float, cold: dict[str, Any]) -> str:
+           cold_ready: float, cold: dict[str, Any]) -> tuple[str, float, float]:
     ms = [1000 * s["latency"] for s in samples]
     p50, p99 = statistics.median(ms), nearest_rank(ms, 0.99)
     reloads = [s["reloads"] for s in samples]
@@ -468,7 +487,7 @@ def report(args: argparse.Namespace, samples: list[dict[str, Any]], noop: dict[s
     head = ("figure", "value", "target", "met")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     lines = [
-        f"nasd SMB apply benchmark: {len(samples)} shares added one by one (via {args.via}) onto {args.existing} "
+        f"nasd SMB apply benchmark: {len(samples)} shares added one by one (via {args.via}) onto {args.size} "
         f"existing shares on one dataset; a new smbclient probe every {1000 * args.poll:.0f} ms, at most "
         f"{args.probes} at once",
         "",
@@ -487,7 +506,7 @@ def report(args: argparse.Namespace, samples: list[dict[str, Any]], noop: dict[s
         f"no-op apply: {noop['passes']} pass(es), commands {_commands(noop)}; idle {args.idle:g} s: "
         f"{idle['passes']} pass(es), commands {_commands(idle)}",
         f"the last new share still listable at the end: {'yes' if still else 'NO'}",
-        f"cold start: {args.existing} shares Ready in {cold_ready:.1f} s; {cold['passes']} passes, "
+        f"cold start: {args.size} shares Ready in {cold_ready:.1f} s; {cold['passes']} passes, "
         f"{cold['testparm']} testparm, {cold['reloads']} reloads",
     ]
     if parts:
@@ -502,7 +521,7 @@ def report(args: argparse.Namespace, samples: list[dict[str, Any]], noop: dict[s
         lines.append("(no breakdown: the daemon's log did not have the expected wake/ran records)")
     misses = [r[0] for r in rows if r[3] == "NO"]
     lines.append("targets not met: " + (", ".join(misses) if misses else "none"))
-    return "\n".join(lines)
+    return "\n".join(lines), p50, p99
 
 
 def _spread(values: list[int]) -> str:
@@ -534,7 +553,9 @@ def leftover_samba(root: Path) -> list[int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--existing", type=int, default=500, help="shares present at start [500]")
+    parser.add_argument("--existing", default="100,1000",
+                        help="shares present at start; several sizes, comma-separated, are a run each [100,1000]")
+    parser.add_argument("--keep-logs", type=Path, default=None, help="copy each run's daemon log into this folder")
     parser.add_argument("--new", type=int, default=50, help="shares added one by one, measured [50]")
     parser.add_argument("--via", choices=("api", "cli"), default="api",
                         help="apply with a POST on the API socket, or by running `nasd apply -f` [api]")
@@ -544,7 +565,11 @@ def main() -> int:
                         help="smbclient probes running at once, at most; more catch the moment sooner but take CPU from nasd and smbd [1]")
     parser.add_argument("--ready-timeout", type=float, default=1800, help="for the existing shares, s [1800]")
     args = parser.parse_args()
-    if args.existing < 1 or args.new < 1:
+    try:
+        sizes = [int(x) for x in str(args.existing).split(",") if x.strip()]
+    except ValueError:
+        parser.error("--existing takes whole numbers, comma-separated")
+    if not sizes or min(sizes) < 1 or args.new < 1:
         parser.error("--existing and --new must be at least 1")
     if os.geteuid() != 0:
         print("error: the benchmark needs root (ZFS, smbd, a private mount namespace)", file=sys.stderr)
@@ -557,6 +582,30 @@ def main() -> int:
 
     # SIGTERM (timeout, kill) unwinds like Ctrl-C, so that the daemon, smbd and zfs-fuse are stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    figures: dict[int, tuple[float, float, float]] = {}
+    for size in sizes:
+        args.size = size
+        status, got = run_size(args)
+        if status:
+            return status
+        figures[size] = got
+    print("")
+    print(f"apply -> first smbclient ls, {args.new} applies per size (target: p99 <= {TARGET_P99_MS:.0f} ms at every "
+          f"size, p99 at {max(sizes)} <= {TARGET_RATIO:g} x p99 at {min(sizes)}):")
+    for size in sizes:
+        p50, p99, cpu = figures[size]
+        print(f"  {size:>5} shares: p50 {p50:5.0f} ms, p99 {p99:5.0f} ms ({'met' if p99 <= TARGET_P99_MS else 'NOT met'}); "
+              f"nasd's CPU per apply {cpu:.0f} ms")
+    if len(sizes) > 1:
+        ratio = figures[max(sizes)][1] / figures[min(sizes)][1]
+        print(f"  p99 at {max(sizes)} / p99 at {min(sizes)}: {ratio:.2f} "
+              f"({'met' if ratio <= TARGET_RATIO else 'NOT met'}: <= {TARGET_RATIO:g}); nasd's CPU per apply: "
+              f"{figures[max(sizes)][2] / max(figures[min(sizes)][2], 1e-9):.2f}")
+    return 0
+
+
+def run_size(args: argparse.Namespace) -> tuple[int, tuple[float, float, float]]:
+    """One run at ``args.size`` existing shares: its exit status and (p50, p99, nasd's CPU per apply) in ms."""
     root = Path(tempfile.mkdtemp(prefix="nasd-bench-smb-"))
     os.chmod(root, 0o711)  # smbd, acting as the share's user, must reach the dataset's mountpoint below
     try:
@@ -564,16 +613,21 @@ def main() -> int:
     except ZFSUnavailable as e:
         print(f"error: cannot start ZFS: {e}", file=sys.stderr)
         shutil.rmtree(root, ignore_errors=True)
-        return 1
-    status = 0
+        return 1, (0.0, 0.0, 0.0)
+    status, got = 0, (0.0, 0.0, 0.0)
     try:
-        print(f"{'kernel ZFS' if zfs.kernel else 'private zfs-fuse (pid %s)' % zfs.pid}; pool {pool} in {root}",
-              flush=True)
-        print(asyncio.run(run(args, root, pool)))
+        print(f"{'kernel ZFS' if zfs.kernel else 'private zfs-fuse (pid %s)' % zfs.pid}; pool {pool} in {root}; "
+              f"{args.size} existing shares", flush=True)
+        text, p50, p99, cpu = asyncio.run(run(args, root, pool))
+        print(text, flush=True)
+        got = (p50, p99, cpu)
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         status = 1
     finally:
+        if args.keep_logs is not None and (root / "nasd.log").exists():
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            shutil.copy(root / "nasd.log", args.keep_logs / f"nasd-{args.size}.log")
         try:
             left = leftover_samba(root)
             if left:
@@ -587,7 +641,7 @@ def main() -> int:
             zfs.stop()
         finally:
             cleanup_tree(root)
-    return status
+    return status, got
 
 
 if __name__ == "__main__":

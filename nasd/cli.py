@@ -145,6 +145,7 @@ async def _serve(config: Config, token: str | None) -> None:
     async with service.watchdog(lambda: "stopping" if stop.is_set() else _service_status(holder[0]) if holder
                                 else "starting"):
         async with Nasd(config, watch=True) as nasd:
+            nasd.runner.keep = 1000  # (a daemon keeps its recent commands only: its memory does not grow with time)
             holder.append(nasd)
             runners = []
             sock = config.socket

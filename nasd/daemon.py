@@ -36,7 +36,7 @@ class Nasd:
         self.pm = pm or make_plugin_manager(extra=extra_plugins, replace=replace_plugins)
         self.hooks = Hooks(self.pm)
         self.ctx = Context(config=config, runner=self.runner, watch=watch, _pm=self.pm)
-        self.feed = DesiredFeed(on_change=lambda why, settle: self.reconciler.wake(why, settle))
+        self.feed = DesiredFeed(on_change=lambda why, settle: self.reconciler.wake(why, settle, full=False))
         # others may pass through (smbd's children, acting as share users, reach Samba's lock folder below it),
         # not list it; every file nasd writes in it is 0600
         config.stateDir.mkdir(parents=True, exist_ok=True, mode=0o711)

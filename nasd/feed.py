@@ -21,6 +21,7 @@ class DesiredFeed:
         self._errors: dict[str, list[str]] = {}
         self._released: set[Key] = set()
         self._on_change = on_change
+        self._merged: tuple[dict[Key, Resource], dict[Key, list[str]]] | None = None  # snapshot(), until a change
 
     def replace(self, source: str, resources: Iterable[Resource], errors: Iterable[str] = ()) -> bool:
         """Set everything ``source`` declares; return whether anything changed."""
@@ -29,11 +30,14 @@ class DesiredFeed:
         errors = list(errors)
         errors_changed = self._errors.get(source, []) != errors
         self._errors[source] = errors
-        if old is not None and _same(old, new):
+        if old is not None:  # an unchanged resource stays the very object it was (the reconciler plans only changes)
+            new = {k: old[k] if k in old and _same_one(old[k], r) else r for k, r in new.items()}
+        if old is not None and old.keys() == new.keys() and all(old[k] is r for k, r in new.items()):
             if errors_changed:  # e.g. a broken file fixed back to its last good text: held deletions may go on
                 self._on_change(f"{source}: errors changed", True)
             return False
         self._sources[source] = new
+        self._merged = None
         self._on_change(f"{source} changed", True)
         return True
 
@@ -46,11 +50,13 @@ class DesiredFeed:
 
     def put(self, source: str, resource: Resource) -> None:
         self._sources.setdefault(source, {})[resource.key] = resource
+        self._merged = None
         self._on_change(f"{source}: {resource.kind}/{resource.name} applied", False)
 
     def remove(self, source: str, key: Key) -> bool:
         removed = self._sources.get(source, {}).pop(key, None) is not None
         if removed:
+            self._merged = None
             self._on_change(f"{source}: {key[0]}/{key[1]} deleted", False)
         return removed
 
@@ -58,6 +64,7 @@ class DesiredFeed:
         """Stop declaring ``key`` without asking for its deletion: another node manages it now (the
         Kubernetes watcher, when a pool's ``spec.node`` moves). The core forgets it and runs nothing."""
         self._sources.get(source, {}).pop(key, None)
+        self._merged = None
         if key not in self._released:
             self._released.add(key)
             self._on_change(f"{source}: {key[0]}/{key[1]} released", False)
@@ -82,6 +89,8 @@ class DesiredFeed:
 
     def snapshot(self) -> tuple[dict[Key, Resource], dict[Key, list[str]]]:
         """The merged desired state, and the keys declared by more than one source."""
+        if self._merged is not None:
+            return dict(self._merged[0]), {k: list(v) for k, v in self._merged[1].items()}
         merged: dict[Key, Resource] = {}
         owners: dict[Key, list[str]] = {}
         for source, items in sorted(self._sources.items()):
@@ -89,10 +98,9 @@ class DesiredFeed:
                 owners.setdefault(key, []).append(source)
                 merged.setdefault(key, resource)
         conflicts = {k: v for k, v in owners.items() if len(v) > 1}
-        return merged, conflicts
+        self._merged = (merged, conflicts)
+        return dict(merged), {k: list(v) for k, v in conflicts.items()}
 
 
-def _same(a: dict[Key, Resource], b: dict[Key, Resource]) -> bool:
-    if a.keys() != b.keys():
-        return False
-    return all(a[k].to_manifest(with_status=False) == b[k].to_manifest(with_status=False) for k in a)
+def _same_one(a: Resource, b: Resource) -> bool:
+    return a.to_manifest(with_status=False) == b.to_manifest(with_status=False)

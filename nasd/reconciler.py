@@ -6,9 +6,13 @@ One pass:
   2. ``observe`` (each plugin reads what it manages, in as few commands as it can);
   3. pools first, then datasets (parents first), then the rest, one group of a phase at a time:
      for each resource of the group, check its dependencies are Ready and ask its owner plugin
-     for a plan; then run the group's plans;
+     for a plan; then run the group's plans, ``applyConcurrency`` at a time (each plan's actions in order);
   4. for every resource reconciled before but no longer desired: plan and run its deletion;
   5. save status (atomically) and tell plugins what changed.
+
+A pass of the loop woken by a change of the desired state is incremental: it plans what changed and what that
+touches (``Reconciler._select``), the others keep their status as it is. The first pass, any wake from a plugin and
+the periodic resync plan everything.
 
 A failing resource does not stop the others. Failures back off exponentially; a
 periodic resync re-observes everything, which is what corrects drift. Nothing here
@@ -40,6 +44,10 @@ from .planning import Action, Plan
 from .state import StatusStore
 
 log = logging.getLogger("nasd.reconciler")
+
+#: kinds whose change an incremental pass plans with what depends on it and what it depends on only (see
+#: Reconciler._select); a change to any other kind plans everything
+INCREMENTAL_KINDS = frozenset({"NASShare", "ZDataset"})
 
 
 @dataclass
@@ -106,6 +114,9 @@ class Reconciler:
         self._settle = False
         self._next_followup: float | None = None
         self._state_retries = 0  # passes in a row whose state could not be written
+        self._full = True  # the next pass of the loop plans everything (set by any wake but the feed's)
+        self._touched: set[Key] = set()  # what the last pass changed on the system (planned again by the next)
+        self._needs: dict[Key, tuple[Any, list[Key]]] = {}  # key -> (its spec, what it depends on), see _select
         #: whether resources reconciled before and no longer desired are deleted (the daemon: yes;
         #: `nasd reconcile -f FILE`: only with --prune, as the files may be only part of what it manages)
         self.prune = True
@@ -118,12 +129,16 @@ class Reconciler:
         """Whether ``key`` is reconciled, or is being planned by the pass that runs now."""
         return key in self.current or key in self._in_pass
 
-    async def run_pass(self, *, dry_run: bool = False, ignore_backoff: bool = False) -> PassReport:
+    async def run_pass(self, *, dry_run: bool = False, ignore_backoff: bool = False,
+                       incremental: bool = False) -> PassReport:
+        """One pass. ``incremental``: plan only what changed since the last pass and what that touches (see
+        :meth:`_select`); the pass falls back to planning everything when it cannot tell."""
         async with self._lock:
             start = time.monotonic()
             self._wakes_at_pass = self._wakes
             try:
-                report = await self._pass(dry_run=dry_run, ignore_backoff=ignore_backoff or dry_run)
+                report = await self._pass(dry_run=dry_run, ignore_backoff=ignore_backoff or dry_run,
+                                          incremental=incremental and not dry_run)
             finally:
                 self._in_pass = set()
             report.seconds = time.monotonic() - start
@@ -132,13 +147,19 @@ class Reconciler:
                 self.metrics.set_resources(self.current.values())
             return report
 
-    async def _pass(self, *, dry_run: bool, ignore_backoff: bool) -> PassReport:
+    async def _pass(self, *, dry_run: bool, ignore_backoff: bool, incremental: bool = False) -> PassReport:
         report = PassReport()
         desired_raw, conflicts = self.feed.snapshot()
         if not dry_run:
             self._in_pass = set(desired_raw)
+        #: the keys this pass plans (None: every one); the others are what they are, read-only
+        selected = self._select(desired_raw, conflicts) if incremental else None
+        log.debug("pass: planning %s of %d resources", "all" if selected is None else len(selected), len(desired_raw))
         desired: dict[Key, Resource] = {}
         for key, incoming in desired_raw.items():
+            if selected is not None and key not in selected:
+                desired[key] = self.current[key]  # (unchanged, and nothing it depends on changed)
+                continue
             # The spec is shared with the feed (nothing writes to a spec); metadata and status are
             # the pass's own, so a pass that stops half-way leaves the last complete one in place.
             resource = incoming.model_copy(update={"metadata": incoming.metadata.model_copy()})
@@ -151,7 +172,8 @@ class Reconciler:
             else:
                 resource.status = type(resource.status)()
             desired[key] = resource
-        before = {k: r.status.model_dump(mode="json") for k, r in self.current.items()}
+        before = {k: r.status.model_dump(mode="json") for k, r in self.current.items()
+                  if selected is None or k in selected}
 
         try:
             observed = await self.hooks.observe(self.ctx, list(desired.values()))
@@ -165,7 +187,7 @@ class Reconciler:
         source_errors = self.feed.errors()
         for key, resource in desired.items():
             previous = self.current.get(key)
-            why = previous.replaced_by(resource) if previous is not None else None
+            why = previous.replaced_by(resource) if previous is not None and previous is not resource else None
             if why is None:
                 continue
             if source_errors:
@@ -183,14 +205,11 @@ class Reconciler:
         # One group = resources of one phase and depth, which never depend on each other: all of a
         # group is planned before any of it is applied, so a plugin that keeps one file for many
         # resources (smb.conf) writes it once for the whole group, not once per resource.
-        for _, group in itertools.groupby(sorted(desired.values(), key=_order), key=lambda r: _order(r)[:2]):
+        planning = desired.values() if selected is None else [r for k, r in desired.items() if k in selected]
+        for _, group in itertools.groupby(sorted(planning, key=_order), key=lambda r: _order(r)[:2]):
             planned = [(r, await self._plan(r, desired, conflicts, observed, dry_run, ignore_backoff, replacing))
                        for r in group]
-            for resource, plan in planned:
-                if isinstance(plan, Outcome):
-                    outcome = plan
-                else:
-                    outcome = await self._run(resource, plan, dry_run)
+            for outcome in await self._run_group(planned, dry_run):
                 report.outcomes.append(outcome)
                 if outcome.actions and not dry_run:
                     report.mutated = True
@@ -208,8 +227,8 @@ class Reconciler:
             log.warning("holding %d deletion(s) while a source reports errors: %s", len(gone),
                         "; ".join(p for problems in source_errors.values() for p in problems)[:500])
             gone = []
-        for resource in sorted(gone, key=_order, reverse=True):
-            done, actions = await self._delete(resource, observed, dry_run)
+        for resource, (done, actions) in await self._delete_groups(sorted(gone, key=_order, reverse=True),
+                                                                    observed, dry_run):
             if dry_run:
                 report.outcomes.append(Outcome(resource.key, True, "Deleting", "", actions))
                 continue
@@ -221,6 +240,8 @@ class Reconciler:
             return report
         deleted = [r for r in (self._forget(key) for key in report.deleted) if r is not None]
         for key, resource in desired.items():
+            if selected is not None and key not in selected:
+                continue
             if key in replacing:  # the old version stays what is known until it is removed
                 old = self.current[key]
                 if set_condition(old.status, "Ready", False, "Replacing", replacing[key], old.metadata.generation):
@@ -237,6 +258,8 @@ class Reconciler:
                 await self.hooks.resource_deleted(self.ctx, resource)
             except Exception:
                 log.exception("resource_deleted hook failed for %s/%s", resource.kind, resource.name)
+        # what a follow-up pass (incremental) plans again: what this one changed on the system
+        self._touched = {o.key for o in report.outcomes if o.actions} | set(report.deleted)
         if report.mutated:
             # re-observe shortly: verifies convergence and fills in status (used, available, ...)
             self._next_followup = time.monotonic() + 0.3
@@ -245,6 +268,43 @@ class Reconciler:
             retry = time.monotonic() + min(2.0 ** self._state_retries, self.ctx.config.maxBackoffSeconds, 60.0)
             self._next_followup = min(self._next_followup or retry, retry)
         return report
+
+    def _select(self, desired: Mapping[Key, Resource], conflicts: Mapping[Key, list[str]]) -> set[Key] | None:
+        """What an incremental pass plans (None: everything): each resource declared anew, changed or deleted since
+        the last pass (the feed hands over a new object for every change, so an unchanged one is the very object the
+        last pass planned), what the last pass changed on the system (its follow-up verifies it), what is not Ready,
+        backing off or in conflict; and with each of those, what depends on it (transitively) and what it depends on
+        directly (e.g. a Time Machine share's quota is its dataset's property). A change to a kind other plugins read
+        across resources (a user, a group, a snapshot schedule, a pool...) plans everything, as does any wake but
+        the feed's and the periodic resync, which is what corrects drift."""
+        changed = {k for k, r in desired.items() if (c := self.current.get(k)) is None or c.spec is not r.spec}
+        removed = self.current.keys() - desired.keys()
+        if any(kind not in INCREMENTAL_KINDS for kind, _ in changed | removed):
+            return None
+        seeds = changed | removed | self._touched | self._backoff.keys() | conflicts.keys()
+        seeds |= {k for k in desired.keys() - changed if not self.current[k].ready}
+        dependents: dict[Key, list[Key]] = {}
+        needs: dict[Key, list[Key]] = {}
+        for key, resource in desired.items():
+            memo = self._needs.get(key)
+            if memo is None or memo[0] is not resource.spec:  # (asked again only when the spec changed)
+                memo = self._needs[key] = (resource.spec, [(kind, name) for kind, name, _ in resource.dependencies()])
+            needs[key] = memo[1]
+            for dep in needs[key]:
+                dependents.setdefault(dep, []).append(key)
+        selected: set[Key] = set()
+        todo = list(seeds)
+        while todo:
+            key = todo.pop()
+            if key in selected:
+                continue
+            selected.add(key)
+            todo.extend(dependents.get(key, ()))
+        for key in list(selected):
+            selected.update(needs.get(key, ()))
+        for key in removed:
+            self._needs.pop(key, None)
+        return selected & desired.keys()
 
     def _forget(self, key: Key) -> Resource | None:
         """Drop ``key`` from what is reconciled (its state and backoff too); the resource it was, if any."""
@@ -309,6 +369,31 @@ class Reconciler:
             self._fail(key, gen, e)
             return finish(False, "PlanFailed", f"{type(e).__name__}: {e}")
 
+    async def _run_group(self, planned: list[tuple[Resource, Plan | Outcome]], dry_run: bool) -> list[Outcome]:
+        """Run the plans of one group (resources that never depend on each other), ``applyConcurrency`` at a time;
+        their outcomes in the group's order. Each plan runs its own actions in order and keeps its own outcome, so
+        one failing does not stop the others; a program a plugin bounds (``Runner.bound``) keeps its bound."""
+        outcomes: dict[int, Outcome] = {}
+        runs: list[tuple[int, Resource, Plan]] = []
+        for i, (resource, plan) in enumerate(planned):
+            if isinstance(plan, Outcome):
+                outcomes[i] = plan
+            else:
+                runs.append((i, resource, plan))
+        concurrency = self.ctx.config.applyConcurrency
+        if dry_run or concurrency == 1 or sum(1 for _, _, plan in runs if plan.actions) < 2:
+            for i, resource, plan in runs:
+                outcomes[i] = await self._run(resource, plan, dry_run)
+        else:
+            gate = asyncio.Semaphore(concurrency)
+
+            async def run(i: int, resource: Resource, plan: Plan) -> None:
+                async with gate:
+                    outcomes[i] = await self._run(resource, plan, dry_run)
+
+            await asyncio.gather(*(run(*one) for one in runs))
+        return [outcomes[i] for i in range(len(planned))]
+
     async def _run(self, resource: Resource, plan: Plan, dry_run: bool) -> Outcome:
         """Run a resource's plan (or, in a dry run, only record it) and set its Ready condition."""
         key, gen = resource.key, resource.metadata.generation
@@ -371,6 +456,26 @@ class Reconciler:
                 assert action.func is not None
                 await action.func(self.ctx)
 
+    async def _delete_groups(self, gone: list[Resource], observed: Observed,
+                             dry_run: bool) -> list[tuple[Resource, tuple[bool, list[Action]]]]:
+        """Delete ``gone`` (children first: in reverse order of phase and depth), one group after the other and the
+        resources of a group ``applyConcurrency`` at a time; each with its outcome, in the order given."""
+        out: list[tuple[Resource, tuple[bool, list[Action]]]] = []
+        concurrency = 1 if dry_run else self.ctx.config.applyConcurrency
+        for _, group in itertools.groupby(gone, key=lambda r: _order(r)[:2]):
+            members = list(group)
+            if concurrency == 1 or len(members) == 1:
+                out += [(r, await self._delete(r, observed, dry_run)) for r in members]
+                continue
+            gate = asyncio.Semaphore(concurrency)
+
+            async def delete(resource: Resource) -> tuple[bool, list[Action]]:
+                async with gate:
+                    return await self._delete(resource, observed, dry_run)
+
+            out += zip(members, await asyncio.gather(*(delete(r) for r in members)))
+        return out
+
     async def _delete(self, resource: Resource, observed: Observed, dry_run: bool) -> tuple[bool, list[Action]]:
         key = resource.key
         try:
@@ -423,10 +528,12 @@ class Reconciler:
 
     # -- the daemon loop ------------------------------------------------------
 
-    def wake(self, why: str = "", settle: bool = True) -> None:
+    def wake(self, why: str = "", settle: bool = True, full: bool = True) -> None:
         """Start a pass soon: after a short pause when ``settle`` (a burst of changes then makes one
-        pass), at once for a single applied or deleted object."""
+        pass), at once for a single applied or deleted object. ``full``: the pass plans everything (False: only
+        what changed in the desired state, and what that touches; the feed's wakes)."""
         log.debug("wake: %s", why)
+        self._full = self._full or full
         self._settle = self._settle or settle
         self._wakes += 1
         self._wake.set()
@@ -459,11 +566,14 @@ class Reconciler:
             self._wake.clear()
             self._settle = False
             self._next_followup = None
+            full, self._full = self._full, False
             if time.monotonic() >= resync_at:
                 resync_at = time.monotonic() + self.ctx.config.resyncSeconds
+                full = True
             try:
-                await self.run_pass()
+                await self.run_pass(incremental=not full)
             except Exception:
                 log.exception("reconcile pass failed")
+                self._full = True  # (what it was to plan is planned again, with everything else)
                 await asyncio.sleep(1.0)
             self.first_pass_done.set()

@@ -14,7 +14,7 @@ import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from .errors import CommandError
 
@@ -22,6 +22,33 @@ log = logging.getLogger("nasd.runner")
 
 #: stderr fragments that mean "try again in a moment"
 TRANSIENT_MARKERS = ("dataset is busy", "pool is busy", "resource busy", "device busy", "target is busy", "try again")
+
+#: the arguments of a read a record of ``Runner.spawns`` keeps (the rest is counted; a change is kept whole)
+KEEP_ARGS = 32
+
+#: programs that change one locked file (shadow's /etc/passwd, /etc/group; Samba's passdb): run one at a time,
+#: so concurrent actions queue here rather than in the program's own lock (shadow sleeps 1 s per failed try)
+ACCOUNT_PROGRAMS = ("useradd", "usermod", "userdel", "groupadd", "groupmod", "groupdel", "smbpasswd", "pdbedit")
+
+
+@dataclass
+class Bound:
+    """At most ``limit`` commands of some programs at once (``mutating_only``: reads are not counted)."""
+
+    limit: int
+    mutating_only: bool = True
+    gate: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gate = asyncio.Semaphore(self.limit)
+
+    def applies(self, mutating: bool) -> bool:
+        return mutating or not self.mutating_only
+
+
+def _account_bounds() -> dict[str, Bound]:
+    bound = Bound(1)
+    return {program: bound for program in ACCOUNT_PROGRAMS}
 
 
 @dataclass
@@ -54,6 +81,20 @@ class Runner:
     counts: Counter = field(default_factory=Counter)
     spawns: list[Spawn] = field(default_factory=list)
     listeners: list[Callable[[Spawn], None]] = field(default_factory=list)
+    #: program name (as plugins name it in argv, before ``programs`` resolves it) -> its bound, shared by the
+    #: programs bounded together (see :meth:`bound`)
+    bounds: dict[str, Bound] = field(default_factory=_account_bounds)
+    #: how many records ``spawns`` keeps (the oldest half goes when it is full; ``nasd serve`` keeps fewer)
+    keep: int = 10000
+
+    def bound(self, programs: Iterable[str], limit: int, *, mutating_only: bool = True) -> None:
+        """Run at most ``limit`` commands of ``programs`` (together) at once; later calls replace the bound.
+        E.g. the ZFS plugin makes zfs-fuse's ``zfs`` and ``zpool`` serial: concurrent changes can hang it."""
+        if limit < 1:
+            raise ValueError(f"a bound must be at least 1, not {limit}")
+        shared = Bound(limit, mutating_only)
+        for program in programs:
+            self.bounds[program] = shared
 
     def resolve(self, program: str) -> str:
         if "/" in program:
@@ -81,8 +122,13 @@ class Runner:
             raise ValueError(f"invalid argv: {argv!r}")
         full = [self.resolve(argv[0]), *argv[1:]]
         attempt = 0
+        bound = self.bounds.get(argv[0].rsplit("/", 1)[-1])
         while True:
-            result = await self._spawn(full, mutating, timeout or self.default_timeout, input, env)
+            if bound is not None and bound.applies(mutating):
+                async with bound.gate:  # (released while a busy command waits to be retried)
+                    result = await self._spawn(full, mutating, timeout or self.default_timeout, input, env)
+            else:
+                result = await self._spawn(full, mutating, timeout or self.default_timeout, input, env)
             if result.returncode == 0 or not check:
                 return result
             transient = any(m in result.stderr.lower() for m in TRANSIENT_MARKERS)
@@ -135,8 +181,11 @@ class Runner:
         return Result(argv, rc, out.decode(errors="replace"), stderr)
 
     def _record(self, spawn: Spawn) -> None:
-        self.spawns.append(spawn)
-        if len(self.spawns) > 10000:
-            del self.spawns[:5000]
         for listener in self.listeners:
             listener(spawn)
+        if not spawn.mutating and len(spawn.argv) > KEEP_ARGS:  # (a `zfs get` naming every file system: kept short)
+            spawn = Spawn([*spawn.argv[:KEEP_ARGS], f"... {len(spawn.argv) - KEEP_ARGS} more"], spawn.mutating,
+                          spawn.seconds, spawn.returncode, spawn.stderr)
+        self.spawns.append(spawn)
+        if len(self.spawns) > self.keep:
+            del self.spawns[:len(self.spawns) - self.keep // 2]

@@ -157,6 +157,7 @@ class StatusStore:
         self._cache: dict[tuple[str, str], dict[str, Any]] = {}
         self._dirty = False
         self._hashes: dict[tuple[str, str], tuple[Any, str]] = {}
+        self._lines: dict[int, tuple[dict[str, Any], str]] = {}  # id(record) -> (record, its line in the file)
         #: the error of the last flush that failed (logged once until it changes), None when the last one worked
         self.write_error: str | None = None
         self._loaded: dict[tuple[str, str], tuple[dict[str, Any], Resource]] = {}  # (parsed once, at start)
@@ -210,11 +211,14 @@ class StatusStore:
         return good
 
     def known(self) -> dict[tuple[str, str], Resource]:
+        """The resources of the records (asked once, at start: the parsed copies from reading the file are handed
+        over and not kept, or they would stay beside the newer ones for the daemon's life)."""
         out = {}
+        loaded, self._loaded = self._loaded, {}
         for key, record in self._cache.items():
-            loaded = self._loaded.get(key)
-            if loaded is not None and loaded[0] is record:
-                out[key] = loaded[1]
+            loaded_one = loaded.get(key)
+            if loaded_one is not None and loaded_one[0] is record:
+                out[key] = loaded_one[1]
                 continue
             try:
                 out[key] = parse_resource(record["manifest"], "state")
@@ -272,7 +276,7 @@ class StatusStore:
             return True
         records = [self._cache[k] for k in sorted(self._cache, key=lambda k: (str(k[0]), str(k[1])))]
         # one record per line: readable with `jq`, and several times cheaper than an indented dump
-        body = ",\n".join(json.dumps(r, sort_keys=True, separators=(",", ":")) for r in records)
+        body = ",\n".join(self._encoded(r) for r in records)
         try:
             atomic_write(self.path, ("[\n" + body + "\n]\n").encode() if records else b"[]\n")
         except OSError as e:
@@ -289,6 +293,18 @@ class StatusStore:
             self.write_error = None
         self._dirty = False
         return True
+
+    def _encoded(self, record: dict[str, Any]) -> str:
+        """A record's line, encoded once while it is the same record (a pass that changes one resource of a
+        thousand encodes one)."""
+        memo = self._lines.get(id(record))
+        if memo is None or memo[0] is not record:
+            memo = (record, json.dumps(record, sort_keys=True, separators=(",", ":")))
+            self._lines[id(record)] = memo
+            if len(self._lines) > 2 * len(self._cache) + 16:  # (records replaced since: dropped)
+                live = {id(r) for r in self._cache.values()}
+                self._lines = {i: m for i, m in self._lines.items() if i in live}
+        return memo[1]
 
     def get(self, key: tuple[str, str]) -> Resource | None:
         record = self._cache.get(key)

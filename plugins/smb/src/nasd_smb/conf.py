@@ -8,12 +8,12 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Hashable, Iterable, Mapping
+from typing import Any, Hashable, Iterable, Mapping
 
 from nasd.plugin import CommandError, Context, FileFormat, NASDirectory, PermanentError, TemporaryError, Verdict
 
 from . import smbd
-from .render import UnsafeValue, parse_sections, parse_shares, render_file, section_name
+from .render import _TAG, UnsafeValue, parse_sections, parse_shares, render_file, section_name
 from .settings import SMBSettings
 
 log = logging.getLogger("nasd.smb")
@@ -26,18 +26,48 @@ class SmbConf(FileFormat[str]):
 
     restore_on_failed_reload = True
 
-    def __init__(self, settings: SMBSettings, directories: list[NASDirectory], extra_global: dict[str, str]):
+    def __init__(self, settings: SMBSettings, directories: list[NASDirectory], extra_global: dict[str, str],
+                 parsed: dict[str, dict[str, str]] | None = None, rendered: dict[str, Any] | None = None):
+        """``parsed``: what :meth:`parse` found in each section before; ``rendered``: the last file :meth:`render`
+        made, with what it was made of (both the plugin's, kept from pass to pass)."""
         self.settings = settings
+        self._parsed = parsed if parsed is not None else {}
+        self._rendered = rendered if rendered is not None else {}
         self.directories = directories
         self.extra_global = extra_global
         self._testparm_works: tuple[int, str, str] | None = None  # testparm's answer on an empty file (this pass)
+        #: the file in effect when the pass began, when it is exactly what nasd rendered (so its [global] and each
+        #: of its sections passed testparm): a candidate with the same [global] is checked on its new sections only
+        self.baseline: str | None = None
 
     def parse(self, text: str) -> dict[str, str]:
-        return parse_sections(text)
+        """The file's sections (:func:`parse_sections`). Each section nasd wrote is parsed once: a file of a
+        thousand shares with one new is parsed for that one (the others' results are kept from the passes before)."""
+        blocks = text.split("\n\n")
+        if not all(block.startswith(_TAG) for block in blocks[1:]):
+            return parse_sections(text)  # (not as render_file lays it out: read as a whole)
+        # each section starts with its tag line, which ends what came before: parsing one by one is parsing it all
+        out = parse_sections(blocks[0])
+        seen: dict[str, dict[str, str]] = {}
+        for block in blocks[1:]:
+            found = self._parsed.get(block)
+            if found is None:
+                found = parse_sections(block)
+            seen[block] = found
+            for key, section in found.items():
+                out.setdefault(key, section)
+        self._parsed.clear()  # (only what the file has now: the cache never grows past the file)
+        self._parsed.update(seen)
+        return out
 
     def render(self, entries: Mapping[str, str]) -> str:
+        made_of = (self.settings, self.directories, self.extra_global, list(entries.items()))
+        if self._rendered.get("of") == made_of:  # (the file of the last pass, asked again when it is read)
+            return str(self._rendered["text"])
         try:
-            return render_file(self.settings, self.directories, entries.values(), self.extra_global)
+            text = render_file(self.settings, self.directories, entries.values(), self.extra_global)
+            self._rendered.update({"of": made_of, "text": text})
+            return text
         except UnsafeValue as e:  # e.g. a global setting; the shares were checked one by one already
             raise PermanentError(f"smb.conf not written: {e}", reason="UnsafeValue") from None
 
@@ -51,7 +81,12 @@ class SmbConf(FileFormat[str]):
     async def check(self, ctx: Context, staged: Path, text: str) -> Verdict:
         """`testparm -s` on the staged file. Raises TemporaryError when testparm itself is missing or broken (no
         share is to blame: each is tried again with backoff, and smbd keeps serving the running file meanwhile)."""
-        result = await ctx.runner.run(["testparm", "-s", str(staged)], mutating=False, check=False)
+        judged = self._changed_part(staged, text)
+        try:
+            result = await ctx.runner.run(["testparm", "-s", str(judged)], mutating=False, check=False)
+        finally:
+            if judged != staged:
+                judged.unlink(missing_ok=True)
         control = (result.returncode, result.stdout, result.stderr)
         if result.returncode != 0:  # testparm's fault or the file's? ask it about a file with nothing in it
             control = await self._control(ctx, staged)
@@ -76,6 +111,27 @@ class SmbConf(FileFormat[str]):
             return Verdict(False, reason="ConfigRejected", message="testparm rejected the new smb.conf (the running "
                            "one is unchanged): " + "; ".join(detail)[:800])
         return Verdict(True)
+
+    def _changed_part(self, staged: Path, text: str) -> Path:
+        """What testparm is to read for ``text``: the staged file itself, or, when ``text`` keeps the [global] of the
+        file in effect (:attr:`baseline`) and most of its sections, a file beside it of that [global] and the
+        sections new or changed in ``text`` only: testparm judges each section on its own (a duplicate name is
+        refused before: :meth:`claims`), so the sections in effect need no second look, and a share added to a
+        thousand costs a check of one."""
+        if self.baseline is None:
+            return staged
+        old, new = _blocks(self.baseline), _blocks(text)
+        if old[0] != new[0]:
+            return staged
+        known = set(old[1:])
+        fresh = [block for block in new[1:] if block not in known]
+        if 2 * len(fresh) > len(new):
+            return staged
+        part = staged.with_name(f".{self.settings.config_file.name}.changed")
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("\n\n".join([new[0], *fresh]) + "\n")
+        return part
 
     async def _control(self, ctx: Context, staged: Path) -> tuple[int, str, str]:
         """testparm's answer about an empty smb.conf (asked once a pass)."""
@@ -115,6 +171,12 @@ class SmbConf(FileFormat[str]):
         return True
 
 
+def _blocks(text: str) -> list[str]:
+    """A rendered smb.conf's [global] (with the header), then each share's section (render_file: one blank line
+    between them; no value holds a newline)."""
+    return [block.strip("\n") for block in text.split("\n\n")]
+
+
 def _logged(message: str, reason: str) -> TemporaryError:
     """A missing or broken Samba tool: retried with backoff (no share is to blame), and said in the log."""
     log.warning("%s: %s", reason, message)
@@ -125,6 +187,9 @@ def adopt_time_machine_databases(ctx: Context, sections: Iterable[str]) -> None:
     """Before nasd kept the extended attributes of a file system without them for every share, the Time Machine
     plugin kept them for its shares, in ``<stateDir>/timemachine-<share>.tdb``: such a file becomes the
     dataset's database (once; never over one that exists), so the streams it holds are not lost."""
+    if not any(ctx.state_dir.glob("timemachine-*.tdb")):  # (one listing: usually there is none left to move)
+        return
+    sections = [s for s in sections if "xattr_tdb:file" in s]  # (the one parameter looked at here)
     for config in parse_shares("\n".join(sections)).values():
         new = config.options.get("xattr_tdb:file")
         old = ctx.state_dir / f"timemachine-{re.sub(r'[^A-Za-z0-9_.-]', '_', config.resource)}.tdb"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -119,8 +120,16 @@ class SMBPlugin:
         self.settings: SMBSettings | None = None
         #: the smbd nasd runs (supervised mode, in the daemon), once a share needed it
         self.supervisor: smbd.Supervisor | None = None
+        #: held while smbd is started: the shares of a group are applied concurrently, and each may start it
+        self._starting = asyncio.Lock()
         #: mount point -> whether its file system keeps extended attributes
         self.xattrs: dict[str, bool] = {}
+        #: smb.conf's sections as parsed before, by their text (see SmbConf.parse)
+        self.parsed_sections: dict[str, dict[str, str]] = {}
+        #: the last smb.conf rendered, with what it was made of (see SmbConf.render)
+        self.rendered: dict[str, Any] = {}
+        #: what every share's section depends on, as the last observation saw it (see :meth:`_shared_inputs`)
+        self.shared_inputs: tuple[Any, ...] | None = None
 
     def _settings(self, ctx: Context) -> SMBSettings:
         if self.settings is None:
@@ -145,6 +154,7 @@ class SMBPlugin:
                if isinstance(r, NASShare) and r.spec.protocol == "nfs" and r.spec.dataset in zfs_names}
         directories = [r for r in desired if isinstance(r, NASDirectory)]
         extra_global = _global_extras(ctx, [r for r in desired if _is_smb(r)], settings)  # type: ignore[misc]
+        self._shared_inputs(ctx, desired, extra_global, nfs)
         if settings.mode == "pod":  # nothing on the host: each share's pod has its smbd and identities (no I/O:
             # observed even with no share left, so that the last share's deletion still removes its pod)
             return SmbObservation(
@@ -160,7 +170,9 @@ class SMBPlugin:
         # share not planned in a pass (backing off after a rejection) keeps the version that works; a section
         # stays until its NASShare's deletion removes it (a share that only looks deleted, its manifest
         # unreadable and deletions held, keeps being served).
-        conf = SharedFile.read(settings.config_file, SmbConf(settings, directories, extra_global))
+        smb_conf = SmbConf(settings, directories, extra_global, self.parsed_sections, self.rendered)
+        conf = SharedFile.read(settings.config_file, smb_conf)
+        smb_conf.baseline = conf.current if conf.synced else None
         obs = SmbObservation(settings=settings, conf=conf, directories=directories, extra_global=extra_global,
                              nfs_datasets=nfs, missing_modules=filesystem.missing_vfs_modules(features.VFS_ORDER))
         ident = obs.identity
@@ -177,6 +189,19 @@ class SMBPlugin:
             ident.passdb = identity.parse_pdbedit_w(result.stdout)
         return obs
 
+    def _shared_inputs(self, ctx: Context, desired: list[Resource], extra_global: dict[str, str],
+                       nfs: set[str]) -> None:
+        """A pass may plan only the shares that changed (the core's incremental pass), while some changes reach
+        every share's section: the first Time Machine share (Apple's extensions on every share), [global] options
+        other plugins add, a dataset exported over NFS too (POSIX locks). When one of those changed since the last
+        observation, ask for a pass that plans every share."""
+        any_tm = any(_is_smb(r) and r.spec.smb is not None and r.spec.smb.timeMachine is not None  # type: ignore
+                     and r.spec.smb.timeMachine.enabled for r in desired)  # type: ignore[attr-defined]
+        inputs = (tuple(extra_global.items()), tuple(sorted(nfs)), any_tm)
+        if self.shared_inputs is not None and inputs != self.shared_inputs:
+            ctx.request_reconcile("smb: what every share's section depends on changed")
+        self.shared_inputs = inputs
+
     # -- smbd --------------------------------------------------------------------------------------------------
 
     def _needs_start(self, ctx: Context, settings: SMBSettings) -> bool:
@@ -187,12 +212,13 @@ class SMBPlugin:
         return self.supervisor is None or not self.supervisor.supervising
 
     async def _ensure_running(self, ctx: Context, settings: SMBSettings) -> None:
-        """Start smbd once there is a share to serve."""
-        if not self._needs_start(ctx, settings):
-            return
-        if self.supervisor is None:
-            self.supervisor = smbd.Supervisor(ctx, settings)
-        await self.supervisor.start()
+        """Start smbd once there is a share to serve (one start, however many shares ask at once)."""
+        async with self._starting:
+            if not self._needs_start(ctx, settings):
+                return
+            if self.supervisor is None:
+                self.supervisor = smbd.Supervisor(ctx, settings)
+            await self.supervisor.start()
 
     def _write(self, obs: SmbObservation, what: str, share: str | None) -> Action:
         """smb.conf with every share planned so far in this pass, checked and reloaded (the first such action of a

@@ -39,6 +39,14 @@ class Dialect:
     #: compression values `zfs set compression=` accepts (empty: not known, do not check)
     compression: frozenset[str] = field(default_factory=frozenset)
 
+    @property
+    def concurrent_changes(self) -> int | None:
+        """How many changing zfs/zpool commands may run at once (None: no bound of ZFS's own; the daemon's
+        ``applyConcurrency`` rules). zfs-fuse: 1, as a four-way loop of `zfs create` hung its daemon in 2 of 5
+        runs (the creates stuck in the FUSE layer); OpenZFS groups concurrent changes into shared transaction
+        groups. Derived from the name, so a dialect cached by an older nasd gets it too."""
+        return 1 if self.name == "zfs-fuse" else None
+
     def to_json(self) -> dict:
         data = asdict(self)
         data["properties"] = sorted(self.properties)

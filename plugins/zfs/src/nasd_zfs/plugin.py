@@ -48,8 +48,15 @@ class ZFSPlugin:
 
     async def _ready_dialect(self, ctx: Context) -> Dialect:
         if self.dialect is None:
-            self.dialect = await control.detect_dialect(ctx)
+            self._use(ctx, await control.detect_dialect(ctx))
+        assert self.dialect is not None
         return self.dialect
+
+    def _use(self, ctx: Context, dialect: Dialect) -> None:
+        """Take ``dialect`` as this zfs's, and bound its commands as it needs (zfs-fuse: one change at a time)."""
+        self.dialect = dialect
+        if dialect.concurrent_changes is not None:
+            ctx.runner.bound(("zfs", "zpool"), dialect.concurrent_changes)
 
     @hookimpl
     async def startup(self, ctx: Context) -> None:
@@ -57,7 +64,7 @@ class ZFSPlugin:
         self.scrubs.path = ctx.state_dir / "zfs-scrubs.json"
         self.waker.start(ctx)
         try:
-            self.dialect = await control.detect_dialect(ctx)
+            self._use(ctx, await control.detect_dialect(ctx))
         except Exception as e:  # reported on every ZFS resource instead of stopping the daemon
             ctx.log.error("ZFS is not usable: %s", e)
 
