@@ -304,3 +304,21 @@ async def test_deletions_are_held_while_a_manifest_cannot_be_read(pool_env, make
     await missing.reconciler.run_pass()
     assert pool_env.zfs_get(f"{pool}/media", "nasd.io:managed")
     assert not [argv for argv in mutating(missing) if "destroy" in argv]
+
+
+async def test_a_new_dataset_with_an_owner_has_it_in_the_pass_that_makes_it_ready(pool_env, make_nasd):
+    # (seen in CI: a share was served, and Ready, while its new dataset's folder was still root's for a moment)
+    folder = pool_env.root / "manifests"
+    pool_env.write_manifests(folder, pool_env.pool_manifest(),
+                             pool_env.dataset_manifest("home", owner={"uid": 2001, "gid": 2002, "mode": "0750"}))
+    nasd = await make_nasd([folder])
+    for _ in range(4):  # the pool, then the dataset: up to the pass that makes the dataset Ready
+        await nasd.reconciler.run_pass()
+        if ("ZDataset", "home") in nasd.reconciler.current and nasd.reconciler.current[("ZDataset", "home")].ready:
+            break
+    assert ready(nasd, "ZDataset", "home") == ("True", "Ready")
+    st = os.stat(pool_env.mount_root / pool_env.pool_name() / "home")
+    assert (st.st_uid, st.st_gid, oct(st.st_mode & 0o7777)) == (2001, 2002, "0o750")
+    before = len(nasd.runner.spawns)
+    report = await converge(nasd)  # and nothing more to do
+    assert not report.mutated and [s for s in nasd.runner.spawns[before:] if s.mutating] == []

@@ -428,7 +428,8 @@ def plan_dataset(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> Plan:
         )
         status = {"name": name, "mountpoint": mountpoint}
         check = [_refuse_if_in_the_way(mountpoint, roots)] if mountpoint else []
-        return Plan(actions=[*check, Action(f"create dataset {name}", argv=argv)], status=status)
+        owner = [_new_owner(ds, mountpoint)] if ds.spec.owner is not None and mountpoint else []
+        return Plan(actions=[*check, Action(f"create dataset {name}", argv=argv), *owner], status=status)
 
     plan = Plan(status=dataset_status(name, observed))
     pool_root = obs.datasets.get(ds.spec.pool, {})
@@ -599,6 +600,30 @@ def _dataset_roots(ds: ZDataset, pool: ZPool | None, obs: ZfsObservation) -> lis
         pool_root = (pool.status.mountpoint or pool_mountpoint(pool, obs)) if pool is not None \
             else os.path.join(obs.mount_root, ds.spec.pool)
     return [pool_root, *obs.allowed_roots]
+
+
+def _new_owner(ds: ZDataset, mountpoint: str) -> Action:
+    """The owner of a dataset just created, in the pass that creates it (so it is never Ready, and its share never
+    served, with a folder only root may write to): only when the folder is that dataset's own mount, owned by root
+    (as `zfs create` makes it); otherwise the pass after the mount sets it, as for an existing dataset."""
+    owner = ds.spec.owner
+    assert owner is not None
+
+    async def apply(ctx: Any) -> None:
+        try:
+            fd = open_dataset_root(mountpoint, ds.zfs_name)
+        except (OSError, LookupError):
+            return  # (not mounted there yet: the pass that sees it mounted sets the owner)
+        try:
+            st = os.fstat(fd)
+            if st.st_uid != 0:
+                return  # (the next pass says why it is not handed over)
+            os.fchown(fd, owner.uid, st.st_gid if owner.gid is None else owner.gid)
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) if owner.mode is None else int(owner.mode, 8))
+        finally:
+            os.close(fd)
+
+    return Action(f"set the owner of the new {mountpoint} to {owner.uid}", func=apply)
 
 
 def _owner_actions(ds: ZDataset, observed: Props, obs: ZfsObservation) -> list[Action] | Problem:
